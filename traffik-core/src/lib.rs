@@ -1,0 +1,57 @@
+//! The engine of traffik: rates, strategies, backends and the throttle, with no web framework
+//! attached. Most users reach it through `traffik-axum`, which re-exports it.
+//!
+//! ```
+//! use traffik_core::{MemoryBackend, Throttle};
+//! use traffik_core::strategy::TokenBucket;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let throttle = Throttle::builder("api", "5/10s")
+//!     .strategy(TokenBucket::new())
+//!     .backend(MemoryBackend::new())
+//!     .build()?;
+//!
+//! for _ in 0..5 {
+//!     assert!(throttle.hit("client-1").await?.is_allowed());
+//! }
+//! let sixth = throttle.hit("client-1").await?;
+//! assert!(sixth.is_throttled());
+//! assert_eq!(sixth.retry_after_secs(), Some(2)); // one token every 2 s
+//! assert!(throttle.hit("client-2").await?.is_allowed()); // every client has its own budget
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Feature flags
+//!
+//! | feature | default | enables |
+//! |---|---|---|
+//! | `memory` | yes | [`MemoryBackend`]: the in-process backend on `dashmap`, with a tokio sweeper |
+//!
+//! Without features the crate still holds [`Rate`] and its parser, every strategy, the
+//! [`Throttle`] engine and the [`Backend`](backend::Backend) and
+//! [`KeyValueStore`](backend::KeyValueStore) contracts.
+//!
+//! # Where things are
+//!
+//! - [`Rate`]: `"100/min"`, `"5/10s"`, `"20 per 2 mins"`, `Rate::per_second(10)`.
+//! - [`strategy`]: every algorithm as a pure state transition, and the [`Strategy`](strategy::Strategy) trait for your own.
+//! - [`backend`]: where state lives, the in-memory backend, the key-value contract for custom stores.
+//! - [`Throttle`]: uid + rate + strategy + backend + cost + identifier + on-error policy: `hit`, `check`, `stat`.
+//! - [`Decision`]: allowed or throttled, with `wait`, `remaining`, `limit`, `reset`.
+
+mod clock;
+mod context;
+mod decision;
+mod identity;
+mod rate;
+mod stat;
+pub mod strategy;
+
+pub use clock::{Clock, ManualClock, Millis, SystemClock};
+pub use context::Context;
+pub use decision::{Decision, Outcome, SkipReason};
+pub use identity::{EXEMPTED, Identity};
+pub use rate::{InvalidRate, ParseRateError, Rate};
+pub use stat::{StatMetadata, StrategyStat};
