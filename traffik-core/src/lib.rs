@@ -41,17 +41,29 @@
 //! - [`Throttle`]: uid + rate + strategy + backend + cost + identifier + on-error policy: `hit`, `check`, `stat`.
 //! - [`Decision`]: allowed or throttled, with `wait`, `remaining`, `limit`, `reset`.
 
+pub mod backend;
 mod clock;
 mod context;
 mod decision;
+mod error;
 mod identity;
+pub mod key;
+mod maybe_ready;
 mod rate;
+mod registry;
 mod stat;
 pub mod strategy;
+pub mod throttle;
 
+#[cfg(feature = "memory")]
+pub use backend::memory::{MemoryBackend, MemoryBackendBuilder};
 pub use clock::{Clock, ManualClock, Millis, SystemClock};
 pub use context::Context;
 pub use decision::{Decision, Outcome, SkipReason};
+pub use error::{ConfigError, ThrottleError};
 pub use identity::{EXEMPTED, Identity};
+pub use maybe_ready::{BoxFuture, MaybeReady};
 pub use rate::{InvalidRate, ParseRateError, Rate};
+pub use registry::ThrottleRegistry;
 pub use stat::{StatMetadata, StrategyStat};
+pub use throttle::{OnError, Throttle};

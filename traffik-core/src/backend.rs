@@ -1,0 +1,100 @@
+//! Backends: where state lives, and how each one runs a strategy atomically.
+//!
+//! - [`MemoryBackend`](crate::MemoryBackend) (feature `memory`): runs the strategy while
+//!   holding the key's map entry. Synchronous, no allocation for an existing key.
+//! - [`KeyValueBackend`]: wraps any [`KeyValueStore`] (get/set/delete/increment/expire/lock, the
+//!   reference's contract) and runs every strategy through a read-apply-write under the
+//!   store's lock. This is how custom stores get every strategy.
+//! - Redis and Memcached backends implement [`Backend`] with their own atomic step.
+
+mod error;
+mod key_value;
+mod key_value_backend;
+mod lock;
+#[cfg(feature = "memory")]
+pub mod memory;
+
+use std::fmt::Debug;
+
+use crate::strategy::{DynStrategy, Hit};
+use crate::{Decision, MaybeReady, OnError, StrategyStat};
+
+pub use error::{BackendError, BoxError, LockError};
+pub use key_value::{KeyValueStore, KeyValueStrategy};
+pub use key_value_backend::KeyValueBackend;
+pub use lock::{
+    BLOCKING_ENV, BLOCKING_TIMEOUT_ENV, HeldLock, LOCK_TTL_ENV, LockConfigError, LockGuard,
+    LockOptions,
+};
+
+/// The future a backend returns: resolved at once for synchronous backends, boxed otherwise.
+pub type BackendFuture<'a, T> = MaybeReady<'a, Result<T, BackendError>>;
+
+/// Whether a decision consumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Apply the hit and store the new state.
+    Consume,
+    /// Compute what the hit would get, storing nothing (`Throttle::check`).
+    Peek,
+}
+
+/// Where throttle state lives. Each backend runs a strategy's transition on a key atomically:
+/// no two decisions on one key interleave.
+///
+/// Keys arrive complete (`{namespace}:{uid}:{{identity}}:…`, built by the throttle with this
+/// backend's [`namespace`](Backend::namespace)).
+pub trait Backend: Send + Sync + Debug + 'static {
+    /// A short name for logs and errors (`"memory"`, `"redis"`, …).
+    fn name(&self) -> &str;
+
+    /// The prefix of every key this backend stores.
+    fn namespace(&self) -> &str;
+
+    /// Decides one hit on `key` atomically.
+    fn decide<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        hit: Hit<'a>,
+        mode: Mode,
+    ) -> BackendFuture<'a, Decision>;
+
+    /// The same decision without awaiting, for backends that decide synchronously (`None` for
+    /// the others). The throttle uses it to avoid allocating the key on the hot path.
+    fn decide_now(
+        &self,
+        key: &str,
+        strategy: &dyn DynStrategy,
+        hit: Hit<'_>,
+        mode: Mode,
+    ) -> Option<Result<Decision, BackendError>> {
+        let _ = (key, strategy, hit, mode);
+        None
+    }
+
+    /// Reads the key's state without changing it.
+    fn stat<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        hit: Hit<'a>,
+    ) -> BackendFuture<'a, StrategyStat>;
+
+    /// Deletes every key in this backend's namespace (and nothing else).
+    fn reset(&self) -> BackendFuture<'_, ()>;
+
+    /// Releases resources; later calls fail with [`BackendError::Closed`].
+    fn close(&self) -> BackendFuture<'_, ()>;
+
+    /// The on-error policy of throttles on this backend that set none themselves.
+    fn on_error(&self) -> Option<&OnError> {
+        None
+    }
+
+    /// The key-value contract, for [`KeyValueStrategy`]s (custom strategies written against
+    /// get/set/increment/lock).
+    fn key_value(&self) -> Option<&dyn KeyValueStore> {
+        None
+    }
+}

@@ -1,0 +1,109 @@
+//! The key-value + lock contract (the reference's backend API), for custom stores and custom
+//! strategies.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use super::{BackendFuture, LockGuard, LockOptions};
+use crate::strategy::Hit;
+use crate::{Decision, MaybeReady, StrategyStat};
+
+/// A store of string values with atomic counters, expiry and named locks.
+///
+/// Implement it for any store (DynamoDB, a SQL table, …) and wrap it in a
+/// [`KeyValueBackend`](super::KeyValueBackend) to get every built-in strategy on it. TTLs are
+/// in milliseconds of precision (`Duration`); a store with coarser expiry rounds up.
+pub trait KeyValueStore: Send + Sync + Debug + 'static {
+    /// A short name for logs and errors.
+    fn name(&self) -> &str;
+
+    /// The value at `key`, if any (and not expired).
+    fn get<'a>(&'a self, key: &'a str) -> BackendFuture<'a, Option<String>>;
+
+    /// Stores `value` at `key`, expiring after `ttl` (never, with `None`).
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        ttl: Option<Duration>,
+    ) -> BackendFuture<'a, ()>;
+
+    /// Deletes `key`; whether it existed.
+    fn delete<'a>(&'a self, key: &'a str) -> BackendFuture<'a, bool>;
+
+    /// Adds `amount` to the integer at `key` (a missing key counts from 0); the new value.
+    fn increment<'a>(&'a self, key: &'a str, amount: i64) -> BackendFuture<'a, i64>;
+
+    /// Subtracts `amount`; the new value.
+    fn decrement<'a>(&'a self, key: &'a str, amount: i64) -> BackendFuture<'a, i64> {
+        self.increment(key, amount.saturating_neg())
+    }
+
+    /// Sets `key` to expire after `ttl`; whether the key exists.
+    fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> BackendFuture<'a, bool>;
+
+    /// Atomically adds `amount` and, if this created the key, sets its `ttl` (an existing key
+    /// keeps its expiry). The default runs `increment` then `expire`; override it with one
+    /// atomic operation where the store has one.
+    fn increment_with_ttl<'a>(
+        &'a self,
+        key: &'a str,
+        amount: i64,
+        ttl: Duration,
+    ) -> BackendFuture<'a, i64> {
+        MaybeReady::boxed(async move {
+            let value = self.increment(key, amount).await?;
+            if value == amount {
+                self.expire(key, ttl).await?;
+            }
+            Ok(value)
+        })
+    }
+
+    /// The values at `keys`, in order. The default reads them one by one.
+    fn multi_get<'a>(&'a self, keys: &'a [&'a str]) -> BackendFuture<'a, Vec<Option<String>>> {
+        MaybeReady::boxed(async move {
+            let mut values = Vec::with_capacity(keys.len());
+            for key in keys {
+                values.push(self.get(key).await?);
+            }
+            Ok(values)
+        })
+    }
+
+    /// Takes the named lock (see [`LockOptions`]).
+    fn lock<'a>(&'a self, name: &'a str, options: LockOptions) -> BackendFuture<'a, LockGuard>;
+
+    /// The lock settings this store was configured with (from code or the
+    /// `TRAFFIK_DEFAULT_*` environment variables), for strategies that lock.
+    fn lock_options(&self) -> LockOptions {
+        LockOptions::default()
+    }
+}
+
+/// A custom strategy written against the [`KeyValueStore`] contract (like the reference's
+/// custom strategies), rather than as a pure [`Strategy`](crate::strategy::Strategy).
+///
+/// It runs on any backend that exposes the contract ([`Backend::key_value`](super::Backend::key_value)):
+/// the in-memory backend, [`KeyValueBackend`](super::KeyValueBackend)s, Redis, Memcached.
+/// It is responsible for its own atomicity (use [`KeyValueStore::lock`] or atomic counters).
+pub trait KeyValueStrategy: Send + Sync + Debug + 'static {
+    /// A stable, short name, part of the storage key.
+    fn name(&self) -> &'static str;
+
+    /// Decides one hit on `key`.
+    fn hit<'a>(
+        &'a self,
+        store: &'a dyn KeyValueStore,
+        key: &'a str,
+        hit: Hit<'a>,
+    ) -> BackendFuture<'a, Decision>;
+
+    /// Reports `key` without consuming.
+    fn stat<'a>(
+        &'a self,
+        store: &'a dyn KeyValueStore,
+        key: &'a str,
+        hit: Hit<'a>,
+    ) -> BackendFuture<'a, StrategyStat>;
+}

@@ -1,0 +1,161 @@
+//! [`KeyValueBackend`]: every strategy on any [`KeyValueStore`], by read-apply-write under a lock.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::{Backend, BackendFuture, KeyValueStore, LockOptions, Mode};
+use crate::strategy::{DynStrategy, Hit};
+use crate::{Decision, MaybeReady, OnError, StrategyStat};
+
+/// Runs any strategy on a [`KeyValueStore`]: under the store's lock on the key, it reads the
+/// encoded state, applies the strategy and writes the new state with its exact expiry. Each
+/// decision is atomic as long as the store's lock is.
+///
+/// ```
+/// use traffik_core::backend::KeyValueBackend;
+/// use traffik_core::{MemoryBackend, Throttle};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Any KeyValueStore works; the in-memory backend implements the contract too.
+/// let store = MemoryBackend::new();
+/// let backend = KeyValueBackend::new(store, "kv");
+/// let throttle = Throttle::builder("kv-doc", "2/min").backend(backend).build()?;
+/// assert!(throttle.hit("a").await?.is_allowed());
+/// assert!(throttle.hit("a").await?.is_allowed());
+/// assert!(throttle.hit("a").await?.is_throttled());
+/// # Ok(()) }
+/// ```
+pub struct KeyValueBackend<S> {
+    store: S,
+    namespace: String,
+    lock_options: LockOptions,
+    on_error: Option<OnError>,
+}
+
+impl<S: KeyValueStore> KeyValueBackend<S> {
+    /// Wraps `store`; keys are prefixed with `namespace`.
+    pub fn new(store: S, namespace: impl Into<String>) -> Self {
+        KeyValueBackend {
+            store,
+            namespace: namespace.into(),
+            lock_options: LockOptions::default(),
+            on_error: None,
+        }
+    }
+
+    /// How each decision takes its lock.
+    #[must_use]
+    pub fn lock_options(mut self, options: LockOptions) -> Self {
+        self.lock_options = options;
+        self
+    }
+
+    /// The on-error policy for throttles on this backend that set none.
+    #[must_use]
+    pub fn on_error(mut self, policy: OnError) -> Self {
+        self.on_error = Some(policy);
+        self
+    }
+
+    /// The wrapped store.
+    pub fn get_ref(&self) -> &S {
+        &self.store
+    }
+
+    async fn run(
+        &self,
+        key: &str,
+        strategy: &dyn DynStrategy,
+        hit: Hit<'_>,
+        mode: Mode,
+    ) -> Result<Decision, crate::backend::BackendError> {
+        let lock_name = format!("lock:{key}");
+        let guard = self.store.lock(&lock_name, self.lock_options).await?;
+        let result = async {
+            let stored = self.store.get(key).await?;
+            let transition = strategy.apply_encoded(stored.as_deref(), &hit);
+            if mode == Mode::Consume && transition.state != stored {
+                match (&transition.state, transition.expires_at) {
+                    (Some(state), Some(expires_at)) => {
+                        let ttl = Duration::from_millis(expires_at.saturating_sub(hit.now).max(1));
+                        self.store.set(key, state, Some(ttl)).await?;
+                    }
+                    _ => {
+                        self.store.delete(key).await?;
+                    }
+                }
+            }
+            Ok(transition.decision)
+        }
+        .await;
+        let released = guard.release().await;
+        let decision = result?;
+        released?;
+        Ok(decision)
+    }
+}
+
+impl<S: KeyValueStore> Backend for KeyValueBackend<S> {
+    fn name(&self) -> &str {
+        self.store.name()
+    }
+
+    fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn decide<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        hit: Hit<'a>,
+        mode: Mode,
+    ) -> BackendFuture<'a, Decision> {
+        MaybeReady::boxed(self.run(key, strategy, hit, mode))
+    }
+
+    fn stat<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        hit: Hit<'a>,
+    ) -> BackendFuture<'a, StrategyStat> {
+        MaybeReady::boxed(async move {
+            let stored = self.store.get(key).await?;
+            let mut stat = strategy.stat_encoded(stored.as_deref(), &hit);
+            stat.key = key.to_owned();
+            Ok(stat)
+        })
+    }
+
+    fn reset(&self) -> BackendFuture<'_, ()> {
+        // The contract has no scan; stores that can list keys override `Backend` themselves.
+        MaybeReady::ready(Err(crate::backend::BackendError::Unavailable {
+            backend: self.store.name().to_owned(),
+            operation: "reset",
+            source: "the key-value contract cannot list keys; reset the store directly".into(),
+        }))
+    }
+
+    fn close(&self) -> BackendFuture<'_, ()> {
+        MaybeReady::ready(Ok(()))
+    }
+
+    fn on_error(&self) -> Option<&OnError> {
+        self.on_error.as_ref()
+    }
+
+    fn key_value(&self) -> Option<&dyn KeyValueStore> {
+        Some(&self.store)
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for KeyValueBackend<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyValueBackend")
+            .field("store", &self.store)
+            .field("namespace", &self.namespace)
+            .field("lock_options", &self.lock_options)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,490 @@
+//! [`MemoryBackend`]: state in this process, on a sharded `DashMap`.
+
+mod lock;
+mod store;
+mod sweeper;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use self::lock::Locks;
+use self::store::{NEVER, Store, Value, closed};
+use super::{Backend, BackendError, BackendFuture, KeyValueStore, LockGuard, LockOptions, Mode};
+use crate::key::validate_namespace;
+use crate::strategy::{DynStrategy, Hit};
+use crate::{Clock, ConfigError, Decision, MaybeReady, Millis, OnError, StrategyStat, SystemClock};
+
+/// The default cap on stored keys.
+pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
+/// The default time between sweeps of expired keys.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Throttle state in this process.
+///
+/// Each decision runs the strategy while holding the key's map entry: synchronous, atomic, no
+/// `.await` under the lock, and no allocation once the key exists. Keys expire exactly when
+/// their state no longer matters (the window ends, the bucket is full again); a background
+/// sweeper drops them, and a hard cap bounds memory against floods of distinct identities.
+///
+/// **When full** (`max_keys`, default 1,000,000): before a new key goes in, expired keys are
+/// swept (at most every 100 ms); if the map is still full, the key closest to expiry among a
+/// sample of 16 is evicted, so new clients are always tracked and the clients evicted are the
+/// ones about to be forgotten anyway. A warning is logged the first time.
+///
+/// Clones share the same store; [`with_namespace`](Self::with_namespace) gives another
+/// namespace over the same store (one memory budget, separate [`reset`](Backend::reset)).
+///
+/// ```
+/// use std::time::Duration;
+/// use traffik_core::MemoryBackend;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), traffik_core::ConfigError> {
+/// let backend = MemoryBackend::builder()
+///     .namespace("api")
+///     .max_keys(100_000)
+///     .sweep_interval(Duration::from_secs(5))
+///     .build()?;
+/// assert_eq!(backend.len(), 0);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct MemoryBackend {
+    shared: Arc<Shared>,
+    namespace: Arc<str>,
+}
+
+struct Shared {
+    store: Arc<Store>,
+    locks: Arc<Locks>,
+    clock: Arc<dyn Clock>,
+    closed: AtomicBool,
+    shutdown: Arc<Notify>,
+    sweeper_alive: Arc<AtomicBool>,
+    on_error: Option<OnError>,
+    lock_options: LockOptions,
+    max_keys: usize,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.shutdown.notify_one();
+    }
+}
+
+/// Configures a [`MemoryBackend`].
+#[derive(Debug)]
+#[must_use]
+pub struct MemoryBackendBuilder {
+    namespace: String,
+    max_keys: usize,
+    sweep_interval: Duration,
+    clock: Option<Arc<dyn Clock>>,
+    on_error: Option<OnError>,
+    lock_options: Option<LockOptions>,
+}
+
+impl MemoryBackendBuilder {
+    /// The key prefix (default `"traffik"`).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The most keys stored at once (default 1,000,000).
+    pub fn max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys;
+        self
+    }
+
+    /// How often the sweeper drops expired keys (default 10 s).
+    pub fn sweep_interval(mut self, every: Duration) -> Self {
+        self.sweep_interval = every;
+        self
+    }
+
+    /// The clock for key-value expiry and sweeping (default: [`SystemClock`]). Give it the
+    /// throttle's clock in tests.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// The on-error policy of throttles on this backend that set none.
+    pub fn on_error(mut self, policy: OnError) -> Self {
+        self.on_error = Some(policy);
+        self
+    }
+
+    /// Lock settings for the key-value contract (default: [`LockOptions::from_env`]).
+    pub fn lock_options(mut self, options: LockOptions) -> Self {
+        self.lock_options = Some(options);
+        self
+    }
+
+    /// Builds the backend, starting its sweeper on the current tokio runtime if there is one.
+    pub fn build(self) -> Result<MemoryBackend, ConfigError> {
+        validate_namespace(&self.namespace)?;
+        if self.max_keys == 0 {
+            return Err(ConfigError::InvalidBackend {
+                backend: "memory",
+                reason: "max_keys must be at least 1".to_owned(),
+            });
+        }
+        if self.sweep_interval.is_zero() {
+            return Err(ConfigError::InvalidBackend {
+                backend: "memory",
+                reason: "sweep_interval must be above zero".to_owned(),
+            });
+        }
+        let lock_options = match self.lock_options {
+            Some(options) => options,
+            None => LockOptions::from_env()?,
+        };
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock::new()));
+        let store = Arc::new(Store::new(self.max_keys));
+        let shutdown = Arc::new(Notify::new());
+        let sweeper_alive = Arc::new(AtomicBool::new(false));
+        sweeper::spawn(
+            Arc::downgrade(&store),
+            Arc::clone(&clock),
+            self.sweep_interval,
+            Arc::clone(&shutdown),
+            Arc::clone(&sweeper_alive),
+        );
+        Ok(MemoryBackend {
+            shared: Arc::new(Shared {
+                store,
+                locks: Arc::new(Locks::default()),
+                clock,
+                closed: AtomicBool::new(false),
+                shutdown,
+                sweeper_alive,
+                on_error: self.on_error,
+                lock_options,
+                max_keys: self.max_keys,
+            }),
+            namespace: Arc::from(self.namespace),
+        })
+    }
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        MemoryBackend::new()
+    }
+}
+
+impl MemoryBackend {
+    /// A backend with the defaults: namespace `"traffik"`, 1,000,000 keys, a sweep every 10 s.
+    ///
+    /// Lock settings come from the `TRAFFIK_DEFAULT_*` variables; if one is invalid it is
+    /// reported (logged as an error) and the default used. Use [`builder`](Self::builder) to
+    /// get the error instead.
+    #[must_use]
+    pub fn new() -> Self {
+        let lock_options = LockOptions::from_env().unwrap_or_else(|error| {
+            tracing::error!(target: "traffik", %error, "ignoring invalid lock settings; using the defaults");
+            LockOptions::default()
+        });
+        match MemoryBackend::builder().lock_options(lock_options).build() {
+            Ok(backend) => backend,
+            Err(error) => {
+                unreachable!("the default memory backend configuration is valid: {error}")
+            }
+        }
+    }
+
+    /// Configures a backend.
+    pub fn builder() -> MemoryBackendBuilder {
+        MemoryBackendBuilder {
+            namespace: "traffik".to_owned(),
+            max_keys: DEFAULT_MAX_KEYS,
+            sweep_interval: DEFAULT_SWEEP_INTERVAL,
+            clock: None,
+            on_error: None,
+            lock_options: None,
+        }
+    }
+
+    /// The same store under another namespace.
+    pub fn with_namespace(
+        &self,
+        namespace: impl Into<String>,
+    ) -> Result<MemoryBackend, ConfigError> {
+        let namespace = namespace.into();
+        validate_namespace(&namespace)?;
+        Ok(MemoryBackend {
+            shared: Arc::clone(&self.shared),
+            namespace: Arc::from(namespace),
+        })
+    }
+
+    /// Keys stored, across every namespace of this store.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.shared.store.len()
+    }
+
+    /// Whether no key is stored.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most keys stored at once.
+    #[must_use]
+    pub fn max_keys(&self) -> usize {
+        self.shared.max_keys
+    }
+
+    /// Drops expired keys now (the sweeper does this periodically); returns how many.
+    pub fn sweep(&self) -> usize {
+        self.shared.store.sweep(self.shared.clock.now())
+    }
+
+    /// Whether the background sweeper is running.
+    #[must_use]
+    pub fn sweeper_running(&self) -> bool {
+        self.shared.sweeper_alive.load(Ordering::SeqCst)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    fn now(&self) -> Millis {
+        self.shared.clock.now()
+    }
+
+    fn check_open(&self) -> Result<(), BackendError> {
+        if self.is_closed() {
+            Err(closed())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn wrong_type(key: &str, found: &'static str, operation: &'static str) -> BackendError {
+        BackendError::WrongType {
+            backend: "memory".to_owned(),
+            key: key.to_owned(),
+            found,
+            operation,
+        }
+    }
+
+    fn read(&self, key: &str) -> Result<Option<String>, BackendError> {
+        self.check_open()?;
+        match self
+            .shared
+            .store
+            .get_live(key, self.now(), |entry| match &entry.value {
+                Value::Text(text) => Ok(text.clone()),
+                Value::Integer(value) => Ok(value.to_string()),
+                Value::State(_) => Err(Self::wrong_type(key, "strategy state", "get")),
+            }) {
+            Some(result) => result.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn add(&self, key: &str, amount: i64, ttl: Option<Duration>) -> Result<i64, BackendError> {
+        self.check_open()?;
+        let now = self.now();
+        self.shared.store.with_entry(key, now, |entry, live| {
+            let current = match (&entry.value, live) {
+                (_, false) => None,
+                (Value::Integer(value), true) => Some(*value),
+                (Value::Text(text), true) => Some(text.trim().parse::<i64>().map_err(|_| {
+                    Self::wrong_type(key, "text that is not an integer", "increment")
+                })?),
+                (Value::State(_), true) => {
+                    return Err(Self::wrong_type(key, "strategy state", "increment"));
+                }
+            };
+            let value = current.unwrap_or(0).saturating_add(amount);
+            let created = current.is_none();
+            entry.value = Value::Integer(value);
+            match ttl {
+                Some(ttl) if created || entry.expires_at == NEVER => {
+                    entry.expires_at = now.saturating_add(ttl.as_millis() as Millis)
+                }
+                _ if created => entry.expires_at = NEVER,
+                _ => {}
+            }
+            Ok(value)
+        })
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn name(&self) -> &str {
+        "memory"
+    }
+
+    fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn decide<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        hit: Hit<'a>,
+        mode: Mode,
+    ) -> BackendFuture<'a, Decision> {
+        MaybeReady::ready(
+            self.check_open()
+                .map(|()| self.shared.store.decide(key, strategy, &hit, mode)),
+        )
+    }
+
+    #[inline]
+    fn decide_now(
+        &self,
+        key: &str,
+        strategy: &dyn DynStrategy,
+        hit: Hit<'_>,
+        mode: Mode,
+    ) -> Option<Result<Decision, BackendError>> {
+        Some(
+            self.check_open()
+                .map(|()| self.shared.store.decide(key, strategy, &hit, mode)),
+        )
+    }
+
+    fn stat<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        hit: Hit<'a>,
+    ) -> BackendFuture<'a, StrategyStat> {
+        MaybeReady::ready(self.check_open().map(|()| {
+            let mut stat = self.shared.store.stat(key, strategy, &hit);
+            stat.key = key.to_owned();
+            stat
+        }))
+    }
+
+    fn reset(&self) -> BackendFuture<'_, ()> {
+        let prefix = format!("{}:", self.namespace);
+        MaybeReady::ready(self.check_open().map(|()| {
+            self.shared.store.retain(|key, _| !key.starts_with(&prefix));
+        }))
+    }
+
+    fn close(&self) -> BackendFuture<'_, ()> {
+        if !self.shared.closed.swap(true, Ordering::AcqRel) {
+            self.shared.shutdown.notify_one();
+            self.shared.store.clear();
+        }
+        MaybeReady::ready(Ok(()))
+    }
+
+    fn on_error(&self) -> Option<&OnError> {
+        self.shared.on_error.as_ref()
+    }
+
+    fn key_value(&self) -> Option<&dyn KeyValueStore> {
+        Some(self)
+    }
+}
+
+impl KeyValueStore for MemoryBackend {
+    fn name(&self) -> &str {
+        "memory"
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> BackendFuture<'a, Option<String>> {
+        MaybeReady::ready(self.read(key))
+    }
+
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        ttl: Option<Duration>,
+    ) -> BackendFuture<'a, ()> {
+        MaybeReady::ready(self.check_open().map(|()| {
+            let now = self.now();
+            self.shared.store.with_entry(key, now, |entry, _| {
+                entry.value = Value::Text(value.to_owned());
+                entry.expires_at = ttl.map_or(NEVER, |ttl| {
+                    now.saturating_add((ttl.as_millis() as Millis).max(1))
+                });
+            });
+        }))
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BackendFuture<'a, bool> {
+        MaybeReady::ready(
+            self.check_open()
+                .map(|()| self.shared.store.remove(key, self.now())),
+        )
+    }
+
+    fn increment<'a>(&'a self, key: &'a str, amount: i64) -> BackendFuture<'a, i64> {
+        MaybeReady::ready(self.add(key, amount, None))
+    }
+
+    fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> BackendFuture<'a, bool> {
+        MaybeReady::ready(self.check_open().map(|()| {
+            let now = self.now();
+            self.shared.store.get_live(key, now, |_| ()).is_some()
+                && self.shared.store.with_entry(key, now, |entry, live| {
+                    if live {
+                        entry.expires_at = now.saturating_add((ttl.as_millis() as Millis).max(1));
+                    }
+                    live
+                })
+        }))
+    }
+
+    fn increment_with_ttl<'a>(
+        &'a self,
+        key: &'a str,
+        amount: i64,
+        ttl: Duration,
+    ) -> BackendFuture<'a, i64> {
+        MaybeReady::ready(self.add(key, amount, Some(ttl)))
+    }
+
+    fn multi_get<'a>(&'a self, keys: &'a [&'a str]) -> BackendFuture<'a, Vec<Option<String>>> {
+        MaybeReady::ready(keys.iter().map(|key| self.read(key)).collect())
+    }
+
+    fn lock_options(&self) -> LockOptions {
+        self.shared.lock_options
+    }
+
+    fn lock<'a>(&'a self, name: &'a str, options: LockOptions) -> BackendFuture<'a, LockGuard> {
+        if let Err(error) = self.check_open() {
+            return MaybeReady::ready(Err(error));
+        }
+        let locks = Arc::clone(&self.shared.locks);
+        MaybeReady::boxed(async move {
+            locks
+                .acquire(name, options)
+                .await
+                .map_err(|source| BackendError::Lock {
+                    backend: "memory".to_owned(),
+                    source,
+                })
+        })
+    }
+}
+
+impl fmt::Debug for MemoryBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryBackend")
+            .field("namespace", &self.namespace)
+            .field("keys", &self.len())
+            .field("max_keys", &self.shared.max_keys)
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,108 @@
+//! Configuration and throttle errors. Being throttled is never an error: see [`Decision`](crate::Decision).
+
+use crate::ParseRateError;
+use crate::backend::{BackendError, LockConfigError};
+use crate::strategy::StrategyConfigError;
+
+/// A throttle or backend cannot be built as configured.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Another live throttle in the same registry has this uid.
+    #[error(
+        "throttle uid must be unique: a throttle with uid `{uid}` already exists in this registry"
+    )]
+    DuplicateUid {
+        /// The uid.
+        uid: String,
+    },
+    /// The uid is not usable in a storage key.
+    #[error("invalid throttle uid `{uid}`: {reason}")]
+    InvalidUid {
+        /// The uid.
+        uid: String,
+        /// Why.
+        reason: String,
+    },
+    /// The namespace is not usable in a storage key.
+    #[error("invalid backend namespace `{namespace}`: {reason}")]
+    InvalidNamespace {
+        /// The namespace.
+        namespace: String,
+        /// Why.
+        reason: String,
+    },
+    /// The rate string does not parse.
+    #[error("throttle `{uid}`: {source}")]
+    InvalidRate {
+        /// The throttle's uid.
+        uid: String,
+        /// The parse error.
+        #[source]
+        source: ParseRateError,
+    },
+    /// The strategy's parameters cannot work with the rate.
+    #[error("throttle `{uid}`: {source}")]
+    InvalidStrategy {
+        /// The throttle's uid.
+        uid: String,
+        /// What is wrong.
+        #[source]
+        source: StrategyConfigError,
+    },
+    /// A backend setting cannot work.
+    #[error("{backend} backend: {reason}")]
+    InvalidBackend {
+        /// The backend kind.
+        backend: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The throttle has no identifier and its connection type has no default one.
+    #[error("throttle `{uid}` has no identifier: set one with `.identifier(..)`")]
+    MissingIdentifier {
+        /// The throttle's uid.
+        uid: String,
+    },
+    /// A `TRAFFIK_DEFAULT_*` lock setting is invalid.
+    #[error(transparent)]
+    LockSettings(#[from] LockConfigError),
+}
+
+/// A hit could not be decided.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ThrottleError {
+    /// The backend failed and the on-error policy is `raise` (or a handler re-raised).
+    #[error("throttle `{uid}`: {source}")]
+    Backend {
+        /// The throttle's uid.
+        uid: String,
+        /// The backend's error.
+        #[source]
+        source: BackendError,
+    },
+    /// No backend: not on the throttle, not in the hit's options, no registry default.
+    #[error(
+        "throttle `{uid}` has no backend: give it one with `.backend(..)`, pass one per hit, or set a default with `ThrottleRegistry::set_default_backend`"
+    )]
+    NoBackend {
+        /// The throttle's uid.
+        uid: String,
+    },
+    /// A key-value strategy on a backend without the key-value contract.
+    #[error(
+        "throttle `{uid}`: strategy `{strategy}` needs the key-value contract, which backend `{backend}` does not offer"
+    )]
+    UnsupportedStrategy {
+        /// The throttle's uid.
+        uid: String,
+        /// The strategy's name.
+        strategy: &'static str,
+        /// The backend's name.
+        backend: String,
+    },
+    /// The throttle's configuration is invalid (from an `update_*` call or a rate function).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}

@@ -1,0 +1,186 @@
+//! Storage keys: `{namespace}:{uid}:{{identity}}[:{scope}]:{strategy}`.
+//!
+//! The identity is the Redis Cluster hash tag (`{…}`), so every key of one client lands in one
+//! slot. Identities and scopes are percent-escaped (only `A–Z a–z 0–9 . _ ~ -` pass through),
+//! so no input can inject a `:` or a brace and collide with another key; one longer than
+//! [`MAX_ESCAPED_LEN`] bytes once escaped is replaced by `#` + its SHA-256 (64 hex digits),
+//! which bounds every key. Namespaces and uids are validated instead of escaped.
+
+use std::fmt::Write;
+
+use sha2::{Digest, Sha256};
+
+use crate::ConfigError;
+
+/// The longest escaped identity or scope kept as is; longer ones are hashed.
+pub const MAX_ESCAPED_LEN: usize = 128;
+/// The longest namespace or uid.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Writes the storage key into `out` (cleared first).
+pub(crate) fn write_storage_key(
+    out: &mut String,
+    namespace: &str,
+    uid: &str,
+    identity: &str,
+    scope: Option<&str>,
+    strategy: &str,
+) {
+    out.clear();
+    out.push_str(namespace);
+    out.push(':');
+    out.push_str(uid);
+    out.push_str(":{");
+    push_component(out, identity);
+    out.push('}');
+    if let Some(scope) = scope.filter(|s| !s.is_empty()) {
+        out.push(':');
+        push_component(out, scope);
+    }
+    out.push(':');
+    out.push_str(strategy);
+}
+
+/// The storage key as a new string.
+pub(crate) fn storage_key(
+    namespace: &str,
+    uid: &str,
+    identity: &str,
+    scope: Option<&str>,
+    strategy: &str,
+) -> String {
+    let mut key =
+        String::with_capacity(namespace.len() + uid.len() + identity.len() + strategy.len() + 8);
+    write_storage_key(&mut key, namespace, uid, identity, scope, strategy);
+    key
+}
+
+fn passes(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'~' | b'-')
+}
+
+fn push_component(out: &mut String, text: &str) {
+    let escaped_len: usize = text.bytes().map(|b| if passes(b) { 1 } else { 3 }).sum();
+    if escaped_len > MAX_ESCAPED_LEN {
+        out.push('#');
+        for byte in Sha256::digest(text.as_bytes()) {
+            let _ = write!(out, "{byte:02x}");
+        }
+        return;
+    }
+    for byte in text.bytes() {
+        if passes(byte) {
+            out.push(byte as char);
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+}
+
+fn validate_name(kind: &'static str, name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("a {kind} cannot be empty"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!("a {kind} is at most {MAX_NAME_LEN} bytes"));
+    }
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')))
+    {
+        Some(bad) => Err(format!(
+            "{bad:?} is not allowed in a {kind} (use letters, digits, `.`, `_`, `-`, `/`)"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Checks a throttle uid.
+pub(crate) fn validate_uid(uid: &str) -> Result<(), ConfigError> {
+    validate_name("uid", uid).map_err(|reason| ConfigError::InvalidUid {
+        uid: uid.to_owned(),
+        reason,
+    })
+}
+
+/// Checks a backend namespace.
+pub(crate) fn validate_namespace(namespace: &str) -> Result<(), ConfigError> {
+    validate_name("namespace", namespace).map_err(|reason| ConfigError::InvalidNamespace {
+        namespace: namespace.to_owned(),
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn lays_out_the_parts_with_the_identity_as_hash_tag() {
+        assert_eq!(
+            storage_key("ns", "api", "127.0.0.1", None, "gcra"),
+            "ns:api:{127.0.0.1}:gcra"
+        );
+        assert_eq!(
+            storage_key("ns", "api", "::1", Some("GET /items/{id}"), "gcra"),
+            "ns:api:{%3A%3A1}:GET%20%2Fitems%2F%7Bid%7D:gcra"
+        );
+        assert_eq!(
+            storage_key("ns", "api", "a", Some(""), "fixed-window"),
+            "ns:api:{a}:fixed-window"
+        );
+    }
+
+    #[test]
+    fn escapes_anything_that_could_forge_another_key() {
+        let forged = storage_key("ns", "api", "x}:other:{y", None, "gcra");
+        assert_eq!(forged.matches('{').count(), 1);
+        assert_eq!(forged.matches('}').count(), 1);
+        assert_ne!(
+            storage_key("ns", "api", "a:b", None, "s"),
+            storage_key("ns", "api", "a%3Ab", None, "s")
+        );
+    }
+
+    #[test]
+    fn hashes_long_identities_to_a_bounded_key() {
+        let long = "x".repeat(10_000);
+        let key = storage_key("ns", "api", &long, None, "gcra");
+        assert!(key.len() < 100, "{key}");
+        assert!(key.contains("{#"));
+        assert_ne!(
+            key,
+            storage_key("ns", "api", &"x".repeat(9_999), None, "gcra")
+        );
+        assert_eq!(
+            storage_key("ns", "api", &"x".repeat(128), None, "s").len(),
+            "ns:api:{}:s".len() + 128
+        );
+    }
+
+    #[test]
+    fn validates_names() {
+        assert!(validate_uid("api/v1.search_2-x").is_ok());
+        for bad in ["", "has space", "a:b", "a{b}", "é", &"x".repeat(65)] {
+            assert!(validate_uid(bad).is_err(), "{bad:?}");
+            assert!(validate_namespace(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn distinct_identities_never_share_a_key(a in any::<String>(), b in any::<String>()) {
+            prop_assume!(a != b);
+            prop_assert_ne!(storage_key("n", "u", &a, None, "s"), storage_key("n", "u", &b, None, "s"));
+        }
+
+        #[test]
+        fn keys_are_bounded_and_have_one_hash_tag(identity in any::<String>(), scope in any::<String>()) {
+            let key = storage_key("n", "u", &identity, Some(&scope), "s");
+            prop_assert!(key.len() <= 2 * MAX_ESCAPED_LEN + 16);
+            prop_assert_eq!(key.matches('{').count(), 1);
+            prop_assert!(key.is_ascii());
+        }
+    }
+}

@@ -1,0 +1,703 @@
+//! [`Throttle`]: a named limit (rate + strategy + backend + cost + identity) and its `hit`,
+//! `check` and `stat`.
+
+mod builder;
+mod on_error;
+mod options;
+mod source;
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::backend::{Backend, KeyValueStrategy, Mode};
+use crate::key::{storage_key, write_storage_key};
+use crate::registry::{Control, ThrottleRegistry};
+use crate::strategy::{DynStrategy, Hit, Strategy};
+use crate::{
+    Clock, ConfigError, Context, Decision, Identity, Outcome, SkipReason, StatMetadata,
+    StrategyStat, ThrottleError,
+};
+
+pub use builder::ThrottleBuilder;
+pub use on_error::{DEFAULT_ERROR_WAIT, ErrorHandler, ErrorInfo, OnError};
+pub use options::HitOptions;
+pub use source::{CostFn, Identifier, IntoRate, RateFn};
+pub(crate) use source::{CostSource, RateSource};
+
+/// A named rate limit.
+///
+/// A throttle is a uid (unique in its [`ThrottleRegistry`]), a rate (fixed or per hit), a
+/// strategy, a backend (its own, one passed per hit, or the registry's default), a cost (fixed
+/// or per hit), an identifier (who a hit belongs to), static context, a minimum wait and an
+/// on-error policy. `C` is the connection type the identifier and functions look at; for
+/// `Throttle<str>` the connection *is* the client's key.
+///
+/// Handles are cheap to clone and share one configuration; `update_*` swap it atomically
+/// without losing stored state.
+///
+/// ```
+/// use std::time::Duration;
+/// use traffik_core::{Context, MemoryBackend, Throttle, throttle::HitOptions};
+/// use traffik_core::strategy::SlidingWindowLog;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let uploads = Throttle::builder("uploads", "10/min")
+///     .strategy(SlidingWindowLog::new())
+///     .backend(MemoryBackend::new())
+///     .min_wait(Duration::from_secs(5))
+///     .build()?;
+///
+/// // A 6 MB upload costs 6 units.
+/// let decision = uploads.hit_with("alice", HitOptions::new().cost(6)).await?;
+/// assert_eq!(decision.remaining, 4);
+///
+/// // Pre-check without consuming, then read the state.
+/// assert!(uploads.check_with("alice", HitOptions::new().cost(5)).await?.is_throttled());
+/// let stat = uploads.stat("alice").await?.expect("not exempted");
+/// assert_eq!(stat.hits_remaining, 4);
+/// # Ok(()) }
+/// ```
+pub struct Throttle<C: ?Sized + 'static = str> {
+    inner: Arc<Inner<C>>,
+}
+
+struct Inner<C: ?Sized + 'static> {
+    uid: Box<str>,
+    config: ArcSwap<Config<C>>,
+    disabled: AtomicBool,
+    registry: ThrottleRegistry,
+    clock: Arc<dyn Clock>,
+    last_error_log: AtomicU64,
+}
+
+pub(crate) struct Config<C: ?Sized> {
+    pub(crate) rate: RateSource<C>,
+    pub(crate) strategy: StrategyRef,
+    pub(crate) backend: Option<Arc<dyn Backend>>,
+    pub(crate) cost: CostSource<C>,
+    pub(crate) identifier: Identifier<C>,
+    pub(crate) context: Context,
+    pub(crate) min_wait: Option<Duration>,
+    pub(crate) on_error: Option<OnError>,
+}
+
+/// The strategy of a throttle: a pure transition, or a key-value strategy.
+#[derive(Debug, Clone)]
+pub(crate) enum StrategyRef {
+    Pure(Arc<dyn DynStrategy>),
+    KeyValue(Arc<dyn KeyValueStrategy>),
+}
+
+impl StrategyRef {
+    fn name(&self) -> &'static str {
+        match self {
+            StrategyRef::Pure(strategy) => strategy.name(),
+            StrategyRef::KeyValue(strategy) => strategy.name(),
+        }
+    }
+
+    fn pure(&self) -> Option<&dyn DynStrategy> {
+        match self {
+            StrategyRef::Pure(strategy) => Some(strategy.as_ref()),
+            StrategyRef::KeyValue(_) => None,
+        }
+    }
+}
+
+impl<C: ?Sized> Config<C> {
+    fn is_synchronous(&self) -> bool {
+        self.identifier.is_synchronous()
+            && self.rate.is_synchronous()
+            && self.cost.is_synchronous()
+            && matches!(self.strategy, StrategyRef::Pure(_))
+    }
+
+    fn validate(&self, uid: &str) -> Result<(), ConfigError> {
+        if let (Some(rate), StrategyRef::Pure(strategy)) = (self.rate.fixed(), &self.strategy) {
+            if !rate.is_unlimited() {
+                strategy
+                    .validate(&rate)
+                    .map_err(|source| ConfigError::InvalidStrategy {
+                        uid: uid.to_owned(),
+                        source,
+                    })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<C: ?Sized> Clone for Config<C> {
+    fn clone(&self) -> Self {
+        Config {
+            rate: self.rate.clone(),
+            strategy: self.strategy.clone(),
+            backend: self.backend.clone(),
+            cost: self.cost.clone(),
+            identifier: self.identifier.clone(),
+            context: self.context.clone(),
+            min_wait: self.min_wait,
+            on_error: self.on_error.clone(),
+        }
+    }
+}
+
+thread_local! {
+    static KEY_BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Runs `f` with a reusable per-thread key buffer (a fresh one if the buffer is in use).
+fn with_key_buffer<R>(f: impl FnOnce(&mut String) -> R) -> R {
+    KEY_BUFFER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => f(&mut buffer),
+        Err(_) => f(&mut String::new()),
+    })
+}
+
+fn merged_context<'a>(call: Option<&'a Context>, base: &'a Context) -> Cow<'a, Context> {
+    match call {
+        Some(call) if base.is_empty() => Cow::Borrowed(call),
+        Some(call) if !call.is_empty() => Cow::Owned(call.merged_over(base)),
+        _ => Cow::Borrowed(base),
+    }
+}
+
+/// Raises the wait of a throttled decision to `min_wait`.
+fn with_min_wait(mut decision: Decision, min_wait: Option<Duration>) -> Decision {
+    if let (Outcome::Throttled { wait }, Some(floor)) = (decision.outcome, min_wait) {
+        decision.outcome = Outcome::Throttled {
+            wait: wait.max(floor),
+        };
+    }
+    decision
+}
+
+/// The inputs of one hit once resolved.
+struct Resolved<'a> {
+    identity: Cow<'a, str>,
+    context: Cow<'a, Context>,
+    rate: crate::Rate,
+    cost: u64,
+}
+
+impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
+    pub(crate) fn from_config(
+        uid: String,
+        config: Config<C>,
+        registry: ThrottleRegistry,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ConfigError> {
+        config.validate(&uid)?;
+        let inner = Arc::new(Inner {
+            uid: uid.into_boxed_str(),
+            config: ArcSwap::from_pointee(config),
+            disabled: AtomicBool::new(false),
+            registry,
+            clock,
+            last_error_log: AtomicU64::new(0),
+        });
+        let control: Arc<dyn Control> = inner.clone();
+        inner
+            .registry
+            .register(&inner.uid, Arc::downgrade(&control))?;
+        Ok(Throttle { inner })
+    }
+
+    /// The throttle's uid.
+    #[must_use]
+    pub fn uid(&self) -> &str {
+        &self.inner.uid
+    }
+
+    /// The fixed rate (`None` when chosen per hit).
+    #[must_use]
+    pub fn rate(&self) -> Option<crate::Rate> {
+        self.inner.config.load().rate.fixed()
+    }
+
+    /// The registry the throttle belongs to.
+    #[must_use]
+    pub fn registry(&self) -> &ThrottleRegistry {
+        &self.inner.registry
+    }
+
+    /// Counts one hit of `connection` (at the throttle's cost).
+    pub async fn hit(&self, connection: &C) -> Result<Decision, ThrottleError> {
+        self.hit_with(connection, HitOptions::new()).await
+    }
+
+    /// Counts one hit with per-call options (cost, context, scope, backend).
+    pub async fn hit_with(
+        &self,
+        connection: &C,
+        options: HitOptions<'_>,
+    ) -> Result<Decision, ThrottleError> {
+        self.run(connection, options, Mode::Consume).await
+    }
+
+    /// What a hit would get now, consuming nothing.
+    pub async fn check(&self, connection: &C) -> Result<Decision, ThrottleError> {
+        self.check_with(connection, HitOptions::new()).await
+    }
+
+    /// [`check`](Self::check) with per-call options.
+    pub async fn check_with(
+        &self,
+        connection: &C,
+        options: HitOptions<'_>,
+    ) -> Result<Decision, ThrottleError> {
+        self.run(connection, options, Mode::Peek).await
+    }
+
+    /// The client's state, without consuming (`None` if the client is exempted).
+    pub async fn stat(&self, connection: &C) -> Result<Option<StrategyStat>, ThrottleError> {
+        self.stat_with(connection, HitOptions::new()).await
+    }
+
+    /// [`stat`](Self::stat) with per-call options (context and scope matter; cost does not).
+    pub async fn stat_with(
+        &self,
+        connection: &C,
+        options: HitOptions<'_>,
+    ) -> Result<Option<StrategyStat>, ThrottleError> {
+        let config = self.inner.config.load_full();
+        let Some(resolved) = self.resolve(&config, connection, &options, true).await? else {
+            return Ok(None);
+        };
+        if resolved.rate.is_unlimited() {
+            return Ok(Some(StrategyStat::new(
+                resolved.rate,
+                u64::MAX,
+                Duration::ZERO,
+                StatMetadata::None,
+            )));
+        }
+        let backend = self.backend(&config, &options)?;
+        let key = storage_key(
+            backend.namespace(),
+            &self.inner.uid,
+            &resolved.identity,
+            options.scope,
+            config.strategy.name(),
+        );
+        let hit = Hit::new(self.inner.clock.now(), resolved.rate, 1, &resolved.context);
+        let stat = match &config.strategy {
+            StrategyRef::Pure(strategy) => backend.stat(&key, strategy.as_ref(), hit).await,
+            StrategyRef::KeyValue(strategy) => {
+                let store = self.key_value_store(backend.as_ref(), strategy.name())?;
+                strategy.stat(store, &key, hit).await
+            }
+        };
+        stat.map(Some).map_err(|source| ThrottleError::Backend {
+            uid: self.inner.uid.to_string(),
+            source,
+        })
+    }
+
+    async fn run(
+        &self,
+        connection: &C,
+        options: HitOptions<'_>,
+        mode: Mode,
+    ) -> Result<Decision, ThrottleError> {
+        if self.is_disabled() {
+            return Ok(Decision::skipped(SkipReason::Disabled));
+        }
+        if options.cost == Some(0) {
+            return Ok(Decision::skipped(SkipReason::ZeroCost));
+        }
+        if let Some(result) = self.run_now(connection, &options, mode) {
+            return result;
+        }
+        self.run_async(connection, options, mode).await
+    }
+
+    /// The synchronous path: every input is synchronous and the backend decides at once. No
+    /// allocation, no reference count touched. `None` sends the hit down the async path (which
+    /// also handles backend errors).
+    #[inline]
+    fn run_now(
+        &self,
+        connection: &C,
+        options: &HitOptions<'_>,
+        mode: Mode,
+    ) -> Option<Result<Decision, ThrottleError>> {
+        let config = self.inner.config.load();
+        if !config.is_synchronous() {
+            return None;
+        }
+        let identity = match config.identifier.call(connection).into_ready().ok()? {
+            Identity::Key(key) => key,
+            Identity::Exempted => return Some(Ok(Decision::skipped(SkipReason::Exempted))),
+        };
+        let context = merged_context(options.context, &config.context);
+        let rate = config
+            .rate
+            .resolve(connection, &context)
+            .into_ready()
+            .ok()?;
+        if rate.is_unlimited() {
+            return Some(Ok(Decision::skipped(SkipReason::Unlimited)));
+        }
+        let cost = match options.cost {
+            Some(cost) => cost,
+            None => config
+                .cost
+                .resolve(connection, &context)
+                .into_ready()
+                .ok()?,
+        };
+        if cost == 0 {
+            return Some(Ok(Decision::skipped(SkipReason::ZeroCost)));
+        }
+        let strategy = config.strategy.pure()?;
+        let hit = Hit::new(self.inner.clock.now(), rate, cost, &context);
+        let decide = |backend: &dyn Backend| {
+            with_key_buffer(|key| {
+                write_storage_key(
+                    key,
+                    backend.namespace(),
+                    &self.inner.uid,
+                    &identity,
+                    options.scope,
+                    strategy.name(),
+                );
+                backend.decide_now(key, strategy, hit, mode)
+            })
+        };
+        let result = if let Some(backend) = config.backend.as_ref().or(options.backend) {
+            decide(backend.as_ref())
+        } else {
+            let default = self.inner.registry.default_backend();
+            match default.as_ref() {
+                Some(slot) => decide(slot.0.as_ref()),
+                None => {
+                    return Some(Err(ThrottleError::NoBackend {
+                        uid: self.inner.uid.to_string(),
+                    }));
+                }
+            }
+        };
+        match result? {
+            Ok(decision) => Some(Ok(with_min_wait(decision, config.min_wait))),
+            Err(_) => None,
+        }
+    }
+
+    async fn run_async(
+        &self,
+        connection: &C,
+        options: HitOptions<'_>,
+        mode: Mode,
+    ) -> Result<Decision, ThrottleError> {
+        let config = self.inner.config.load_full();
+        let resolved = match self.resolve(&config, connection, &options, false).await? {
+            Some(resolved) if resolved.rate.is_unlimited() => {
+                return Ok(Decision::skipped(SkipReason::Unlimited));
+            }
+            Some(resolved) if resolved.cost == 0 => {
+                return Ok(Decision::skipped(SkipReason::ZeroCost));
+            }
+            Some(resolved) => resolved,
+            None => return Ok(Decision::skipped(SkipReason::Exempted)),
+        };
+        let backend = self.backend(&config, &options)?;
+        let key = storage_key(
+            backend.namespace(),
+            &self.inner.uid,
+            &resolved.identity,
+            options.scope,
+            config.strategy.name(),
+        );
+        let now = self.inner.clock.now();
+        let hit = Hit::new(now, resolved.rate, resolved.cost, &resolved.context);
+        let result = match &config.strategy {
+            StrategyRef::Pure(strategy) => backend.decide(&key, strategy.as_ref(), hit, mode).await,
+            StrategyRef::KeyValue(strategy) => {
+                let store = self.key_value_store(backend.as_ref(), strategy.name())?;
+                match mode {
+                    Mode::Consume => strategy.hit(store, &key, hit).await,
+                    Mode::Peek => strategy
+                        .stat(store, &key, hit)
+                        .await
+                        .map(|stat| decision_from_stat(&stat, resolved.cost)),
+                }
+            }
+        };
+        match result {
+            Ok(decision) => Ok(with_min_wait(decision, config.min_wait)),
+            Err(error) => {
+                self.log_backend_error(&error, backend.name());
+                let policy = config
+                    .on_error
+                    .as_ref()
+                    .or(backend.on_error())
+                    .cloned()
+                    .unwrap_or_default();
+                let info = ErrorInfo {
+                    error,
+                    uid: &self.inner.uid,
+                    key: &key,
+                    cost: resolved.cost,
+                    rate: resolved.rate,
+                    context: &resolved.context,
+                    backend: backend.as_ref(),
+                    strategy: config.strategy.pure(),
+                    now,
+                    min_wait: config.min_wait,
+                };
+                policy
+                    .apply(info)
+                    .await
+                    .map(|decision| with_min_wait(decision, config.min_wait))
+                    .map_err(|source| ThrottleError::Backend {
+                        uid: self.inner.uid.to_string(),
+                        source,
+                    })
+            }
+        }
+    }
+
+    /// Identity, context, rate and cost of a hit; `None` when exempted.
+    async fn resolve<'a>(
+        &self,
+        config: &'a Config<C>,
+        connection: &'a C,
+        options: &HitOptions<'a>,
+        for_stat: bool,
+    ) -> Result<Option<Resolved<'a>>, ThrottleError> {
+        let identity = match config.identifier.call(connection).await {
+            Identity::Key(key) => key,
+            Identity::Exempted => return Ok(None),
+        };
+        let context = merged_context(options.context, &config.context);
+        let rate = match &config.rate {
+            RateSource::Fixed(rate) => *rate,
+            dynamic => dynamic.resolve(connection, &context).await,
+        };
+        let cost = match (options.cost, for_stat || rate.is_unlimited()) {
+            (_, true) => 1,
+            (Some(cost), false) => cost,
+            (None, false) => config.cost.resolve(connection, &context).await,
+        };
+        Ok(Some(Resolved {
+            identity,
+            context,
+            rate,
+            cost,
+        }))
+    }
+
+    fn backend(
+        &self,
+        config: &Config<C>,
+        options: &HitOptions<'_>,
+    ) -> Result<Arc<dyn Backend>, ThrottleError> {
+        if let Some(backend) = config.backend.as_ref().or(options.backend) {
+            return Ok(Arc::clone(backend));
+        }
+        match self.inner.registry.default_backend().as_ref() {
+            Some(slot) => Ok(Arc::clone(&slot.0)),
+            None => Err(ThrottleError::NoBackend {
+                uid: self.inner.uid.to_string(),
+            }),
+        }
+    }
+
+    fn key_value_store<'b>(
+        &self,
+        backend: &'b dyn Backend,
+        strategy: &'static str,
+    ) -> Result<&'b dyn crate::backend::KeyValueStore, ThrottleError> {
+        backend
+            .key_value()
+            .ok_or_else(|| ThrottleError::UnsupportedStrategy {
+                uid: self.inner.uid.to_string(),
+                strategy,
+                backend: backend.name().to_owned(),
+            })
+    }
+
+    /// Logs a backend failure at most once a second per throttle.
+    fn log_backend_error(&self, error: &crate::backend::BackendError, backend: &str) {
+        let now = self.inner.clock.now();
+        let last = self.inner.last_error_log.load(Ordering::Relaxed);
+        if now >= last.saturating_add(1_000)
+            && self
+                .inner
+                .last_error_log
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(target: "traffik", uid = %self.inner.uid, backend, %error, "backend failed; applying the on-error policy");
+        }
+    }
+
+    /// Skips every hit until [`enable`](Self::enable)d; stored state is kept.
+    pub fn disable(&self) {
+        self.inner.disabled.store(true, Ordering::Release);
+    }
+
+    /// Applies the throttle again.
+    pub fn enable(&self) {
+        self.inner.disabled.store(false, Ordering::Release);
+    }
+
+    /// Whether the throttle is disabled.
+    #[must_use]
+    pub fn is_disabled(&self) -> bool {
+        self.inner.disabled.load(Ordering::Acquire)
+    }
+
+    fn update(&self, change: impl Fn(&mut Config<C>)) -> Result<(), ConfigError> {
+        let mut failure = None;
+        self.inner.config.rcu(|current| {
+            let mut next = Config::clone(current);
+            change(&mut next);
+            match next.validate(&self.inner.uid) {
+                Ok(()) => Arc::new(next),
+                Err(error) => {
+                    failure = Some(error);
+                    Arc::clone(current)
+                }
+            }
+        });
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Replaces the rate (stored state is kept and read under the new rate).
+    pub fn update_rate(&self, rate: impl IntoRate) -> Result<(), ConfigError> {
+        let rate = rate
+            .into_rate()
+            .map_err(|source| ConfigError::InvalidRate {
+                uid: self.inner.uid.to_string(),
+                source,
+            })?;
+        self.update(|config| config.rate = RateSource::Fixed(rate))
+    }
+
+    /// Chooses the rate per hit from now on.
+    pub fn update_rate_fn(&self, rate: RateFn<C>) {
+        let _ = self.update(|config| config.rate = RateSource::Dynamic(rate.clone()));
+    }
+
+    /// Replaces the strategy (the new one starts from fresh state: keys differ per strategy).
+    pub fn update_strategy(&self, strategy: impl Strategy) -> Result<(), ConfigError> {
+        let strategy: Arc<dyn DynStrategy> = Arc::new(strategy);
+        self.update(|config| config.strategy = StrategyRef::Pure(Arc::clone(&strategy)))
+    }
+
+    /// Replaces the strategy with a key-value strategy.
+    pub fn update_key_value_strategy(&self, strategy: impl KeyValueStrategy) {
+        let strategy: Arc<dyn KeyValueStrategy> = Arc::new(strategy);
+        let _ =
+            self.update(|config| config.strategy = StrategyRef::KeyValue(Arc::clone(&strategy)));
+    }
+
+    /// Replaces the backend (`None`: per-hit or registry default).
+    pub fn update_backend(&self, backend: Option<Arc<dyn Backend>>) {
+        let _ = self.update(|config| config.backend = backend.clone());
+    }
+
+    /// Replaces the cost.
+    pub fn update_cost(&self, cost: u64) {
+        let _ = self.update(|config| config.cost = CostSource::Fixed(cost));
+    }
+
+    /// Chooses the cost per hit from now on.
+    pub fn update_cost_fn(&self, cost: CostFn<C>) {
+        let _ = self.update(|config| config.cost = CostSource::Dynamic(cost.clone()));
+    }
+
+    /// Replaces the identifier.
+    pub fn update_identifier(&self, identifier: Identifier<C>) {
+        let _ = self.update(|config| config.identifier = identifier.clone());
+    }
+
+    /// Replaces the minimum wait of throttled hits.
+    pub fn update_min_wait(&self, min_wait: Option<Duration>) {
+        let _ = self.update(|config| config.min_wait = min_wait);
+    }
+
+    /// Replaces the on-error policy (`None`: the backend's, else allow).
+    pub fn update_on_error(&self, on_error: Option<OnError>) {
+        let _ = self.update(|config| config.on_error = on_error.clone());
+    }
+
+    /// Replaces the static context.
+    pub fn update_context(&self, context: Context) {
+        let _ = self.update(|config| config.context = context.clone());
+    }
+}
+
+impl Throttle<str> {
+    /// Starts a throttle whose connection is the client's key itself (`throttle.hit("alice")`).
+    ///
+    /// For another connection type, use [`ThrottleBuilder::new`] and give an identifier.
+    pub fn builder(uid: impl Into<String>, rate: impl IntoRate) -> ThrottleBuilder<str> {
+        ThrottleBuilder::new(uid, rate).identifier(Identifier::new(|key: &str| Identity::from(key)))
+    }
+}
+
+/// A decision from a key-value strategy's stat (for `check`).
+fn decision_from_stat(stat: &StrategyStat, cost: u64) -> Decision {
+    if stat.hits_remaining >= cost {
+        Decision::allowed(stat.rate.limit(), stat.hits_remaining - cost, stat.wait)
+    } else {
+        Decision::throttled(
+            stat.rate.limit(),
+            stat.hits_remaining,
+            stat.wait.max(Duration::from_millis(1)),
+            stat.wait,
+        )
+    }
+}
+
+impl<C: ?Sized + 'static> Control for Inner<C>
+where
+    Inner<C>: Send + Sync,
+{
+    fn set_disabled(&self, disabled: bool) {
+        self.disabled.store(disabled, Ordering::Release);
+    }
+
+    fn is_disabled(&self) -> bool {
+        self.disabled.load(Ordering::Acquire)
+    }
+}
+
+impl<C: ?Sized + 'static> Drop for Inner<C> {
+    fn drop(&mut self) {
+        self.registry.forget_dropped(&self.uid);
+    }
+}
+
+impl<C: ?Sized + 'static> Clone for Throttle<C> {
+    fn clone(&self) -> Self {
+        Throttle {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<C: ?Sized + 'static> fmt::Debug for Throttle<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let config = self.inner.config.load();
+        f.debug_struct("Throttle")
+            .field("uid", &self.inner.uid)
+            .field("rate", &config.rate)
+            .field("strategy", &config.strategy.name())
+            .field("backend", &config.backend)
+            .field("cost", &config.cost)
+            .field("min_wait", &config.min_wait)
+            .field("on_error", &config.on_error)
+            .field("disabled", &self.inner.disabled.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,185 @@
+//! [`ThrottleBuilder`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{
+    Config, CostFn, CostSource, Identifier, IntoRate, OnError, RateFn, RateSource, StrategyRef,
+    Throttle,
+};
+use crate::backend::{Backend, KeyValueStrategy};
+use crate::key::validate_uid;
+use crate::strategy::{FixedWindow, Strategy};
+use crate::{Clock, ConfigError, Context, ParseRateError, SystemClock, ThrottleRegistry};
+
+/// Configures a [`Throttle`]. Start with [`Throttle::builder`] (connection = the client's key)
+/// or [`ThrottleBuilder::new`] plus [`identifier`](Self::identifier) for another connection type.
+///
+/// ```
+/// use traffik_core::{Context, Identity, MemoryBackend, OnError};
+/// use traffik_core::throttle::{Identifier, ThrottleBuilder};
+/// use traffik_core::strategy::Gcra;
+///
+/// struct Request { user: String }
+///
+/// let throttle = ThrottleBuilder::<Request>::new("search", "20/min")
+///     .identifier(Identifier::new(|request: &Request| Identity::from(request.user.as_str())))
+///     .strategy(Gcra::new().burst(5))
+///     .backend(MemoryBackend::new())
+///     .on_error(OnError::Throttle)
+///     .context(Context::new().with("route", "search"))
+///     .build()?;
+/// # Ok::<(), traffik_core::ConfigError>(())
+/// ```
+#[must_use]
+pub struct ThrottleBuilder<C: ?Sized + 'static> {
+    uid: String,
+    rate: Result<RateSource<C>, ParseRateError>,
+    strategy: StrategyRef,
+    backend: Option<Arc<dyn Backend>>,
+    cost: CostSource<C>,
+    identifier: Option<Identifier<C>>,
+    context: Context,
+    min_wait: Option<Duration>,
+    on_error: Option<OnError>,
+    registry: Option<ThrottleRegistry>,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl<C: ?Sized + Send + Sync + 'static> ThrottleBuilder<C> {
+    /// A throttle `uid` limited to `rate` (a [`Rate`](crate::Rate) or a string like `"100/min"`),
+    /// with the fixed-window strategy, cost 1 and no identifier yet.
+    pub fn new(uid: impl Into<String>, rate: impl IntoRate) -> Self {
+        ThrottleBuilder {
+            uid: uid.into(),
+            rate: rate.into_rate().map(RateSource::Fixed),
+            strategy: StrategyRef::Pure(Arc::new(FixedWindow::new())),
+            backend: None,
+            cost: CostSource::Fixed(1),
+            identifier: None,
+            context: Context::new(),
+            min_wait: None,
+            on_error: None,
+            registry: None,
+            clock: None,
+        }
+    }
+
+    /// Chooses the rate per hit instead.
+    pub fn rate_fn(mut self, rate: RateFn<C>) -> Self {
+        self.rate = Ok(RateSource::Dynamic(rate));
+        self
+    }
+
+    /// The strategy (default [`FixedWindow`]).
+    pub fn strategy(mut self, strategy: impl Strategy) -> Self {
+        self.strategy = StrategyRef::Pure(Arc::new(strategy));
+        self
+    }
+
+    /// A custom strategy written against the key-value contract.
+    pub fn key_value_strategy(mut self, strategy: impl KeyValueStrategy) -> Self {
+        self.strategy = StrategyRef::KeyValue(Arc::new(strategy));
+        self
+    }
+
+    /// The throttle's own backend.
+    pub fn backend(self, backend: impl Backend) -> Self {
+        self.shared_backend(Arc::new(backend))
+    }
+
+    /// The throttle's own backend, shared with others.
+    pub fn shared_backend(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// The cost of each hit (default 1; 0 makes hits no-ops).
+    pub fn cost(mut self, cost: u64) -> Self {
+        self.cost = CostSource::Fixed(cost);
+        self
+    }
+
+    /// Chooses the cost per hit.
+    pub fn cost_fn(mut self, cost: CostFn<C>) -> Self {
+        self.cost = CostSource::Dynamic(cost);
+        self
+    }
+
+    /// Who a hit belongs to.
+    pub fn identifier(mut self, identifier: Identifier<C>) -> Self {
+        self.identifier = Some(identifier);
+        self
+    }
+
+    /// Static context, under each hit's call-time context.
+    pub fn context(mut self, context: Context) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// The least wait of a throttled hit (applied only when a hit is throttled).
+    pub fn min_wait(mut self, min_wait: Duration) -> Self {
+        self.min_wait = Some(min_wait);
+        self
+    }
+
+    /// What to do when the backend fails (default: the backend's policy, else allow).
+    pub fn on_error(mut self, on_error: OnError) -> Self {
+        self.on_error = Some(on_error);
+        self
+    }
+
+    /// The registry (default [`ThrottleRegistry::global`]).
+    pub fn registry(mut self, registry: &ThrottleRegistry) -> Self {
+        self.registry = Some(registry.clone());
+        self
+    }
+
+    /// The clock (default [`SystemClock`]); tests use a [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Checks everything and registers the throttle.
+    pub fn build(self) -> Result<Throttle<C>, ConfigError> {
+        validate_uid(&self.uid)?;
+        let rate = self.rate.map_err(|source| ConfigError::InvalidRate {
+            uid: self.uid.clone(),
+            source,
+        })?;
+        let identifier = self
+            .identifier
+            .ok_or_else(|| ConfigError::MissingIdentifier {
+                uid: self.uid.clone(),
+            })?;
+        let config = Config {
+            rate,
+            strategy: self.strategy,
+            backend: self.backend,
+            cost: self.cost,
+            identifier,
+            context: self.context,
+            min_wait: self.min_wait,
+            on_error: self.on_error,
+        };
+        let registry = self
+            .registry
+            .unwrap_or_else(|| ThrottleRegistry::global().clone());
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock::new()));
+        Throttle::from_config(self.uid, config, registry, clock)
+    }
+}
+
+impl<C: ?Sized + 'static> fmt::Debug for ThrottleBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThrottleBuilder")
+            .field("uid", &self.uid)
+            .field("rate", &self.rate)
+            .field("strategy", &self.strategy.name())
+            .field("cost", &self.cost)
+            .finish_non_exhaustive()
+    }
+}
