@@ -1,1 +1,92 @@
-//! Shared helpers for the end-to-end tests.
+//! The backend contract suite: the same checks for every backend, so all backends are held to
+//! identical semantics. Each backend's test file calls these with a fresh backend.
+//!
+//! Time is a [`ManualClock`] that drives every hit's `now` (and, for backends that take one, the
+//! backend's own expiry clock).
+
+pub mod contract;
+pub mod sequence;
+
+use std::sync::Arc;
+
+use traffik_core::strategy::{
+    Adaptive, FixedWindow, Gcra, LeakyBucket, LeakyBucketWithQueue, Priority, SlidingWindowCounter,
+    SlidingWindowLog, Strategy, Tiered, TokenBucket, TokenBucketWithDebt,
+};
+use traffik_core::throttle::ThrottleBuilder;
+use traffik_core::{ManualClock, Throttle, ThrottleRegistry};
+
+/// A throttle builder for a strategy, by name.
+pub type Configure = fn(ThrottleBuilder<str>) -> ThrottleBuilder<str>;
+
+/// Every built-in strategy, configured so that it can admit the rate's whole limit at once.
+pub fn every_strategy() -> Vec<(&'static str, Configure)> {
+    vec![
+        ("fixed-window", |b| b.strategy(FixedWindow::new())),
+        ("sliding-window-counter", |b| {
+            b.strategy(SlidingWindowCounter::new())
+        }),
+        ("sliding-window-log", |b| {
+            b.strategy(SlidingWindowLog::new())
+        }),
+        ("token-bucket", |b| b.strategy(TokenBucket::new())),
+        ("token-bucket-debt", |b| {
+            b.strategy(TokenBucketWithDebt::new(0))
+        }),
+        ("leaky-bucket", |b| b.strategy(LeakyBucket::new())),
+        ("leaky-bucket-queue", |b| {
+            b.strategy(LeakyBucketWithQueue::new())
+        }),
+        ("gcra", |b| b.strategy(Gcra::new().burst(10))),
+        ("tiered", |b| b.strategy(Tiered::new())),
+        ("priority", |b| {
+            b.strategy(
+                Priority::new()
+                    .share(traffik_core::strategy::PriorityLevel::Normal, 1.0)
+                    .share(traffik_core::strategy::PriorityLevel::High, 1.0),
+            )
+        }),
+        ("adaptive", |b| b.strategy(Adaptive::new())),
+    ]
+}
+
+/// A throttle on `backend` limited to `rate`, using `configure`'s strategy, in its own registry.
+pub fn throttle(
+    uid: &str,
+    rate: &str,
+    configure: Configure,
+    backend: Arc<dyn traffik_core::backend::Backend>,
+    clock: &ManualClock,
+) -> Throttle {
+    configure(Throttle::builder(uid, rate))
+        .shared_backend(backend)
+        .registry(&ThrottleRegistry::new())
+        .clock(clock.clone())
+        .build()
+        .expect("a valid throttle")
+}
+
+/// Runs `strategy` directly (no backend) for the differential checks.
+pub fn strategy_by_name(name: &str) -> Box<dyn traffik_core::strategy::DynStrategy> {
+    fn boxed<S: Strategy>(strategy: S) -> Box<dyn traffik_core::strategy::DynStrategy> {
+        Box::new(strategy)
+    }
+    match name {
+        "fixed-window" => boxed(FixedWindow::new()),
+        "sliding-window-counter" => boxed(SlidingWindowCounter::new()),
+        "sliding-window-log" => boxed(SlidingWindowLog::new()),
+        "token-bucket" => boxed(TokenBucket::new()),
+        "token-bucket-debt" => boxed(TokenBucketWithDebt::new(0)),
+        "leaky-bucket" => boxed(LeakyBucket::new()),
+        "leaky-bucket-queue" => boxed(LeakyBucketWithQueue::new()),
+        "gcra" => boxed(Gcra::new().burst(10)),
+        "tiered" => boxed(Tiered::new()),
+        "priority" => boxed(
+            Priority::new()
+                .share(traffik_core::strategy::PriorityLevel::Normal, 1.0)
+                .share(traffik_core::strategy::PriorityLevel::High, 1.0),
+        ),
+        "adaptive" => boxed(Adaptive::new()),
+        other => panic!("unknown strategy {other}"),
+    }
+}

@@ -701,3 +701,6 @@ impl<C: ?Sized + 'static> fmt::Debug for Throttle<C> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -25,9 +25,8 @@ pub(super) fn spawn(
     };
     alive.store(true, Ordering::SeqCst);
     runtime.spawn(async move {
-        let mut ticks = tokio::time::interval(every);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await;
         loop {
             tokio::select! {
                 _ = ticks.tick() => {

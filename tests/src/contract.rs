@@ -1,0 +1,260 @@
+//! The checks every backend must pass.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use traffik_core::backend::{Backend, BackendError, KeyValueStore, LockError, LockOptions};
+use traffik_core::strategy::{ErasedState, Hit};
+use traffik_core::throttle::HitOptions;
+use traffik_core::{Context, ManualClock, Rate};
+
+use crate::sequence::Sequence;
+use crate::{every_strategy, strategy_by_name, throttle};
+
+/// Every strategy on `backend` decides exactly what its pure transition decides, over random
+/// sequences of time steps and costs (the differential check).
+pub async fn strategies_match_their_pure_transitions(
+    backend: Arc<dyn Backend>,
+    clock: &ManualClock,
+) {
+    for seed in 1..=8 {
+        for (name, configure) in every_strategy() {
+            let uid = format!("diff-{seed}-{name}");
+            let rate = Rate::per_millis(10, 1_000);
+            let throttle = throttle(&uid, "10/1000ms", configure, Arc::clone(&backend), clock);
+            let strategy = strategy_by_name(name);
+            let mut reference = ErasedState::new();
+            let context = Context::new();
+            let mut steps = Sequence::new(seed);
+            for (step, (gap, cost)) in steps.steps(120, 250, 4).into_iter().enumerate() {
+                clock.advance(Duration::from_millis(gap));
+                let expected = strategy
+                    .apply_erased(
+                        &mut reference,
+                        &Hit::new(clock_now(clock), rate, cost, &context),
+                        false,
+                    )
+                    .0;
+                let actual = throttle
+                    .hit_with("client", HitOptions::new().cost(cost))
+                    .await
+                    .expect("backend answers");
+                assert_eq!(
+                    actual, expected,
+                    "{name}, seed {seed}, step {step}: backend and pure transition disagree"
+                );
+            }
+        }
+    }
+}
+
+fn clock_now(clock: &ManualClock) -> u64 {
+    traffik_core::Clock::now(clock)
+}
+
+/// The reference's cost sequence (`10/600ms`: 3, 3, 4 allowed; 5 and 1 refused) on `backend`.
+pub async fn reference_cost_sequence(backend: Arc<dyn Backend>, clock: &ManualClock) {
+    for (name, configure) in every_strategy() {
+        let throttle = throttle(
+            &format!("costs-{name}"),
+            "10/600ms",
+            configure,
+            Arc::clone(&backend),
+            clock,
+        );
+        let mut allowed = Vec::new();
+        for cost in [3, 3, 4, 5, 1] {
+            allowed.push(
+                throttle
+                    .hit_with("client", HitOptions::new().cost(cost))
+                    .await
+                    .unwrap()
+                    .is_allowed(),
+            );
+        }
+        assert_eq!(allowed, [true, true, true, false, false], "{name}");
+    }
+}
+
+/// `check` and `stat` consume nothing; `stat` names the key it read.
+pub async fn reads_consume_nothing(backend: Arc<dyn Backend>, clock: &ManualClock) {
+    for (name, configure) in every_strategy() {
+        let throttle = throttle(
+            &format!("reads-{name}"),
+            "10/min",
+            configure,
+            Arc::clone(&backend),
+            clock,
+        );
+        throttle
+            .hit_with("client", HitOptions::new().cost(4))
+            .await
+            .unwrap();
+        for _ in 0..20 {
+            assert!(
+                throttle
+                    .check_with("client", HitOptions::new().cost(6))
+                    .await
+                    .unwrap()
+                    .is_allowed(),
+                "{name}"
+            );
+            let stat = throttle.stat("client").await.unwrap().unwrap();
+            assert_eq!(stat.hits_remaining, 6, "{name}");
+            assert!(
+                stat.key
+                    .starts_with(&format!("{}:reads-{name}:{{client}}", backend.namespace())),
+                "{name}: {}",
+                stat.key
+            );
+        }
+        assert!(
+            throttle
+                .hit_with("client", HitOptions::new().cost(6))
+                .await
+                .unwrap()
+                .is_allowed(),
+            "{name}"
+        );
+        assert!(
+            throttle.check("client").await.unwrap().is_throttled(),
+            "{name}"
+        );
+    }
+}
+
+/// `reset` forgets this backend's keys.
+pub async fn reset_forgets_the_namespace(backend: Arc<dyn Backend>, clock: &ManualClock) {
+    let (_, configure) = every_strategy()[0];
+    let throttle = throttle("reset", "1/min", configure, Arc::clone(&backend), clock);
+    assert!(throttle.hit("client").await.unwrap().is_allowed());
+    assert!(throttle.hit("client").await.unwrap().is_throttled());
+    backend.reset().await.unwrap();
+    assert!(throttle.hit("client").await.unwrap().is_allowed());
+}
+
+/// The key-value contract: values, counters, expiry, batches and locks.
+pub async fn key_value_contract(store: &dyn KeyValueStore, clock: &ManualClock) {
+    let key = |name: &str| format!("kv-contract:{name}");
+    assert_eq!(store.get(&key("missing")).await.unwrap(), None);
+    store.set(&key("a"), "alpha", None).await.unwrap();
+    assert_eq!(
+        store.get(&key("a")).await.unwrap().as_deref(),
+        Some("alpha")
+    );
+    store
+        .set(&key("a"), "beta", Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    assert_eq!(store.get(&key("a")).await.unwrap().as_deref(), Some("beta"));
+    clock.advance(Duration::from_millis(1_001));
+    assert_eq!(
+        store.get(&key("a")).await.unwrap(),
+        None,
+        "set with a ttl expires"
+    );
+    assert!(
+        !store.delete(&key("a")).await.unwrap(),
+        "deleting an expired key reports it absent"
+    );
+
+    assert_eq!(
+        store.increment(&key("n"), 5).await.unwrap(),
+        5,
+        "a missing counter counts from 0"
+    );
+    assert_eq!(store.increment(&key("n"), 2).await.unwrap(), 7);
+    assert_eq!(store.decrement(&key("n"), 10).await.unwrap(), -3);
+    assert_eq!(
+        store.decrement(&key("fresh"), 1).await.unwrap(),
+        -1,
+        "a missing counter decrements from 0"
+    );
+    assert!(
+        store
+            .expire(&key("n"), Duration::from_secs(2))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .expire(&key("nothing"), Duration::from_secs(2))
+            .await
+            .unwrap()
+    );
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(store.get(&key("n")).await.unwrap(), None);
+
+    assert_eq!(
+        store
+            .increment_with_ttl(&key("w"), 1, Duration::from_secs(1))
+            .await
+            .unwrap(),
+        1
+    );
+    clock.advance(Duration::from_millis(600));
+    assert_eq!(
+        store
+            .increment_with_ttl(&key("w"), 1, Duration::from_secs(1))
+            .await
+            .unwrap(),
+        2
+    );
+    clock.advance(Duration::from_millis(400));
+    assert_eq!(
+        store.get(&key("w")).await.unwrap(),
+        None,
+        "the ttl is set on creation only"
+    );
+
+    store.set(&key("x"), "1", None).await.unwrap();
+    store.set(&key("z"), "3", None).await.unwrap();
+    let (x, y, z) = (key("x"), key("y"), key("z"));
+    let keys = [x.as_str(), y.as_str(), z.as_str()];
+    assert_eq!(
+        store.multi_get(&keys).await.unwrap(),
+        [Some("1".to_owned()), None, Some("3".to_owned())]
+    );
+    assert!(store.delete(&key("x")).await.unwrap());
+    assert!(!store.delete(&key("x")).await.unwrap());
+
+    let options = LockOptions::default()
+        .ttl(Duration::from_millis(200))
+        .blocking(false);
+    let guard = store.lock(&key("lock"), options).await.unwrap();
+    let refused = store.lock(&key("lock"), options).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            BackendError::Lock {
+                source: LockError::WouldBlock { .. },
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    guard.release().await.unwrap();
+    let again = store.lock(&key("lock"), options).await.unwrap();
+    std::mem::forget(again); // abandoned: only its ttl frees it
+    let waiting = options
+        .blocking(true)
+        .blocking_timeout(Some(Duration::from_secs(5)));
+    let taken = store.lock(&key("lock"), waiting).await;
+    assert!(taken.is_ok(), "an abandoned lock frees itself at its ttl");
+    let timeout = store
+        .lock(
+            &key("lock"),
+            options
+                .ttl(Duration::from_secs(60))
+                .blocking(true)
+                .blocking_timeout(Some(Duration::from_millis(20))),
+        )
+        .await;
+    assert!(matches!(
+        timeout,
+        Err(BackendError::Lock {
+            source: LockError::Timeout { .. },
+            ..
+        })
+    ));
+}

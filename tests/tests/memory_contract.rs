@@ -1,0 +1,63 @@
+//! The backend contract on the in-memory backend, directly and through the generic
+//! key-value executor.
+
+use std::sync::Arc;
+
+use traffik_core::backend::{Backend, KeyValueBackend, LockOptions};
+use traffik_core::{ManualClock, MemoryBackend};
+use traffik_tests::contract;
+
+fn memory(clock: &ManualClock, namespace: &str) -> MemoryBackend {
+    MemoryBackend::builder()
+        .namespace(namespace)
+        .clock(clock.clone())
+        .lock_options(LockOptions::default())
+        .build()
+        .unwrap()
+}
+
+fn backends(clock: &ManualClock) -> Vec<(&'static str, Arc<dyn Backend>)> {
+    vec![
+        ("memory", Arc::new(memory(clock, "mem"))),
+        (
+            "key-value executor over memory",
+            Arc::new(KeyValueBackend::new(memory(clock, "store"), "kv")),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn strategies_match_their_pure_transitions() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    for (_, backend) in backends(&clock) {
+        contract::strategies_match_their_pure_transitions(backend, &clock).await;
+    }
+}
+
+#[tokio::test]
+async fn reference_cost_sequence() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    for (_, backend) in backends(&clock) {
+        contract::reference_cost_sequence(backend, &clock).await;
+    }
+}
+
+#[tokio::test]
+async fn reads_consume_nothing() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    for (_, backend) in backends(&clock) {
+        contract::reads_consume_nothing(backend, &clock).await;
+    }
+}
+
+#[tokio::test]
+async fn reset_forgets_the_namespace() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    contract::reset_forgets_the_namespace(Arc::new(memory(&clock, "mem")), &clock).await;
+}
+
+#[tokio::test]
+async fn key_value_contract() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    contract::key_value_contract(&memory(&clock, "mem"), &clock).await;
+}
