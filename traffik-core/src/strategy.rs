@@ -166,6 +166,20 @@ pub trait Strategy: Send + Sync + Debug + 'static {
         let _ = rate;
         Ok(())
     }
+
+    /// Optionally packs the state into three words, so the in-memory backend keeps it inline
+    /// in the map entry: no allocation per key and one pointer less to follow per decision.
+    /// The default (`None`) stores the state boxed. Implement it together with [`unpack`](Self::unpack).
+    fn pack(state: &Self::State) -> Option<[u64; 3]> {
+        let _ = state;
+        None
+    }
+
+    /// The inverse of [`pack`](Self::pack).
+    fn unpack(words: [u64; 3]) -> Option<Self::State> {
+        let _ = words;
+        None
+    }
 }
 
 /// A strategy parameter that cannot work.

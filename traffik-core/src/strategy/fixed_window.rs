@@ -151,6 +151,14 @@ impl Strategy for FixedWindow {
     fn expires_at(&self, state: &WindowState, rate: &Rate) -> Millis {
         (state.window + 1).saturating_mul(rate.period_ms())
     }
+
+    fn pack(state: &WindowState) -> Option<[u64; 3]> {
+        Some([state.window, state.count, 0])
+    }
+
+    fn unpack([window, count, _]: [u64; 3]) -> Option<WindowState> {
+        Some(WindowState { window, count })
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@ use crate::{Decision, Millis, Rate, StatMetadata, StrategyStat};
 /// **Guarantees**: a hit of cost `c` is conforming when `max(TAT, now) + c·T − now ≤ τ + T`
 /// (cost-aware: it must fit the burst, not merely start on time), so at most `1 + τ / T` units
 /// are admitted at once and exactly the rate after that. The default `τ = 0` spaces single hits
-/// exactly `T` apart (`10/s`: 100 ms). The wait of a refused hit is when it becomes conforming
+/// exactly `T` apart (`10/s`: 100 ms); since time is read in whole milliseconds, a rate above
+/// 1000/s always admits its share of one millisecond at once (`5000/s`: 5 per ms). The wait of a refused hit is when it becomes conforming
 /// (`max(TAT, now) + c·T − τ − T − now`). A cost above `1 + τ / T` is a permanent
 /// [`ExceedsCapacity`](crate::Outcome::ExceedsCapacity). Refused hits do not move the TAT.
 ///
@@ -76,12 +77,17 @@ impl Gcra {
     }
 
     /// The tolerance in scaled units for `scale`.
+    ///
+    /// Time is read in whole milliseconds, so hits within one millisecond share a timestamp;
+    /// the tolerance is therefore never less than one millisecond's worth of cells minus one,
+    /// or a rate above 1000/s could only admit one hit per millisecond.
     fn tau(&self, scale: &Scale) -> i128 {
-        match self.tolerance {
+        let configured = match self.tolerance {
             Tolerance::None => 0,
             Tolerance::Millis(ms) => scale.gained(ms),
             Tolerance::Burst(cells) => scale.scaled(cells.saturating_sub(1)),
-        }
+        };
+        configured.max(i128::from(scale.per_ms) - i128::from(scale.per_unit))
     }
 }
 
@@ -123,40 +129,85 @@ fn relative_tat(state: Option<&GcraState>, scale: &Scale, now: Millis) -> i128 {
     (i128::from(s.tat) - i128::from(now)) * k + remainder
 }
 
+/// GCRA's quantities for one hit, in scaled units.
+struct Schedule {
+    scale: Scale,
+    /// `τ + T`: how far ahead of `now` the TAT may run.
+    ceiling: u64,
+    /// `max(TAT − now, 0)`.
+    base: u64,
+}
+
+impl Schedule {
+    fn new(gcra: &Gcra, state: Option<&GcraState>, hit: &Hit<'_>) -> Self {
+        let scale = Scale::of(&hit.rate);
+        let ceiling =
+            u64::try_from(gcra.tau(&scale) + i128::from(scale.per_unit)).unwrap_or(u64::MAX);
+        let base = match state {
+            // The common case: same rate as when written, TAT within u64 range of now.
+            Some(s) if s.per_ms == scale.per_ms && s.tat >= hit.now => (s.tat - hit.now)
+                .checked_mul(scale.per_ms)
+                .and_then(|ms| ms.checked_add(s.remainder))
+                .unwrap_or(u64::MAX),
+            Some(s) if s.per_ms == scale.per_ms => 0,
+            other => u64::try_from(relative_tat(other, &scale, hit.now).max(0)).unwrap_or(u64::MAX),
+        };
+        Schedule {
+            scale,
+            ceiling,
+            base,
+        }
+    }
+
+    /// Whole cells that still fit after the TAT reaches `at`.
+    fn cells_left(&self, at: u64) -> u64 {
+        self.ceiling.saturating_sub(at) / self.scale.per_unit
+    }
+
+    /// Milliseconds until `scaled` units of schedule have passed (rounded up).
+    fn ms(&self, scaled: u64) -> Duration {
+        Duration::from_millis(scaled.div_ceil(self.scale.per_ms))
+    }
+}
+
 impl Strategy for Gcra {
     type State = GcraState;
     const NAME: &'static str = "gcra";
 
+    #[inline]
     fn apply(&self, state: &mut Option<GcraState>, hit: &Hit<'_>) -> Decision {
-        let scale = Scale::of(&hit.rate);
-        let (limit, interval) = (hit.rate.limit(), i128::from(scale.per_unit));
-        let ceiling = self.tau(&scale) + interval;
-        let base = relative_tat(state.as_ref(), &scale, hit.now).max(0);
-        let remaining = u64::try_from((ceiling - base).max(0) / interval).unwrap_or(u64::MAX);
-        let capacity = u64::try_from(ceiling / interval).unwrap_or(u64::MAX);
-        if hit.cost > capacity {
+        let limit = hit.rate.limit();
+        let schedule = Schedule::new(self, state.as_ref(), hit);
+        let (per_unit, per_ms) = (schedule.scale.per_unit, schedule.scale.per_ms);
+        let Some(next) = hit
+            .cost
+            .checked_mul(per_unit)
+            .filter(|need| *need <= schedule.ceiling)
+            .map(|need| schedule.base.saturating_add(need))
+        else {
+            let capacity = schedule.ceiling / per_unit;
             return Decision::exceeds_capacity(
                 limit,
                 capacity,
-                remaining,
-                millis(scale.ms_to_gain(base)),
+                schedule.cells_left(schedule.base),
+                schedule.ms(schedule.base),
             );
-        }
-        let next = base + scale.scaled(hit.cost);
-        if next <= ceiling {
-            let k = i128::from(scale.per_ms);
+        };
+        if next <= schedule.ceiling {
             *state = Some(GcraState {
-                tat: hit
-                    .now
-                    .saturating_add(u64::try_from(next / k).unwrap_or(u64::MAX)),
-                remainder: (next % k) as u64,
-                per_ms: scale.per_ms,
+                tat: hit.now.saturating_add(next / per_ms),
+                remainder: next % per_ms,
+                per_ms,
             });
-            let remaining = u64::try_from((ceiling - next) / interval).unwrap_or(u64::MAX);
-            Decision::allowed(limit, remaining, millis(scale.ms_to_gain(next)))
+            Decision::allowed(limit, schedule.cells_left(next), schedule.ms(next))
         } else {
-            let wait = millis(scale.ms_to_gain(next - ceiling));
-            Decision::throttled(limit, remaining, wait, millis(scale.ms_to_gain(base)))
+            let wait = schedule.ms(next - schedule.ceiling);
+            Decision::throttled(
+                limit,
+                schedule.cells_left(schedule.base),
+                wait,
+                schedule.ms(schedule.base),
+            )
         }
     }
 
@@ -199,6 +250,18 @@ impl Strategy for Gcra {
             ));
         }
         Ok(())
+    }
+
+    fn pack(state: &GcraState) -> Option<[u64; 3]> {
+        Some([state.tat, state.remainder, state.per_ms])
+    }
+
+    fn unpack([tat, remainder, per_ms]: [u64; 3]) -> Option<GcraState> {
+        Some(GcraState {
+            tat,
+            remainder,
+            per_ms,
+        })
     }
 }
 
@@ -262,6 +325,21 @@ mod tests {
         assert_eq!(sim.hit(1).wait(), Some(Duration::from_millis(334)));
         sim.at(334);
         assert!(sim.hit(1).is_allowed());
+    }
+
+    #[test]
+    fn rates_above_one_per_millisecond_admit_their_share_of_each_millisecond() {
+        let mut sim = Sim::new(Gcra::new(), Rate::per_second(5_000));
+        for now in [0, 1, 2] {
+            sim.at(now);
+            for _ in 0..5 {
+                assert!(sim.hit(1).is_allowed(), "at {now} ms");
+            }
+            assert!(
+                sim.hit(1).is_throttled(),
+                "the sixth in one millisecond at {now} ms"
+            );
+        }
     }
 
     #[test]

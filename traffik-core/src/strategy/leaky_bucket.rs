@@ -188,6 +188,18 @@ impl Strategy for LeakyBucket {
         }
         Ok(())
     }
+
+    fn pack(state: &LeakyBucketState) -> Option<[u64; 3]> {
+        Some([state.level as u64, state.per_unit, state.updated])
+    }
+
+    fn unpack([level, per_unit, updated]: [u64; 3]) -> Option<LeakyBucketState> {
+        Some(LeakyBucketState {
+            level: level as i64,
+            per_unit,
+            updated,
+        })
+    }
 }
 
 #[cfg(test)]

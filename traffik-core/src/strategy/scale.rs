@@ -87,11 +87,23 @@ fn div_ceil_i128(num: i128, den: i128) -> i128 {
     -((-num).div_euclid(den))
 }
 
+/// Binary (Stein's) gcd: shifts and subtractions only, no division.
 pub(crate) fn gcd(mut a: u64, mut b: u64) -> u64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
+    if a == 0 || b == 0 {
+        return a | b;
     }
-    a
+    let shift = (a | b).trailing_zeros();
+    a >>= a.trailing_zeros();
+    loop {
+        b >>= b.trailing_zeros();
+        if a > b {
+            (a, b) = (b, a);
+        }
+        b -= a;
+        if b == 0 {
+            return a << shift;
+        }
+    }
 }
 
 /// Largest scaled magnitude a Lua script (IEEE doubles) represents exactly: 2^53.
@@ -100,6 +112,28 @@ pub(crate) const EXACT_LIMIT: i128 = 1 << 53;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binary_gcd_matches_euclid() {
+        fn euclid(mut a: u64, mut b: u64) -> u64 {
+            while b != 0 {
+                (a, b) = (b, a % b);
+            }
+            a
+        }
+        for (a, b) in [
+            (0, 0),
+            (0, 7),
+            (7, 0),
+            (12, 18),
+            (1_000, 60_000),
+            (999_983, 1_000),
+            (u64::MAX, 3),
+            (1 << 40, 1 << 20),
+        ] {
+            assert_eq!(gcd(a, b), euclid(a, b), "gcd({a}, {b})");
+        }
+    }
 
     #[test]
     fn reduces_by_the_gcd() {

@@ -209,6 +209,18 @@ impl Strategy for SlidingWindowCounter {
         let windows = if state.current > 0 { 2 } else { 1 };
         (state.window + windows).saturating_mul(rate.period_ms())
     }
+
+    fn pack(state: &SlidingWindowCounterState) -> Option<[u64; 3]> {
+        Some([state.window, state.current, state.previous])
+    }
+
+    fn unpack([window, current, previous]: [u64; 3]) -> Option<SlidingWindowCounterState> {
+        Some(SlidingWindowCounterState {
+            window,
+            current,
+            previous,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -182,6 +182,14 @@ impl Strategy for Tiered {
         }
         Ok(())
     }
+
+    fn pack(state: &WindowState) -> Option<[u64; 3]> {
+        Some([state.window, state.count, 0])
+    }
+
+    fn unpack([window, count, _]: [u64; 3]) -> Option<WindowState> {
+        Some(WindowState { window, count })
+    }
 }
 
 #[cfg(test)]

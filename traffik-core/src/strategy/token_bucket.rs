@@ -239,6 +239,18 @@ impl Strategy for TokenBucket {
     fn validate(&self, rate: &Rate) -> Result<(), StrategyConfigError> {
         Bucket::new(rate, self.capacity(rate), 0).validate(Self::NAME)
     }
+
+    fn pack(state: &TokenBucketState) -> Option<[u64; 3]> {
+        Some([state.tokens as u64, state.per_unit, state.updated])
+    }
+
+    fn unpack([tokens, per_unit, updated]: [u64; 3]) -> Option<TokenBucketState> {
+        Some(TokenBucketState {
+            tokens: tokens as i64,
+            per_unit,
+            updated,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,271 @@
+//! Cost of one decision on the in-memory backend, per strategy, beside governor's keyed
+//! `check_key` in the same run.
+//!
+//! Scenarios: one hot key on one thread; 100k keys round-robin on one thread; two threads on one
+//! key; two threads over 100k keys. Rates are high enough never to refuse. `backend` rows call
+//! the backend directly with a prebuilt key (what governor's `check_key` does); `throttle` rows
+//! go through `Throttle::hit` (clock read, identity, key building, strategy, backend).
+
+use std::future::Future;
+use std::hint::black_box;
+use std::num::NonZeroU32;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use governor::{Quota, RateLimiter};
+use traffik_core::backend::{Backend, LockOptions, Mode};
+use traffik_core::strategy::{
+    DynStrategy, FixedWindow, Gcra, Hit, LeakyBucket, LeakyBucketWithQueue, SlidingWindowCounter,
+    SlidingWindowLog, TokenBucket, TokenBucketWithDebt,
+};
+use traffik_core::{Clock, Context, MemoryBackend, Rate, SystemClock, Throttle, ThrottleRegistry};
+
+const KEYS: usize = 100_000;
+
+fn strategies() -> Vec<Arc<dyn DynStrategy>> {
+    vec![
+        Arc::new(FixedWindow::new()),
+        Arc::new(Gcra::new().burst(1_000)),
+        Arc::new(TokenBucket::new()),
+        Arc::new(TokenBucketWithDebt::new(10)),
+        Arc::new(LeakyBucket::new()),
+        Arc::new(LeakyBucketWithQueue::new()),
+        Arc::new(SlidingWindowCounter::new()),
+        Arc::new(SlidingWindowLog::new()),
+    ]
+}
+
+fn rate() -> Rate {
+    Rate::per_second(1_000_000_000)
+}
+
+fn backend() -> MemoryBackend {
+    MemoryBackend::builder()
+        .max_keys(2 * KEYS)
+        .lock_options(LockOptions::default())
+        .build()
+        .unwrap()
+}
+
+fn governor() -> governor::DefaultKeyedRateLimiter<String> {
+    RateLimiter::keyed(Quota::per_second(NonZeroU32::MAX))
+}
+
+fn keys(prefix: &str) -> Vec<String> {
+    (0..KEYS).map(|i| format!("{prefix}{i}")).collect()
+}
+
+/// Completes a future that never suspends (the in-memory path).
+fn now<F: Future>(future: F) -> F::Output {
+    match pin!(future).poll(&mut TaskContext::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => unreachable!("the in-memory path does not suspend"),
+    }
+}
+
+fn decide(
+    backend: &MemoryBackend,
+    clock: &SystemClock,
+    key: &str,
+    strategy: &dyn DynStrategy,
+    context: &Context,
+) -> bool {
+    let hit = Hit::new(clock.now(), rate(), 1, context);
+    backend
+        .decide_now(key, strategy, hit, Mode::Consume)
+        .unwrap()
+        .unwrap()
+        .is_allowed()
+}
+
+fn single_thread(c: &mut Criterion) {
+    let context = Context::new();
+    let clock = SystemClock::new();
+    let mut group = c.benchmark_group("hot_key");
+    let limiter = governor();
+    let hot = "127.0.0.1".to_owned();
+    group.bench_function("governor/check_key", |b| {
+        b.iter(|| black_box(limiter.check_key(black_box(&hot)).is_ok()))
+    });
+    for strategy in strategies() {
+        let backend = backend();
+        let key = format!("traffik:bench:{{127.0.0.1}}:{}", strategy.name());
+        group.bench_function(BenchmarkId::new("backend", strategy.name()), |b| {
+            b.iter(|| {
+                black_box(decide(
+                    &backend,
+                    &clock,
+                    black_box(&key),
+                    strategy.as_ref(),
+                    &context,
+                ))
+            })
+        });
+    }
+    for (name, throttle) in throttles() {
+        group.bench_function(BenchmarkId::new("throttle", name), |b| {
+            b.iter(|| {
+                black_box(
+                    now(throttle.hit(black_box("127.0.0.1")))
+                        .unwrap()
+                        .is_allowed(),
+                )
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("100k_keys");
+    let limiter = governor();
+    let governor_keys = keys("10.0.");
+    let mut i = 0;
+    group.bench_function("governor/check_key", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            black_box(limiter.check_key(&governor_keys[i]).is_ok())
+        })
+    });
+    for strategy in strategies() {
+        let backend = backend();
+        let keys = keys(&format!("traffik:bench:{}:", strategy.name()));
+        let mut i = 0;
+        group.bench_function(BenchmarkId::new("backend", strategy.name()), |b| {
+            b.iter(|| {
+                i = (i + 1) % KEYS;
+                black_box(decide(
+                    &backend,
+                    &clock,
+                    &keys[i],
+                    strategy.as_ref(),
+                    &context,
+                ))
+            })
+        });
+    }
+    let identities = keys("10.0.");
+    for (name, throttle) in throttles() {
+        let mut i = 0;
+        group.bench_function(BenchmarkId::new("throttle", name), |b| {
+            b.iter(|| {
+                i = (i + 1) % KEYS;
+                black_box(now(throttle.hit(&identities[i])).unwrap().is_allowed())
+            })
+        });
+    }
+    group.finish();
+}
+
+fn throttles() -> Vec<(&'static str, Throttle)> {
+    let registry = ThrottleRegistry::new();
+    [("fixed-window", true), ("gcra", false)]
+        .into_iter()
+        .map(|(name, fixed)| {
+            let builder = Throttle::builder(format!("bench-{name}"), rate())
+                .backend(backend())
+                .registry(&registry);
+            let builder = if fixed {
+                builder.strategy(FixedWindow::new())
+            } else {
+                builder.strategy(Gcra::new().burst(1_000))
+            };
+            (name, builder.build().unwrap())
+        })
+        .collect()
+}
+
+/// Runs `op(thread, i)` `iters` times on each of two threads; the time per decision per thread.
+fn two_threads(iters: u64, op: impl Fn(usize, u64) + Sync) -> Duration {
+    let start = Instant::now();
+    thread::scope(|scope| {
+        for t in 0..2 {
+            let op = &op;
+            scope.spawn(move || (0..iters).for_each(|i| op(t, i)));
+        }
+    });
+    start.elapsed()
+}
+
+fn multi_thread(c: &mut Criterion) {
+    let context = Context::new();
+    let clock = SystemClock::new();
+    let mut group = c.benchmark_group("two_threads_one_key");
+    let limiter = governor();
+    let hot = "127.0.0.1".to_owned();
+    group.bench_function("governor/check_key", |b| {
+        b.iter_custom(|iters| two_threads(iters, |_, _| assert!(limiter.check_key(&hot).is_ok())))
+    });
+    for strategy in [
+        Arc::new(FixedWindow::new()) as Arc<dyn DynStrategy>,
+        Arc::new(Gcra::new().burst(1_000)),
+        Arc::new(TokenBucket::new()),
+        Arc::new(SlidingWindowLog::new()),
+    ] {
+        let backend = backend();
+        let key = format!("traffik:bench:{{127.0.0.1}}:{}", strategy.name());
+        group.bench_function(BenchmarkId::new("backend", strategy.name()), |b| {
+            b.iter_custom(|iters| {
+                two_threads(iters, |_, _| {
+                    assert!(decide(&backend, &clock, &key, strategy.as_ref(), &context))
+                })
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("two_threads_100k_keys");
+    let limiter = governor();
+    let governor_keys = keys("10.0.");
+    group.bench_function("governor/check_key", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, |t, i| {
+                assert!(
+                    limiter
+                        .check_key(&governor_keys[(i as usize * 2 + t) % KEYS])
+                        .is_ok()
+                )
+            })
+        })
+    });
+    for strategy in [
+        Arc::new(FixedWindow::new()) as Arc<dyn DynStrategy>,
+        Arc::new(Gcra::new().burst(1_000)),
+        Arc::new(TokenBucket::new()),
+        Arc::new(SlidingWindowLog::new()),
+    ] {
+        let backend = backend();
+        let keys = keys(&format!("traffik:bench:{}:", strategy.name()));
+        group.bench_function(BenchmarkId::new("backend", strategy.name()), |b| {
+            b.iter_custom(|iters| {
+                two_threads(iters, |t, i| {
+                    assert!(decide(
+                        &backend,
+                        &clock,
+                        &keys[(i as usize * 2 + t) % KEYS],
+                        strategy.as_ref(),
+                        &context
+                    ))
+                })
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("clock");
+    let system = SystemClock::new();
+    group.bench_function("traffik/SystemClock::now", |b| {
+        b.iter(|| black_box(system.now()))
+    });
+    group.bench_function("std/Instant::now", |b| b.iter(|| black_box(Instant::now())));
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(30);
+    targets = single_thread, multi_thread
+}
+criterion_main!(benches);

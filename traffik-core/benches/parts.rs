@@ -1,0 +1,66 @@
+//! What one decision is made of: clock reads, key hashing, the strategy's arithmetic. Used to
+//! choose the clock and the hasher (see docs/benchmarks.md).
+
+use std::hash::{BuildHasher, RandomState};
+use std::hint::black_box;
+use std::time::{Duration, Instant, SystemTime};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use traffik_core::strategy::{FixedWindow, Gcra, Hit, Strategy};
+use traffik_core::{Clock, Context, Rate, SystemClock};
+
+fn parts(c: &mut Criterion) {
+    let mut group = c.benchmark_group("clock");
+    let system = SystemClock::new();
+    group.bench_function("traffik SystemClock::now", |b| {
+        b.iter(|| black_box(system.now()))
+    });
+    group.bench_function("std Instant::now", |b| b.iter(|| black_box(Instant::now())));
+    group.bench_function("std SystemTime::now", |b| {
+        b.iter(|| black_box(SystemTime::now()))
+    });
+    let quanta = quanta::Clock::new();
+    group.bench_function("quanta Clock::now", |b| b.iter(|| black_box(quanta.now())));
+    group.bench_function("quanta Clock::raw", |b| b.iter(|| black_box(quanta.raw())));
+    group.finish();
+
+    let mut group = c.benchmark_group("hash 38-byte key");
+    let key = "traffik:api:{127.0.0.1}:fixed-window";
+    let sip = RandomState::new();
+    let fold = foldhash::fast::RandomState::default();
+    group.bench_function("std SipHash", |b| {
+        b.iter(|| black_box(sip.hash_one(black_box(key))))
+    });
+    group.bench_function("foldhash fast", |b| {
+        b.iter(|| black_box(fold.hash_one(black_box(key))))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("strategy apply");
+    let context = Context::new();
+    let rate = Rate::per_second(1_000_000);
+    let mut window = None;
+    group.bench_function("fixed window", |b| {
+        let mut now = 0;
+        b.iter(|| {
+            now += 1;
+            black_box(FixedWindow::new().apply(&mut window, &Hit::new(now, rate, 1, &context)))
+        })
+    });
+    let mut gcra = None;
+    group.bench_function("gcra", |b| {
+        let mut now = 0;
+        b.iter(|| {
+            now += 1;
+            black_box(Gcra::new().apply(&mut gcra, &Hit::new(now, rate, 1, &context)))
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1)).sample_size(20);
+    targets = parts
+}
+criterion_main!(benches);
