@@ -625,6 +625,32 @@ mod tests {
         assert!(decision.is_throttled(), "the live bucket was not evicted");
     }
 
+    #[test]
+    fn a_hit_carrying_an_older_time_than_its_key_has_seen_uses_the_newer_one() {
+        // Two threads read the clock, then race for the key: the loser may carry a time a
+        // millisecond older than the state. At 1,000,000/s that millisecond is 1000 cells.
+        let clock = ManualClock::new(0);
+        let backend = backend(&clock, 100);
+        let context = Context::new();
+        let rate = Rate::per_second(1_000_000);
+        let decide = |now| {
+            backend
+                .decide_now(
+                    "traffik:k",
+                    &crate::strategy::Gcra::new(),
+                    Hit::new(now, rate, 1, &context),
+                    Mode::Consume,
+                )
+                .unwrap()
+                .unwrap()
+        };
+        assert!(decide(1).is_allowed());
+        assert!(
+            decide(0).is_allowed(),
+            "the stale reading is raised to 1 ms instead of looking 1000 cells late"
+        );
+    }
+
     #[tokio::test]
     async fn key_value_counters_keep_their_first_ttl() {
         let clock = ManualClock::new(0);

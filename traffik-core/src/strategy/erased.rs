@@ -8,48 +8,121 @@ use crate::{Decision, Millis, Rate, StrategyStat};
 
 /// A strategy's state held without its type, as the in-memory backend stores it.
 ///
-/// It is allocated once when a key is created and then updated in place.
+/// States that [`Strategy::pack`] into three words live inline (no allocation); others are
+/// boxed once when the key is created and then updated in place.
 #[derive(Default)]
-pub struct ErasedState(Option<Box<dyn Any + Send + Sync>>);
+pub struct ErasedState(Repr);
+
+#[derive(Default)]
+enum Repr {
+    #[default]
+    Empty,
+    Inline {
+        strategy: u32,
+        words: [u64; 3],
+    },
+    Boxed(Box<dyn Any + Send + Sync>),
+}
+
+/// A strategy's tag for inline state: FNV-1a of its name, folded to 32 bits.
+const fn tag(name: &str) -> u32 {
+    let bytes = name.as_bytes();
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    (hash ^ (hash >> 32)) as u32
+}
 
 impl ErasedState {
     /// No state yet.
     #[must_use]
     pub fn new() -> Self {
-        ErasedState(None)
+        ErasedState(Repr::Empty)
     }
 
-    fn typed_mut<S: Strategy>(&mut self) -> &mut Option<S::State> {
-        let slot = self.0.get_or_insert_with(|| Box::new(None::<S::State>));
-        if !slot.is::<Option<S::State>>() {
-            // Another strategy's state under the same key (only possible if two strategies
-            // share a NAME): start afresh rather than misread it.
-            tracing::warn!(
-                strategy = S::NAME,
-                "state of another type found under this strategy's key; resetting it"
-            );
-            *slot = Box::new(None::<S::State>);
-        }
-        match slot.downcast_mut::<Option<S::State>>() {
-            Some(state) => state,
-            None => unreachable!("the slot was just set to this type"),
+    /// Stores `state` (inline when the strategy packs it).
+    fn put<S: Strategy>(&mut self, state: Option<S::State>) {
+        self.0 = match state {
+            None => Repr::Empty,
+            Some(state) => match S::pack(&state) {
+                Some(words) => Repr::Inline {
+                    strategy: const { tag(S::NAME) },
+                    words,
+                },
+                None => Repr::Boxed(Box::new(Some(state))),
+            },
+        };
+    }
+
+    /// Runs `f` on the typed state, keeping what it leaves unless `dry_run`.
+    #[inline]
+    fn with_typed<S: Strategy, T>(
+        &mut self,
+        dry_run: bool,
+        f: impl FnOnce(&mut Option<S::State>) -> T,
+    ) -> T {
+        match &mut self.0 {
+            Repr::Inline { strategy, words } if *strategy == const { tag(S::NAME) } => {
+                let mut state = S::unpack(*words);
+                let result = f(&mut state);
+                if !dry_run {
+                    match state.as_ref().and_then(S::pack) {
+                        Some(packed) => *words = packed,
+                        None => self.put::<S>(state),
+                    }
+                }
+                result
+            }
+            Repr::Boxed(slot) if slot.is::<Option<S::State>>() => {
+                match slot.downcast_mut::<Option<S::State>>() {
+                    Some(state) if dry_run => f(&mut state.clone()),
+                    Some(state) => f(state),
+                    None => unreachable!("the type was just checked"),
+                }
+            }
+            other => {
+                if !matches!(other, Repr::Empty) {
+                    // Another strategy's state under this key (only possible if two strategies
+                    // share a NAME): start afresh rather than misread it.
+                    tracing::warn!(
+                        strategy = S::NAME,
+                        "state of another strategy found under this key; resetting it"
+                    );
+                }
+                let mut state = None;
+                let result = f(&mut state);
+                if !dry_run {
+                    self.put::<S>(state);
+                }
+                result
+            }
         }
     }
 
-    fn typed_ref<S: Strategy>(&self) -> Option<&S::State> {
-        self.0
-            .as_ref()
-            .and_then(|slot| slot.downcast_ref::<Option<S::State>>())
-            .and_then(Option::as_ref)
+    /// Runs `f` on a view of the typed state.
+    fn with_ref<S: Strategy, T>(&self, f: impl FnOnce(Option<&S::State>) -> T) -> T {
+        match &self.0 {
+            Repr::Inline { strategy, words } if *strategy == const { tag(S::NAME) } => {
+                f(S::unpack(*words).as_ref())
+            }
+            Repr::Boxed(slot) => f(slot
+                .downcast_ref::<Option<S::State>>()
+                .and_then(Option::as_ref)),
+            _ => f(None),
+        }
     }
 }
 
 impl Debug for ErasedState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "ErasedState(..)"
-        } else {
-            "ErasedState(empty)"
+        f.write_str(match self.0 {
+            Repr::Empty => "ErasedState(empty)",
+            Repr::Inline { .. } => "ErasedState(inline)",
+            Repr::Boxed(_) => "ErasedState(boxed)",
         })
     }
 }
@@ -123,20 +196,17 @@ impl<S: Strategy> DynStrategy for S {
         hit: &Hit<'_>,
         dry_run: bool,
     ) -> (Decision, Option<Millis>) {
-        let typed = state.typed_mut::<S>();
-        if dry_run {
-            let mut scratch = typed.clone();
-            let decision = self.apply(&mut scratch, hit);
-            let expiry = typed.as_ref().map(|s| self.expires_at(s, &hit.rate));
-            return (decision, expiry);
-        }
-        let decision = self.apply(typed, hit);
-        let expiry = typed.as_ref().map(|s| self.expires_at(s, &hit.rate));
-        (decision, expiry)
+        state.with_typed::<S, _>(dry_run, |typed| {
+            let decision = self.apply(typed, hit);
+            (
+                decision,
+                typed.as_ref().map(|s| self.expires_at(s, &hit.rate)),
+            )
+        })
     }
 
     fn stat_erased(&self, state: &ErasedState, hit: &Hit<'_>) -> StrategyStat {
-        self.stat(state.typed_ref::<S>(), hit)
+        state.with_ref::<S, _>(|typed| self.stat(typed, hit))
     }
 
     fn apply_encoded(&self, stored: Option<&str>, hit: &Hit<'_>) -> EncodedTransition {
@@ -205,6 +275,48 @@ mod tests {
                 .apply_erased(&mut erased, &hit, true)
                 .0
                 .is_throttled()
+        );
+    }
+
+    #[test]
+    fn inline_and_boxed_states_behave_alike() {
+        use crate::strategy::SlidingWindowLog;
+        let context = Context::new();
+        let mut inline = ErasedState::new();
+        let mut boxed = ErasedState::new();
+        for now in [0, 10, 20, 30] {
+            let hit = Hit::new(now, Rate::per_second(3), 1, &context);
+            let a = FixedWindow::new().apply_erased(&mut inline, &hit, false).0;
+            let b = SlidingWindowLog::new()
+                .apply_erased(&mut boxed, &hit, false)
+                .0;
+            assert_eq!(a.is_allowed(), b.is_allowed(), "at {now}");
+        }
+        assert_eq!(format!("{inline:?}"), "ErasedState(inline)");
+        assert_eq!(format!("{boxed:?}"), "ErasedState(boxed)");
+        let hit = Hit::new(40, Rate::per_second(3), 1, &context);
+        assert!(
+            SlidingWindowLog::new()
+                .apply_erased(&mut boxed, &hit, true)
+                .0
+                .is_throttled()
+        );
+        assert_eq!(
+            SlidingWindowLog::new()
+                .stat_erased(&boxed, &hit)
+                .hits_remaining,
+            0
+        );
+        assert_eq!(
+            FixedWindow::new().stat_erased(&inline, &hit).hits_remaining,
+            0
+        );
+        // State of one strategy is never read as another's.
+        assert_eq!(
+            crate::strategy::Gcra::new()
+                .stat_erased(&inline, &hit)
+                .hits_remaining,
+            1
         );
     }
 

@@ -31,6 +31,8 @@ pub(super) struct Store {
 
 pub(super) struct Entry {
     pub(super) expires_at: Millis,
+    /// The latest `now` a decision on this key used: time never runs backwards per key.
+    seen: Millis,
     pub(super) value: Value,
 }
 
@@ -44,6 +46,7 @@ impl Entry {
     fn new() -> Self {
         Entry {
             expires_at: 0,
+            seen: 0,
             value: Value::State(ErasedState::new()),
         }
     }
@@ -59,9 +62,16 @@ impl Entry {
     }
 
     #[inline]
+    /// Runs the strategy under this entry's lock. The hit's time is raised to the latest time
+    /// this key has seen: two threads read the clock before taking the lock, so the later one
+    /// to get here may carry a time a millisecond older than the state it meets. Seen from the
+    /// key, time never runs backwards (what Redis gets by reading `TIME` inside the script).
     fn apply(&mut self, strategy: &dyn DynStrategy, hit: &Hit<'_>, mode: Mode) -> Decision {
-        let (decision, expiry) = strategy.apply_erased(self.state(), hit, mode == Mode::Peek);
+        let now = hit.now.max(self.seen);
+        let hit = Hit { now, ..*hit };
+        let (decision, expiry) = strategy.apply_erased(self.state(), &hit, mode == Mode::Peek);
         if mode == Mode::Consume {
+            self.seen = now;
             self.expires_at = expiry.unwrap_or(0);
         }
         decision
