@@ -6,6 +6,9 @@
 //! the backend directly with a prebuilt key (what governor's `check_key` does); `throttle` rows
 //! go through `Throttle::hit` (clock read, identity, key building, strategy, backend).
 
+// criterion_group! generates undocumented functions.
+#![allow(missing_docs)]
+
 use std::future::Future;
 use std::hint::black_box;
 use std::num::NonZeroU32;
@@ -55,8 +58,21 @@ fn governor() -> governor::DefaultKeyedRateLimiter<String> {
     RateLimiter::keyed(Quota::per_second(NonZeroU32::MAX))
 }
 
-fn keys(prefix: &str) -> Vec<String> {
-    (0..KEYS).map(|i| format!("{prefix}{i}")).collect()
+/// Client `i`'s address.
+fn identity(i: usize) -> String {
+    format!("10.{}.{}.{}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff)
+}
+
+/// The storage keys of `KEYS` clients under `strategy`: what traffik stores, and what governor
+/// is given too, so both hash and compare the same keys.
+fn keys(strategy: &str) -> Vec<String> {
+    (0..KEYS)
+        .map(|i| traffik_core::key::storage_key("traffik", "bench", &identity(i), None, strategy))
+        .collect()
+}
+
+fn hot_key() -> String {
+    traffik_core::key::storage_key("traffik", "bench", "127.0.0.1", None, "fixed-window")
 }
 
 /// Completes a future that never suspends (the in-memory path).
@@ -93,7 +109,8 @@ fn single_thread(c: &mut Criterion) {
     });
     for strategy in strategies() {
         let backend = backend();
-        let key = format!("traffik:bench:{{127.0.0.1}}:{}", strategy.name());
+        let key =
+            traffik_core::key::storage_key("traffik", "bench", "127.0.0.1", None, strategy.name());
         group.bench_function(BenchmarkId::new("backend", strategy.name()), |b| {
             b.iter(|| {
                 black_box(decide(
@@ -121,7 +138,7 @@ fn single_thread(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("100k_keys");
     let limiter = governor();
-    let governor_keys = keys("10.0.");
+    let governor_keys = keys("fixed-window");
     let mut i = 0;
     group.bench_function("governor/check_key", |b| {
         b.iter(|| {
@@ -131,7 +148,7 @@ fn single_thread(c: &mut Criterion) {
     });
     for strategy in strategies() {
         let backend = backend();
-        let keys = keys(&format!("traffik:bench:{}:", strategy.name()));
+        let keys = keys(strategy.name());
         let mut i = 0;
         group.bench_function(BenchmarkId::new("backend", strategy.name()), |b| {
             b.iter(|| {
@@ -146,7 +163,7 @@ fn single_thread(c: &mut Criterion) {
             })
         });
     }
-    let identities = keys("10.0.");
+    let identities: Vec<String> = (0..KEYS).map(identity).collect();
     for (name, throttle) in throttles() {
         let mut i = 0;
         group.bench_function(BenchmarkId::new("throttle", name), |b| {
@@ -194,7 +211,7 @@ fn multi_thread(c: &mut Criterion) {
     let clock = SystemClock::new();
     let mut group = c.benchmark_group("two_threads_one_key");
     let limiter = governor();
-    let hot = "127.0.0.1".to_owned();
+    let hot = hot_key();
     group.bench_function("governor/check_key", |b| {
         b.iter_custom(|iters| two_threads(iters, |_, _| assert!(limiter.check_key(&hot).is_ok())))
     });
@@ -205,7 +222,8 @@ fn multi_thread(c: &mut Criterion) {
         Arc::new(SlidingWindowLog::new()),
     ] {
         let backend = backend();
-        let key = format!("traffik:bench:{{127.0.0.1}}:{}", strategy.name());
+        let key =
+            traffik_core::key::storage_key("traffik", "bench", "127.0.0.1", None, strategy.name());
         group.bench_function(BenchmarkId::new("backend", strategy.name()), |b| {
             b.iter_custom(|iters| {
                 two_threads(iters, |_, _| {
@@ -218,7 +236,7 @@ fn multi_thread(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("two_threads_100k_keys");
     let limiter = governor();
-    let governor_keys = keys("10.0.");
+    let governor_keys = keys("fixed-window");
     group.bench_function("governor/check_key", |b| {
         b.iter_custom(|iters| {
             two_threads(iters, |t, i| {
@@ -237,7 +255,7 @@ fn multi_thread(c: &mut Criterion) {
         Arc::new(SlidingWindowLog::new()),
     ] {
         let backend = backend();
-        let keys = keys(&format!("traffik:bench:{}:", strategy.name()));
+        let keys = keys(strategy.name());
         group.bench_function(BenchmarkId::new("backend", strategy.name()), |b| {
             b.iter_custom(|iters| {
                 two_threads(iters, |t, i| {

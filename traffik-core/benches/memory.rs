@@ -4,6 +4,9 @@
 //!
 //! `cargo bench -p traffik-core --bench memory` prints a table (Markdown).
 
+// criterion_group! generates undocumented functions.
+#![allow(missing_docs)]
+
 use std::num::NonZeroU32;
 
 use governor::{Quota, RateLimiter};

@@ -1,6 +1,9 @@
 //! What one decision is made of: clock reads, key hashing, the strategy's arithmetic. Used to
 //! choose the clock and the hasher (see docs/benchmarks.md).
 
+// criterion_group! generates undocumented functions.
+#![allow(missing_docs)]
+
 use std::hash::{BuildHasher, RandomState};
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
@@ -34,6 +37,27 @@ fn parts(c: &mut Criterion) {
     group.bench_function("foldhash fast", |b| {
         b.iter(|| black_box(fold.hash_one(black_box(key))))
     });
+    group.finish();
+
+    let mut group = c.benchmark_group("throttle path");
+    let mut key = String::new();
+    group.bench_function("write_storage_key", |b| {
+        b.iter(|| {
+            traffik_core::key::write_storage_key(
+                &mut key,
+                "traffik",
+                "api",
+                black_box("127.0.0.1"),
+                None,
+                "fixed-window",
+            );
+            black_box(key.len())
+        })
+    });
+    let dyn_clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock::new());
+    group.bench_function("dyn Clock::now", |b| b.iter(|| black_box(dyn_clock.now())));
+    let swap = arc_swap::ArcSwap::from_pointee(42_u64);
+    group.bench_function("ArcSwap::load", |b| b.iter(|| black_box(**swap.load())));
     group.finish();
 
     let mut group = c.benchmark_group("strategy apply");

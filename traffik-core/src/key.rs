@@ -17,8 +17,8 @@ pub const MAX_ESCAPED_LEN: usize = 128;
 /// The longest namespace or uid.
 pub const MAX_NAME_LEN: usize = 64;
 
-/// Writes the storage key into `out` (cleared first).
-pub(crate) fn write_storage_key(
+/// Writes the storage key into `out` (cleared first); see [`storage_key`].
+pub fn write_storage_key(
     out: &mut String,
     namespace: &str,
     uid: &str,
@@ -41,8 +41,15 @@ pub(crate) fn write_storage_key(
     out.push_str(strategy);
 }
 
-/// The storage key as a new string.
-pub(crate) fn storage_key(
+/// The storage key of a client's state: where a backend keeps it.
+///
+/// ```
+/// use traffik_core::key::storage_key;
+///
+/// assert_eq!(storage_key("traffik", "api", "10.0.0.1", None, "gcra"), "traffik:api:{10.0.0.1}:gcra");
+/// assert_eq!(storage_key("traffik", "api", "2001:db8::1", Some("GET /items"), "gcra"), "traffik:api:{2001%3Adb8%3A%3A1}:GET%20%2Fitems:gcra");
+/// ```
+pub fn storage_key(
     namespace: &str,
     uid: &str,
     identity: &str,
@@ -60,21 +67,34 @@ fn passes(byte: u8) -> bool {
 }
 
 fn push_component(out: &mut String, text: &str) {
-    let escaped_len: usize = text.bytes().map(|b| if passes(b) { 1 } else { 3 }).sum();
-    if escaped_len > MAX_ESCAPED_LEN {
+    let start = out.len();
+    let bytes = text.as_bytes();
+    // Copy runs of bytes that pass through in bulk; escape the others. A non-empty run holds
+    // only ASCII, so its ends are character boundaries (an empty one may sit inside a
+    // multi-byte character, so it is never sliced).
+    let mut run = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        if passes(byte) {
+            continue;
+        }
+        if i > run {
+            out.push_str(&text[run..i]);
+        }
+        let _ = write!(out, "%{byte:02X}");
+        run = i + 1;
+        if out.len() - start > MAX_ESCAPED_LEN {
+            break;
+        }
+    }
+    if out.len() - start + (bytes.len() - run.min(bytes.len())) > MAX_ESCAPED_LEN {
+        out.truncate(start);
         out.push('#');
-        for byte in Sha256::digest(text.as_bytes()) {
+        for byte in Sha256::digest(bytes) {
             let _ = write!(out, "{byte:02x}");
         }
         return;
     }
-    for byte in text.bytes() {
-        if passes(byte) {
-            out.push(byte as char);
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
+    out.push_str(&text[run..]);
 }
 
 fn validate_name(kind: &'static str, name: &str) -> Result<(), String> {
@@ -140,6 +160,15 @@ mod tests {
         assert_ne!(
             storage_key("ns", "api", "a:b", None, "s"),
             storage_key("ns", "api", "a%3Ab", None, "s")
+        );
+    }
+
+    #[test]
+    fn escapes_multi_byte_characters_byte_by_byte() {
+        assert_eq!(storage_key("n", "u", "é", None, "s"), "n:u:{%C3%A9}:s");
+        assert_eq!(
+            storage_key("n", "u", "aé-b€", None, "s"),
+            "n:u:{a%C3%A9-b%E2%82%AC}:s"
         );
     }
 

@@ -42,6 +42,10 @@ const MS_PER_DAY: u64 = 24 * MS_PER_HOUR;
 pub struct Rate {
     limit: u64,
     period_ms: u64,
+    /// `period_ms / gcd(limit, period_ms)`: scaled units in one unit (see `strategy::scale`).
+    per_unit: u64,
+    /// `limit / gcd(limit, period_ms)`: scaled units gained per millisecond.
+    per_ms: u64,
 }
 
 impl Rate {
@@ -49,6 +53,8 @@ impl Rate {
     pub const UNLIMITED: Rate = Rate {
         limit: 0,
         period_ms: 0,
+        per_unit: 1,
+        per_ms: 1,
     };
 
     /// `limit` units per `period`.
@@ -99,8 +105,24 @@ impl Rate {
             (0, 0) => Ok(Rate::UNLIMITED),
             (0, _) => Err(InvalidRate::ZeroLimit),
             (_, 0) => Err(InvalidRate::ZeroPeriod),
-            _ => Ok(Rate { limit, period_ms }),
+            _ => Ok(Rate::from_parts(limit, period_ms)),
         }
+    }
+
+    /// A limited rate from its parts (both non-zero), with its reduced form computed once.
+    pub(crate) const fn from_parts(limit: u64, period_ms: u64) -> Rate {
+        let g = gcd(limit, period_ms);
+        Rate {
+            limit,
+            period_ms,
+            per_unit: period_ms / g,
+            per_ms: limit / g,
+        }
+    }
+
+    /// The reduced form `(period / g, limit / g)` with `g = gcd(limit, period)`.
+    pub(crate) const fn reduced(&self) -> (u64, u64) {
+        (self.per_unit, self.per_ms)
     }
 
     /// `limit` units per `period_ms` milliseconds (panics like [`Rate::new`]).
@@ -192,6 +214,27 @@ impl Rate {
             f64::INFINITY
         } else {
             self.limit as f64 * unit_ms as f64 / self.period_ms as f64
+        }
+    }
+}
+
+/// Binary (Stein's) gcd: shifts and subtractions only.
+pub(crate) const fn gcd(mut a: u64, mut b: u64) -> u64 {
+    if a == 0 || b == 0 {
+        return a | b;
+    }
+    let shift = (a | b).trailing_zeros();
+    a >>= a.trailing_zeros();
+    loop {
+        b >>= b.trailing_zeros();
+        if a > b {
+            let t = a;
+            a = b;
+            b = t;
+        }
+        b -= a;
+        if b == 0 {
+            return a << shift;
         }
     }
 }

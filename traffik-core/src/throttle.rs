@@ -2,6 +2,7 @@
 //! `check` and `stat`.
 
 mod builder;
+mod future;
 mod on_error;
 mod options;
 mod source;
@@ -25,6 +26,7 @@ use crate::{
 };
 
 pub use builder::ThrottleBuilder;
+pub use future::HitFuture;
 pub use on_error::{DEFAULT_ERROR_WAIT, ErrorHandler, ErrorInfo, OnError};
 pub use options::HitOptions;
 pub use source::{CostFn, Identifier, IntoRate, RateFn};
@@ -228,31 +230,27 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
     }
 
     /// Counts one hit of `connection` (at the throttle's cost).
-    pub async fn hit(&self, connection: &C) -> Result<Decision, ThrottleError> {
-        self.hit_with(connection, HitOptions::new()).await
+    pub fn hit<'a>(&'a self, connection: &'a C) -> HitFuture<'a, C> {
+        self.hit_with(connection, HitOptions::new())
     }
 
     /// Counts one hit with per-call options (cost, context, scope, backend).
-    pub async fn hit_with(
-        &self,
-        connection: &C,
-        options: HitOptions<'_>,
-    ) -> Result<Decision, ThrottleError> {
-        self.run(connection, options, Mode::Consume).await
+    pub fn hit_with<'a>(&'a self, connection: &'a C, options: HitOptions<'a>) -> HitFuture<'a, C> {
+        HitFuture::new(self, connection, options, Mode::Consume)
     }
 
     /// What a hit would get now, consuming nothing.
-    pub async fn check(&self, connection: &C) -> Result<Decision, ThrottleError> {
-        self.check_with(connection, HitOptions::new()).await
+    pub fn check<'a>(&'a self, connection: &'a C) -> HitFuture<'a, C> {
+        self.check_with(connection, HitOptions::new())
     }
 
     /// [`check`](Self::check) with per-call options.
-    pub async fn check_with(
-        &self,
-        connection: &C,
-        options: HitOptions<'_>,
-    ) -> Result<Decision, ThrottleError> {
-        self.run(connection, options, Mode::Peek).await
+    pub fn check_with<'a>(
+        &'a self,
+        connection: &'a C,
+        options: HitOptions<'a>,
+    ) -> HitFuture<'a, C> {
+        HitFuture::new(self, connection, options, Mode::Peek)
     }
 
     /// The client's state, without consuming (`None` if the client is exempted).
@@ -300,22 +298,20 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         })
     }
 
-    async fn run(
+    /// Decides at once if it can: disabled, cost 0, or the synchronous path.
+    fn decide_now(
         &self,
         connection: &C,
-        options: HitOptions<'_>,
+        options: &HitOptions<'_>,
         mode: Mode,
-    ) -> Result<Decision, ThrottleError> {
+    ) -> Option<Result<Decision, ThrottleError>> {
         if self.is_disabled() {
-            return Ok(Decision::skipped(SkipReason::Disabled));
+            return Some(Ok(Decision::skipped(SkipReason::Disabled)));
         }
         if options.cost == Some(0) {
-            return Ok(Decision::skipped(SkipReason::ZeroCost));
+            return Some(Ok(Decision::skipped(SkipReason::ZeroCost)));
         }
-        if let Some(result) = self.run_now(connection, &options, mode) {
-            return result;
-        }
-        self.run_async(connection, options, mode).await
+        self.run_now(connection, options, mode)
     }
 
     /// The synchronous path: every input is synchronous and the backend decides at once. No

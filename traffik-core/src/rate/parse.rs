@@ -38,7 +38,7 @@ pub(super) fn parse(input: &str) -> Result<Rate, ParseRateError> {
     if limit == 0 {
         return Err(ParseRateError::ZeroLimit { input });
     }
-    Ok(Rate { limit, period_ms })
+    Ok(Rate::from_parts(limit, period_ms))
 }
 
 /// Splits at the one separator (`/` or `per`); `None` unless there is exactly one.

@@ -16,13 +16,10 @@ pub(crate) struct Scale {
 }
 
 impl Scale {
+    #[inline]
     pub(crate) fn of(rate: &Rate) -> Scale {
-        let (limit, period) = (rate.limit().max(1), rate.period_ms().max(1));
-        let g = gcd(limit, period);
-        Scale {
-            per_unit: period / g,
-            per_ms: limit / g,
-        }
+        let (per_unit, per_ms) = rate.reduced();
+        Scale { per_unit, per_ms }
     }
 
     /// `units` whole units in scaled units.
@@ -87,31 +84,14 @@ fn div_ceil_i128(num: i128, den: i128) -> i128 {
     -((-num).div_euclid(den))
 }
 
-/// Binary (Stein's) gcd: shifts and subtractions only, no division.
-pub(crate) fn gcd(mut a: u64, mut b: u64) -> u64 {
-    if a == 0 || b == 0 {
-        return a | b;
-    }
-    let shift = (a | b).trailing_zeros();
-    a >>= a.trailing_zeros();
-    loop {
-        b >>= b.trailing_zeros();
-        if a > b {
-            (a, b) = (b, a);
-        }
-        b -= a;
-        if b == 0 {
-            return a << shift;
-        }
-    }
-}
-
 /// Largest scaled magnitude a Lua script (IEEE doubles) represents exactly: 2^53.
 pub(crate) const EXACT_LIMIT: i128 = 1 << 53;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::rate::gcd;
 
     #[test]
     fn binary_gcd_matches_euclid() {

@@ -1,0 +1,77 @@
+//! [`HitFuture`]: the future of `Throttle::hit` and `check`.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::{HitOptions, Throttle};
+use crate::backend::Mode;
+use crate::{BoxFuture, Decision, ThrottleError};
+
+/// The future returned by [`Throttle::hit`] and [`Throttle::check`] (and their `_with` forms).
+///
+/// Lazy like any future: nothing happens until it is polled. On its first poll it decides at
+/// once when every input is synchronous and the backend decides synchronously (the in-memory
+/// backend): no allocation, no suspension. Otherwise it boxes the asynchronous path once and
+/// drives it.
+#[must_use = "futures do nothing unless awaited"]
+pub struct HitFuture<'a, C: ?Sized + 'static> {
+    throttle: &'a Throttle<C>,
+    connection: &'a C,
+    options: HitOptions<'a>,
+    mode: Mode,
+    pending: Option<BoxFuture<'a, Result<Decision, ThrottleError>>>,
+}
+
+impl<'a, C: ?Sized + Send + Sync + 'static> HitFuture<'a, C> {
+    pub(super) fn new(
+        throttle: &'a Throttle<C>,
+        connection: &'a C,
+        options: HitOptions<'a>,
+        mode: Mode,
+    ) -> Self {
+        HitFuture {
+            throttle,
+            connection,
+            options,
+            mode,
+            pending: None,
+        }
+    }
+}
+
+impl<C: ?Sized + Send + Sync + 'static> Future for HitFuture<'_, C> {
+    type Output = Result<Decision, ThrottleError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.pending.is_none() {
+            if let Some(result) =
+                this.throttle
+                    .decide_now(this.connection, &this.options, this.mode)
+            {
+                return Poll::Ready(result);
+            }
+            this.pending = Some(Box::pin(this.throttle.run_async(
+                this.connection,
+                this.options,
+                this.mode,
+            )));
+        }
+        match &mut this.pending {
+            Some(pending) => pending.as_mut().poll(cx),
+            None => unreachable!("set just above"),
+        }
+    }
+}
+
+impl<C: ?Sized + 'static> fmt::Debug for HitFuture<'_, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HitFuture")
+            .field("throttle", &self.throttle.inner.uid)
+            .field("mode", &self.mode)
+            .field("started", &self.pending.is_some())
+            .finish_non_exhaustive()
+    }
+}
