@@ -19,13 +19,16 @@ use traffik_core::backend::{
 use traffik_core::strategy::{SlidingWindowCounter, TokenBucket};
 use traffik_core::{MaybeReady, Throttle};
 
+/// Each key's value and when it expires.
+type Entries = BTreeMap<String, (String, Option<Instant>)>;
+
 #[derive(Debug, Default, Clone)]
 struct MapStore {
-    entries: Arc<Mutex<BTreeMap<String, (String, Option<Instant>)>>>,
+    entries: Arc<Mutex<Entries>>,
 }
 
 impl MapStore {
-    fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<String, (String, Option<Instant>)>) -> T) -> T {
+    fn with<T>(&self, f: impl FnOnce(&mut Entries) -> T) -> T {
         let mut entries = self
             .entries
             .lock()
@@ -163,7 +166,7 @@ impl KeyValueStore for MapStore {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = MapStore::default();
-    let backend = KeyValueBackend::new(store.clone(), "custom");
+    let backend = KeyValueBackend::new(store.clone(), "custom")?;
 
     let throttle = Throttle::builder("custom-store", "3/min")
         .strategy(TokenBucket::new())
@@ -180,7 +183,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let counter = Throttle::builder("custom-counter", "2/s")
         .strategy(SlidingWindowCounter::new())
-        .backend(KeyValueBackend::new(store.clone(), "custom"))
+        .backend(KeyValueBackend::new(store.clone(), "custom")?)
         .build()?;
     for n in 1..=3 {
         println!(

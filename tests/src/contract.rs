@@ -235,7 +235,7 @@ pub async fn key_value_contract(store: &dyn KeyValueStore, clock: &ManualClock) 
     );
     guard.release().await.unwrap();
     let again = store.lock(&key("lock"), options).await.unwrap();
-    std::mem::forget(again); // abandoned: only its ttl frees it
+    let _crashed_holder = std::mem::ManuallyDrop::new(again); // never released: only its ttl frees it
     let waiting = options
         .blocking(true)
         .blocking_timeout(Some(Duration::from_secs(5)));

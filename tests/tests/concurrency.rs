@@ -21,7 +21,7 @@ fn backends(clock: &ManualClock) -> Vec<(&'static str, Arc<dyn Backend>)> {
         ("memory", Arc::new(memory("mem"))),
         (
             "key-value",
-            Arc::new(KeyValueBackend::new(memory("store"), "kv")),
+            Arc::new(KeyValueBackend::new(memory("store"), "kv").unwrap()),
         ),
     ]
 }

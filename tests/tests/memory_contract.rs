@@ -21,7 +21,7 @@ fn backends(clock: &ManualClock) -> Vec<(&'static str, Arc<dyn Backend>)> {
         ("memory", Arc::new(memory(clock, "mem"))),
         (
             "key-value executor over memory",
-            Arc::new(KeyValueBackend::new(memory(clock, "store"), "kv")),
+            Arc::new(KeyValueBackend::new(memory(clock, "store"), "kv").unwrap()),
         ),
     ]
 }

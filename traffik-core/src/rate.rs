@@ -93,7 +93,7 @@ impl Rate {
     /// assert_eq!(Rate::try_new(5, Duration::from_micros(1500)), Err(InvalidRate::FractionalMillisecond));
     /// ```
     pub const fn try_new(limit: u64, period: Duration) -> Result<Rate, InvalidRate> {
-        if period.subsec_nanos() % 1_000_000 != 0 {
+        if !period.subsec_nanos().is_multiple_of(1_000_000) {
             return Err(InvalidRate::FractionalMillisecond);
         }
         let millis = period.as_millis();
@@ -267,7 +267,7 @@ impl fmt::Display for Rate {
         ];
         let (unit_ms, unit) = units
             .into_iter()
-            .find(|(unit_ms, _)| self.period_ms % unit_ms == 0)
+            .find(|(unit_ms, _)| self.period_ms.is_multiple_of(*unit_ms))
             .unwrap_or((1, "ms"));
         match self.period_ms / unit_ms {
             1 => write!(f, "{}/{unit}", self.limit),

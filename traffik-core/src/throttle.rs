@@ -121,15 +121,15 @@ impl<C: ?Sized> Config<C> {
     }
 
     fn validate(&self, uid: &str) -> Result<(), ConfigError> {
-        if let (Some(rate), StrategyRef::Pure(strategy)) = (self.rate.fixed(), &self.strategy) {
-            if !rate.is_unlimited() {
-                strategy
-                    .validate(&rate)
-                    .map_err(|source| ConfigError::InvalidStrategy {
-                        uid: uid.to_owned(),
-                        source,
-                    })?;
-            }
+        if let (Some(rate), StrategyRef::Pure(strategy)) = (self.rate.fixed(), &self.strategy)
+            && !rate.is_unlimited()
+        {
+            strategy
+                .validate(&rate)
+                .map_err(|source| ConfigError::InvalidStrategy {
+                    uid: uid.to_owned(),
+                    source,
+                })?;
         }
         Ok(())
     }
@@ -475,7 +475,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         let context = merged_context(options.context, &config.context);
         let rate = match &config.rate {
             RateSource::Fixed(rate) => *rate,
-            dynamic => dynamic.resolve(connection, &context).await,
+            dynamic @ RateSource::Dynamic(_) => dynamic.resolve(connection, &context).await,
         };
         let cost = match (options.cost, for_stat || rate.is_unlimited()) {
             (_, true) => 1,

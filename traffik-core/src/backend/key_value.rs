@@ -12,7 +12,23 @@ use crate::{Decision, MaybeReady, StrategyStat};
 ///
 /// Implement it for any store (DynamoDB, a SQL table, …) and wrap it in a
 /// [`KeyValueBackend`](super::KeyValueBackend) to get every built-in strategy on it. TTLs are
-/// in milliseconds of precision (`Duration`); a store with coarser expiry rounds up.
+/// in milliseconds of precision (`Duration`); a store with coarser expiry rounds up. A complete
+/// implementation over a `BTreeMap` is in `examples/examples/custom_store.rs`; the in-memory
+/// backend implements it too:
+///
+/// ```
+/// use std::time::Duration;
+/// use traffik_core::MemoryBackend;
+/// use traffik_core::backend::{KeyValueStore, LockOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), traffik_core::backend::BackendError> {
+/// let store = MemoryBackend::new();
+/// assert_eq!(store.increment_with_ttl("hits", 1, Duration::from_secs(60)).await?, 1);
+/// assert_eq!(store.increment_with_ttl("hits", 1, Duration::from_secs(60)).await?, 2);
+/// let lock = store.lock("lock:hits", LockOptions::default()).await?;
+/// lock.release().await?;
+/// # Ok(()) }
+/// ```
 pub trait KeyValueStore: Send + Sync + Debug + 'static {
     /// A short name for logs and errors.
     fn name(&self) -> &str;
@@ -87,6 +103,49 @@ pub trait KeyValueStore: Send + Sync + Debug + 'static {
 /// It runs on any backend that exposes the contract ([`Backend::key_value`](super::Backend::key_value)):
 /// the in-memory backend, [`KeyValueBackend`](super::KeyValueBackend)s, Redis, Memcached.
 /// It is responsible for its own atomicity (use [`KeyValueStore::lock`] or atomic counters).
+///
+/// ```
+/// use std::time::Duration;
+/// use traffik_core::backend::{BackendFuture, KeyValueStore, KeyValueStrategy};
+/// use traffik_core::strategy::Hit;
+/// use traffik_core::{Decision, MaybeReady, MemoryBackend, StatMetadata, StrategyStat, Throttle};
+///
+/// /// Counts hits per period with one atomic counter (no lock needed).
+/// #[derive(Debug)]
+/// struct Counter;
+///
+/// impl KeyValueStrategy for Counter {
+///     fn name(&self) -> &'static str {
+///         "counter"
+///     }
+///
+///     fn hit<'a>(&'a self, store: &'a dyn KeyValueStore, key: &'a str, hit: Hit<'a>) -> BackendFuture<'a, Decision> {
+///         MaybeReady::boxed(async move {
+///             let used = store.increment_with_ttl(key, hit.cost as i64, hit.rate.period()).await? as u64;
+///             let limit = hit.rate.limit();
+///             Ok(if used <= limit {
+///                 Decision::allowed(limit, limit - used, hit.rate.period())
+///             } else {
+///                 Decision::throttled(limit, 0, hit.rate.period(), hit.rate.period())
+///             })
+///         })
+///     }
+///
+///     fn stat<'a>(&'a self, store: &'a dyn KeyValueStore, key: &'a str, hit: Hit<'a>) -> BackendFuture<'a, StrategyStat> {
+///         MaybeReady::boxed(async move {
+///             let used: u64 = store.get(key).await?.and_then(|v| v.parse().ok()).unwrap_or(0);
+///             Ok(StrategyStat::new(hit.rate, hit.rate.limit().saturating_sub(used), Duration::ZERO, StatMetadata::None))
+///         })
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let throttle = Throttle::builder("counted", "2/min").key_value_strategy(Counter).backend(MemoryBackend::new()).build()?;
+/// assert!(throttle.hit("a").await?.is_allowed());
+/// assert!(throttle.hit("a").await?.is_allowed());
+/// assert!(throttle.hit("a").await?.is_throttled());
+/// # Ok(()) }
+/// ```
 pub trait KeyValueStrategy: Send + Sync + Debug + 'static {
     /// A stable, short name, part of the storage key.
     fn name(&self) -> &'static str;

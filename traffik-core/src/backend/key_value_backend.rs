@@ -4,8 +4,9 @@ use std::fmt;
 use std::time::Duration;
 
 use super::{Backend, BackendFuture, KeyValueStore, LockOptions, Mode};
+use crate::key::validate_namespace;
 use crate::strategy::{DynStrategy, Hit};
-use crate::{Decision, MaybeReady, OnError, StrategyStat};
+use crate::{ConfigError, Decision, MaybeReady, OnError, StrategyStat};
 
 /// Runs any strategy on a [`KeyValueStore`]: under the store's lock on the key, it reads the
 /// encoded state, applies the strategy and writes the new state with its exact expiry. Each
@@ -18,11 +19,12 @@ use crate::{Decision, MaybeReady, OnError, StrategyStat};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// // Any KeyValueStore works; the in-memory backend implements the contract too.
 /// let store = MemoryBackend::new();
-/// let backend = KeyValueBackend::new(store, "kv");
+/// let backend = KeyValueBackend::new(store, "kv")?;
 /// let throttle = Throttle::builder("kv-doc", "2/min").backend(backend).build()?;
 /// assert!(throttle.hit("a").await?.is_allowed());
 /// assert!(throttle.hit("a").await?.is_allowed());
 /// assert!(throttle.hit("a").await?.is_throttled());
+/// assert!(KeyValueBackend::new(MemoryBackend::new(), "bad:namespace").is_err());
 /// # Ok(()) }
 /// ```
 pub struct KeyValueBackend<S> {
@@ -33,14 +35,16 @@ pub struct KeyValueBackend<S> {
 }
 
 impl<S: KeyValueStore> KeyValueBackend<S> {
-    /// Wraps `store`; keys are prefixed with `namespace`.
-    pub fn new(store: S, namespace: impl Into<String>) -> Self {
-        KeyValueBackend {
+    /// Wraps `store`; keys are prefixed with `namespace` (letters, digits, `.`, `_`, `-`, `/`).
+    pub fn new(store: S, namespace: impl Into<String>) -> Result<Self, ConfigError> {
+        let namespace = namespace.into();
+        validate_namespace(&namespace)?;
+        Ok(KeyValueBackend {
             store,
-            namespace: namespace.into(),
+            namespace,
             lock_options: LockOptions::default(),
             on_error: None,
-        }
+        })
     }
 
     /// How each decision takes its lock.

@@ -147,10 +147,11 @@ fn classify_number(text: &str) -> Option<NumberProblem> {
             .take_while(|c| !c.is_ascii_alphabetic() && !c.is_whitespace())
             .all(|c| c.is_ascii_digit() || c == '.')
     };
-    if let Some(rest) = text.strip_prefix('-') {
-        if rest.starts_with(|c: char| c.is_ascii_digit()) && digits_or_dot(rest) {
-            return Some(NumberProblem::Negative);
-        }
+    if let Some(rest) = text.strip_prefix('-')
+        && rest.starts_with(|c: char| c.is_ascii_digit())
+        && digits_or_dot(rest)
+    {
+        return Some(NumberProblem::Negative);
     }
     let number: &str = text
         .split(|c: char| c.is_ascii_alphabetic() || c.is_whitespace())

@@ -54,7 +54,10 @@ impl<S: Strategy> Sim<S> {
 }
 
 /// Every built-in strategy, configured so that its capacity is the rate's limit.
-fn core_strategies() -> Vec<(&'static str, Box<dyn Fn(Rate) -> Box<dyn Probe>>)> {
+/// A named way to start a simulation of one strategy at a rate.
+type Maker = (&'static str, Box<dyn Fn(Rate) -> Box<dyn Probe>>);
+
+fn core_strategies() -> Vec<Maker> {
     fn probe<S: Strategy + Clone>(strategy: S) -> Box<dyn Fn(Rate) -> Box<dyn Probe>> {
         Box::new(move |rate| Box::new(Sim::new(strategy.clone(), rate)))
     }
@@ -199,6 +202,32 @@ fn time_going_backwards_never_grants_extra_quota() {
 }
 
 #[test]
+fn refused_hits_consume_nothing() {
+    // Hammering a closed limit must not push the reopening further away. (The adaptive strategy
+    // records refused demand as its load signal by design, so it is left out here.)
+    for (name, make) in exact_wait_strategies() {
+        let mut sim = make(Rate::per_second(10));
+        sim.at(50_000);
+        assert!(sim.hit(10).is_allowed(), "{name}");
+        let Outcome::Throttled { wait } = sim.hit(1).outcome else {
+            panic!("{name}: expected a wait")
+        };
+        let reopens = 50_000 + wait.as_millis() as Millis;
+        for now in 50_000..reopens {
+            sim.at(now);
+            for _ in 0..5 {
+                assert!(sim.hit(1).is_throttled(), "{name} at {now}");
+            }
+        }
+        sim.at(reopens);
+        assert!(
+            sim.hit(1).is_allowed(),
+            "{name}: refused hits moved the reopening"
+        );
+    }
+}
+
+#[test]
 fn stat_consumes_nothing() {
     for (name, make) in core_strategies() {
         let mut sim = make(Rate::per_second(5));
@@ -231,7 +260,7 @@ fn fresh_keys_have_the_full_limit_and_expire() {
 }
 
 /// Strategies whose wait is exact (adaptive's next-window limit may differ, so it is left out).
-fn exact_wait_strategies() -> Vec<(&'static str, Box<dyn Fn(Rate) -> Box<dyn Probe>>)> {
+fn exact_wait_strategies() -> Vec<Maker> {
     core_strategies()
         .into_iter()
         .filter(|(name, _)| *name != "adaptive")

@@ -161,13 +161,25 @@ impl Schedule {
 
     /// Whole cells that still fit after the TAT reaches `at`.
     fn cells_left(&self, at: u64) -> u64 {
-        self.ceiling.saturating_sub(at) / self.scale.per_unit
+        divide(self.ceiling.saturating_sub(at), self.scale.per_unit)
     }
 
     /// Milliseconds until `scaled` units of schedule have passed (rounded up).
     fn ms(&self, scaled: u64) -> Duration {
-        Duration::from_millis(scaled.div_ceil(self.scale.per_ms))
+        let per_ms = self.scale.per_ms;
+        Duration::from_millis(if per_ms == 1 {
+            scaled
+        } else {
+            scaled.div_ceil(per_ms)
+        })
     }
+}
+
+/// `a / b`, skipping the division for the common `b == 1` (most rates reduce to one unit per
+/// millisecond or one millisecond per unit).
+#[inline]
+fn divide(a: u64, b: u64) -> u64 {
+    if b == 1 { a } else { a / b }
 }
 
 impl Strategy for Gcra {
@@ -194,9 +206,14 @@ impl Strategy for Gcra {
             );
         };
         if next <= schedule.ceiling {
+            let (whole_ms, remainder) = if per_ms == 1 {
+                (next, 0)
+            } else {
+                (next / per_ms, next % per_ms)
+            };
             *state = Some(GcraState {
-                tat: hit.now.saturating_add(next / per_ms),
-                remainder: next % per_ms,
+                tat: hit.now.saturating_add(whole_ms),
+                remainder,
                 per_ms,
             });
             Decision::allowed(limit, schedule.cells_left(next), schedule.ms(next))

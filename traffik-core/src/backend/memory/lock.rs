@@ -194,7 +194,7 @@ mod tests {
             .acquire("a", options(500, true, None))
             .await
             .unwrap();
-        std::mem::forget(guard); // a holder that never releases
+        let _crashed_holder = std::mem::ManuallyDrop::new(guard); // a holder that never releases
         let started = Instant::now();
         assert!(
             Arc::clone(&locks)
