@@ -56,11 +56,12 @@ fn traffik(strategy: &dyn DynStrategy) -> (usize, usize) {
     (bytes, key_len)
 }
 
-fn governor() -> usize {
+/// Governor keyed by `key(i)`.
+fn governor(key: impl Fn(usize) -> String) -> usize {
     let before = in_use();
     let limiter = RateLimiter::keyed(Quota::per_minute(NonZeroU32::new(100).unwrap()));
     for i in 0..CLIENTS {
-        let _ = limiter.check_key(&client(i));
+        let _ = limiter.check_key(&key(i));
     }
     let bytes = in_use() - before;
     drop(limiter);
@@ -71,11 +72,19 @@ fn main() {
     let _profiler = dhat::Profiler::builder().testing().build();
     println!("| store ({CLIENTS} clients) | bytes per client | key length |");
     println!("|---|---:|---:|");
-    let governor = governor();
+    let short = governor(client);
     println!(
-        "| governor keyed (String key) | {:.0} | {} |",
-        governor as f64 / CLIENTS as f64,
+        "| governor keyed, the address as key | {:.0} | {} |",
+        short as f64 / CLIENTS as f64,
         client(CLIENTS - 1).len()
+    );
+    let storage_key =
+        |i| traffik_core::key::storage_key("traffik", "api", &client(i), None, "fixed-window");
+    let same = governor(storage_key);
+    println!(
+        "| governor keyed, traffik's fixed-window key | {:.0} | {} |",
+        same as f64 / CLIENTS as f64,
+        storage_key(CLIENTS - 1).len()
     );
     for strategy in [
         &FixedWindow::new() as &dyn DynStrategy,

@@ -13,6 +13,9 @@ use crate::{Decision, Millis, StrategyStat};
 const EVICTION_SAMPLE: usize = 16;
 /// The least time between two full sweeps triggered by a full map.
 const FULL_SWEEP_SPACING_MS: Millis = 100;
+/// Shards of the map: each decision write-locks one, so more shards mean fewer collisions
+/// between threads deciding for different keys (dashmap's default is 4 × cores).
+const SHARDS: usize = 64;
 /// An expiry that never comes.
 pub(super) const NEVER: Millis = Millis::MAX;
 
@@ -85,7 +88,7 @@ impl Entry {
 impl Store {
     pub(super) fn new(max_keys: usize) -> Self {
         Store {
-            map: DashMap::with_hasher(Hasher::default()),
+            map: DashMap::with_hasher_and_shard_amount(Hasher::default(), SHARDS),
             len: AtomicUsize::new(0),
             max_keys,
             last_full_sweep: AtomicU64::new(0),
