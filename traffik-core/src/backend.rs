@@ -6,6 +6,24 @@
 //!   reference's contract) and runs every strategy through a read-apply-write under the
 //!   store's lock. This is how custom stores get every strategy.
 //! - Redis and Memcached backends implement [`Backend`] with their own atomic step.
+//!
+//! Throttles call backends for you; calling one directly shows the contract:
+//!
+//! ```
+//! use traffik_core::backend::{Backend, Mode};
+//! use traffik_core::strategy::{FixedWindow, Hit};
+//! use traffik_core::{Context, MemoryBackend, Rate};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), traffik_core::backend::BackendError> {
+//! let backend = MemoryBackend::new();
+//! let context = Context::new();
+//! let hit = Hit::new(1_700_000_000_000, Rate::per_second(1), 1, &context);
+//! let key = "traffik:doc:{client}:fixed-window";
+//! assert!(backend.decide(key, &FixedWindow::new(), hit, Mode::Consume).await?.is_allowed());
+//! assert!(backend.decide(key, &FixedWindow::new(), hit, Mode::Peek).await?.is_throttled());
+//! assert_eq!(backend.stat(key, &FixedWindow::new(), hit).await?.hits_remaining, 0);
+//! # Ok(()) }
+//! ```
 
 mod error;
 mod key_value;

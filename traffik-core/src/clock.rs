@@ -12,6 +12,24 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub type Millis = u64;
 
 /// A source of the current time.
+///
+/// ```
+/// use traffik_core::{Clock, Millis, SystemClock};
+///
+/// /// A clock frozen at one instant (for a replay, say).
+/// #[derive(Debug)]
+/// struct Frozen(Millis);
+///
+/// impl Clock for Frozen {
+///     fn now(&self) -> Millis {
+///         self.0
+///     }
+/// }
+///
+/// let wall = SystemClock::new();
+/// assert!(wall.now() > 1_700_000_000_000); // after November 2023
+/// assert_eq!(Frozen(42).now(), 42);
+/// ```
 pub trait Clock: Send + Sync + Debug + 'static {
     /// The current time in milliseconds since the Unix epoch.
     fn now(&self) -> Millis;

@@ -5,6 +5,15 @@ use crate::backend::{BackendError, LockConfigError};
 use crate::strategy::StrategyConfigError;
 
 /// A throttle or backend cannot be built as configured.
+///
+/// ```
+/// use traffik_core::{ConfigError, Throttle, ThrottleRegistry};
+///
+/// let registry = ThrottleRegistry::new();
+/// let error = Throttle::builder("search", "10/fortnight").registry(&registry).build().unwrap_err();
+/// assert!(matches!(error, ConfigError::InvalidRate { .. }));
+/// assert!(error.to_string().contains("`fortnight`"));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -69,7 +78,18 @@ pub enum ConfigError {
     LockSettings(#[from] LockConfigError),
 }
 
-/// A hit could not be decided.
+/// A hit could not be decided. (A throttled hit is a [`Decision`](crate::Decision), not this.)
+///
+/// ```
+/// use traffik_core::{Throttle, ThrottleError, ThrottleRegistry};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let registry = ThrottleRegistry::new(); // no default backend
+/// let throttle = Throttle::builder("orphan", "1/s").registry(&registry).build().unwrap();
+/// let error = throttle.hit("alice").await.unwrap_err();
+/// assert!(matches!(error, ThrottleError::NoBackend { ref uid } if uid == "orphan"));
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ThrottleError {

@@ -10,6 +10,22 @@ use crate::strategy::{
 };
 
 /// What a strategy reports about one key, without consuming anything.
+///
+/// ```
+/// use traffik_core::{MemoryBackend, StatMetadata, Throttle};
+/// use traffik_core::strategy::FixedWindow;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let throttle = Throttle::builder("stat-doc", "10/min").strategy(FixedWindow::new()).backend(MemoryBackend::new()).build()?;
+/// throttle.hit("alice").await?;
+/// let stat = throttle.stat("alice").await?.expect("alice is not exempted");
+/// assert_eq!(stat.hits_remaining, 9);
+/// if let StatMetadata::FixedWindow(window) = stat.metadata {
+///     assert_eq!(window.current_count, 1);
+///     assert_eq!(window.window_end_ms - window.window_start_ms, 60_000);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct StrategyStat {
     /// The storage key the stat was read from (empty when computed outside a backend).

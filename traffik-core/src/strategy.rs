@@ -24,6 +24,22 @@
 //! | [`Tiered`] | window id, count | `limit × multiplier(tier)` | tier from context |
 //! | [`Adaptive`] | window id, count, demand, limit | an effective limit that follows load | adjusts once per window |
 //! | [`Priority`] | window id, count | `limit × share(priority)` of one shared budget | priority from context |
+//!
+//! Strategies can be driven directly, with any clock you like:
+//!
+//! ```
+//! use traffik_core::strategy::{Hit, SlidingWindowCounter, Strategy};
+//! use traffik_core::{Context, Rate};
+//!
+//! let (strategy, context, rate) = (SlidingWindowCounter::new(), Context::new(), Rate::per_second(2));
+//! let mut state = None;
+//! for now in [0, 100] {
+//!     assert!(strategy.apply(&mut state, &Hit::new(now, rate, 1, &context)).is_allowed());
+//! }
+//! let refused = strategy.apply(&mut state, &Hit::new(200, rate, 1, &context));
+//! assert!(refused.is_throttled());
+//! assert_eq!(strategy.stat(state.as_ref(), &Hit::new(200, rate, 1, &context)).hits_remaining, 0);
+//! ```
 
 mod adaptive;
 mod codec;

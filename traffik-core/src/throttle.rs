@@ -1,5 +1,15 @@
 //! [`Throttle`]: a named limit (rate + strategy + backend + cost + identity) and its `hit`,
 //! `check` and `stat`.
+//!
+//! ```
+//! use traffik_core::{MemoryBackend, Throttle, throttle::HitOptions};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let throttle = Throttle::builder("throttle-module-doc", "3/min").backend(MemoryBackend::new()).build()?;
+//! let future = throttle.hit_with("alice", HitOptions::new().cost(2)); // a HitFuture: lazy
+//! assert_eq!(future.await?.remaining, 1);
+//! # Ok(()) }
+//! ```
 
 mod builder;
 mod future;

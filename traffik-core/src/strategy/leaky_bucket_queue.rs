@@ -20,6 +20,19 @@ use crate::{Decision, Millis, Rate, StatMetadata, StrategyStat};
 ///
 /// **Storage**: `{queue: [[arrived, scaled cost left], …], per_unit, updated}`, O(capacity)
 /// at most.
+///
+/// ```
+/// use traffik_core::strategy::{Hit, LeakyBucketWithQueue, Strategy};
+/// use traffik_core::{Context, Rate, StatMetadata};
+///
+/// let (queue, context, rate) = (LeakyBucketWithQueue::new(), Context::new(), Rate::per_second(10));
+/// let mut state = None;
+/// queue.apply(&mut state, &Hit::new(0, rate, 4, &context));
+/// queue.apply(&mut state, &Hit::new(100, rate, 4, &context));
+/// let stat = queue.stat(state.as_ref(), &Hit::new(200, rate, 1, &context));
+/// let StatMetadata::LeakyBucketWithQueue(meta) = stat.metadata else { unreachable!() };
+/// assert_eq!((meta.queue_size, meta.queue_cost, meta.oldest_entry_ms), (2, 6.0, Some(0)));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LeakyBucketWithQueue {
     capacity: Option<u64>,
