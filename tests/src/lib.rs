@@ -9,12 +9,33 @@ pub mod sequence;
 
 use std::sync::Arc;
 
+use traffik_core::backend::{Backend, KeyValueBackend, LockOptions};
 use traffik_core::strategy::{
     Adaptive, FixedWindow, Gcra, LeakyBucket, LeakyBucketWithQueue, Priority, SlidingWindowCounter,
     SlidingWindowLog, Strategy, Tiered, TokenBucket, TokenBucketWithDebt,
 };
 use traffik_core::throttle::ThrottleBuilder;
-use traffik_core::{ManualClock, Throttle, ThrottleRegistry};
+use traffik_core::{ManualClock, MemoryBackend, Throttle, ThrottleRegistry};
+
+/// An in-memory backend on `clock`, under `namespace`.
+pub fn memory(clock: &ManualClock, namespace: &str) -> MemoryBackend {
+    MemoryBackend::builder()
+        .namespace(namespace)
+        .clock(clock.clone())
+        .lock_options(LockOptions::default())
+        .build()
+        .expect("a valid in-memory backend")
+}
+
+/// The in-process backends: the in-memory backend itself, and the generic key-value executor
+/// (read-apply-write under a lock) over an in-memory store.
+pub fn memory_backends(clock: &ManualClock) -> Vec<(&'static str, Arc<dyn Backend>)> {
+    let executor = KeyValueBackend::new(memory(clock, "store"), "kv").expect("a valid namespace");
+    vec![
+        ("memory", Arc::new(memory(clock, "mem"))),
+        ("key-value executor over memory", Arc::new(executor)),
+    ]
+}
 
 /// A throttle builder for a strategy, by name.
 pub type Configure = fn(ThrottleBuilder<str>) -> ThrottleBuilder<str>;
@@ -55,7 +76,7 @@ pub fn throttle(
     uid: &str,
     rate: &str,
     configure: Configure,
-    backend: Arc<dyn traffik_core::backend::Backend>,
+    backend: Arc<dyn Backend>,
     clock: &ManualClock,
 ) -> Throttle {
     configure(Throttle::builder(uid, rate))

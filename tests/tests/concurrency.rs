@@ -3,28 +3,9 @@
 
 use std::sync::Arc;
 
-use traffik_core::backend::{Backend, KeyValueBackend, LockOptions};
 use traffik_core::throttle::HitOptions;
-use traffik_core::{ManualClock, MemoryBackend, Throttle};
-use traffik_tests::{every_strategy, throttle};
-
-fn backends(clock: &ManualClock) -> Vec<(&'static str, Arc<dyn Backend>)> {
-    let memory = |namespace: &str| {
-        MemoryBackend::builder()
-            .namespace(namespace)
-            .clock(clock.clone())
-            .lock_options(LockOptions::default())
-            .build()
-            .unwrap()
-    };
-    vec![
-        ("memory", Arc::new(memory("mem"))),
-        (
-            "key-value",
-            Arc::new(KeyValueBackend::new(memory("store"), "kv").unwrap()),
-        ),
-    ]
-}
+use traffik_core::{ManualClock, Throttle};
+use traffik_tests::{every_strategy, memory_backends, throttle};
 
 async fn admitted(throttle: &Throttle, tasks: usize, cost: u64) -> usize {
     let handles: Vec<_> = (0..tasks)
@@ -49,7 +30,7 @@ async fn admitted(throttle: &Throttle, tasks: usize, cost: u64) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_tasks_on_one_key_admit_exactly_the_limit() {
     let clock = ManualClock::new(1_700_000_000_000);
-    for (backend_name, backend) in backends(&clock) {
+    for (backend_name, backend) in memory_backends(&clock) {
         for (name, configure) in every_strategy() {
             for round in 0..5 {
                 let uid = format!("burst-{round}-{name}");
@@ -67,7 +48,7 @@ async fn many_tasks_on_one_key_admit_exactly_the_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_last_unit_goes_to_exactly_one_of_two_racing_tasks() {
     let clock = ManualClock::new(1_700_000_000_000);
-    for (backend_name, backend) in backends(&clock) {
+    for (backend_name, backend) in memory_backends(&clock) {
         for (name, configure) in every_strategy() {
             for round in 0..20 {
                 let throttle = throttle(

@@ -3,33 +3,13 @@
 
 use std::sync::Arc;
 
-use traffik_core::backend::{Backend, KeyValueBackend, LockOptions};
-use traffik_core::{ManualClock, MemoryBackend};
-use traffik_tests::contract;
-
-fn memory(clock: &ManualClock, namespace: &str) -> MemoryBackend {
-    MemoryBackend::builder()
-        .namespace(namespace)
-        .clock(clock.clone())
-        .lock_options(LockOptions::default())
-        .build()
-        .unwrap()
-}
-
-fn backends(clock: &ManualClock) -> Vec<(&'static str, Arc<dyn Backend>)> {
-    vec![
-        ("memory", Arc::new(memory(clock, "mem"))),
-        (
-            "key-value executor over memory",
-            Arc::new(KeyValueBackend::new(memory(clock, "store"), "kv").unwrap()),
-        ),
-    ]
-}
+use traffik_core::ManualClock;
+use traffik_tests::{contract, memory, memory_backends};
 
 #[tokio::test]
 async fn strategies_match_their_pure_transitions() {
     let clock = ManualClock::new(1_700_000_000_000);
-    for (_, backend) in backends(&clock) {
+    for (_, backend) in memory_backends(&clock) {
         contract::strategies_match_their_pure_transitions(backend, &clock).await;
     }
 }
@@ -37,7 +17,7 @@ async fn strategies_match_their_pure_transitions() {
 #[tokio::test]
 async fn reference_cost_sequence() {
     let clock = ManualClock::new(1_700_000_000_000);
-    for (_, backend) in backends(&clock) {
+    for (_, backend) in memory_backends(&clock) {
         contract::reference_cost_sequence(backend, &clock).await;
     }
 }
@@ -45,7 +25,7 @@ async fn reference_cost_sequence() {
 #[tokio::test]
 async fn reads_consume_nothing() {
     let clock = ManualClock::new(1_700_000_000_000);
-    for (_, backend) in backends(&clock) {
+    for (_, backend) in memory_backends(&clock) {
         contract::reads_consume_nothing(backend, &clock).await;
     }
 }

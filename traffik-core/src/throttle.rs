@@ -286,14 +286,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
                 StatMetadata::None,
             )));
         }
-        let backend = self.backend(&config, &options)?;
-        let key = storage_key(
-            backend.namespace(),
-            &self.inner.uid,
-            &resolved.identity,
-            options.scope,
-            config.strategy.name(),
-        );
+        let (backend, key) = self.locate(&config, &options, &resolved.identity)?;
         let hit = Hit::new(self.inner.clock.now(), resolved.rate, 1, &resolved.context);
         let stat = match &config.strategy {
             StrategyRef::Pure(strategy) => backend.stat(&key, strategy.as_ref(), hit).await,
@@ -413,14 +406,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             Some(resolved) => resolved,
             None => return Ok(Decision::skipped(SkipReason::Exempted)),
         };
-        let backend = self.backend(&config, &options)?;
-        let key = storage_key(
-            backend.namespace(),
-            &self.inner.uid,
-            &resolved.identity,
-            options.scope,
-            config.strategy.name(),
-        );
+        let (backend, key) = self.locate(&config, &options, &resolved.identity)?;
         let now = self.inner.clock.now();
         let hit = Hit::new(now, resolved.rate, resolved.cost, &resolved.context);
         let result = match &config.strategy {
@@ -498,6 +484,24 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             rate,
             cost,
         }))
+    }
+
+    /// The backend of a hit and the client's key in it.
+    fn locate(
+        &self,
+        config: &Config<C>,
+        options: &HitOptions<'_>,
+        identity: &str,
+    ) -> Result<(Arc<dyn Backend>, String), ThrottleError> {
+        let backend = self.backend(config, options)?;
+        let key = storage_key(
+            backend.namespace(),
+            &self.inner.uid,
+            identity,
+            options.scope,
+            config.strategy.name(),
+        );
+        Ok((backend, key))
     }
 
     fn backend(

@@ -51,6 +51,23 @@ pub struct WindowState {
     pub count: u64,
 }
 
+impl WindowState {
+    /// The state as three words (for inline storage).
+    pub(crate) fn pack(&self) -> [u64; 3] {
+        [self.window, self.count, 0]
+    }
+
+    /// The inverse of [`pack`](Self::pack).
+    pub(crate) fn unpack([window, count, _]: [u64; 3]) -> Self {
+        WindowState { window, count }
+    }
+
+    /// When the window ends: from then on the state means nothing.
+    pub(crate) fn ends_at(&self, rate: &Rate) -> Millis {
+        (self.window + 1).saturating_mul(rate.period_ms())
+    }
+}
+
 /// [`FixedWindow`]'s typed stat metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FixedWindowStat {
@@ -149,15 +166,15 @@ impl Strategy for FixedWindow {
 
     #[inline]
     fn expires_at(&self, state: &WindowState, rate: &Rate) -> Millis {
-        (state.window + 1).saturating_mul(rate.period_ms())
+        state.ends_at(rate)
     }
 
     fn pack(state: &WindowState) -> Option<[u64; 3]> {
-        Some([state.window, state.count, 0])
+        Some(state.pack())
     }
 
-    fn unpack([window, count, _]: [u64; 3]) -> Option<WindowState> {
-        Some(WindowState { window, count })
+    fn unpack(words: [u64; 3]) -> Option<WindowState> {
+        Some(WindowState::unpack(words))
     }
 }
 

@@ -144,7 +144,7 @@ impl Strategy for Tiered {
     }
 
     fn expires_at(&self, state: &WindowState, rate: &Rate) -> Millis {
-        (state.window + 1).saturating_mul(rate.period_ms())
+        state.ends_at(rate)
     }
 
     fn validate(&self, rate: &Rate) -> Result<(), StrategyConfigError> {
@@ -184,11 +184,11 @@ impl Strategy for Tiered {
     }
 
     fn pack(state: &WindowState) -> Option<[u64; 3]> {
-        Some([state.window, state.count, 0])
+        Some(state.pack())
     }
 
-    fn unpack([window, count, _]: [u64; 3]) -> Option<WindowState> {
-        Some(WindowState { window, count })
+    fn unpack(words: [u64; 3]) -> Option<WindowState> {
+        Some(WindowState::unpack(words))
     }
 }
 

@@ -68,6 +68,22 @@ pub struct TokenBucketState {
     pub updated: Millis,
 }
 
+impl TokenBucketState {
+    /// The state as three words (for inline storage).
+    pub(crate) fn pack(&self) -> [u64; 3] {
+        [self.tokens as u64, self.per_unit, self.updated]
+    }
+
+    /// The inverse of [`pack`](Self::pack).
+    pub(crate) fn unpack([tokens, per_unit, updated]: [u64; 3]) -> Self {
+        TokenBucketState {
+            tokens: tokens as i64,
+            per_unit,
+            updated,
+        }
+    }
+}
+
 /// [`TokenBucket`]'s typed stat metadata.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TokenBucketStat {
@@ -241,15 +257,11 @@ impl Strategy for TokenBucket {
     }
 
     fn pack(state: &TokenBucketState) -> Option<[u64; 3]> {
-        Some([state.tokens as u64, state.per_unit, state.updated])
+        Some(state.pack())
     }
 
-    fn unpack([tokens, per_unit, updated]: [u64; 3]) -> Option<TokenBucketState> {
-        Some(TokenBucketState {
-            tokens: tokens as i64,
-            per_unit,
-            updated,
-        })
+    fn unpack(words: [u64; 3]) -> Option<TokenBucketState> {
+        Some(TokenBucketState::unpack(words))
     }
 }
 

@@ -117,15 +117,11 @@ impl Strategy for TokenBucketWithDebt {
     }
 
     fn pack(state: &TokenBucketState) -> Option<[u64; 3]> {
-        Some([state.tokens as u64, state.per_unit, state.updated])
+        Some(state.pack())
     }
 
-    fn unpack([tokens, per_unit, updated]: [u64; 3]) -> Option<TokenBucketState> {
-        Some(TokenBucketState {
-            tokens: tokens as i64,
-            per_unit,
-            updated,
-        })
+    fn unpack(words: [u64; 3]) -> Option<TokenBucketState> {
+        Some(TokenBucketState::unpack(words))
     }
 }
 
