@@ -234,12 +234,7 @@ fn multi_thread(c: &mut Criterion) {
     group.bench_function("governor/check_key", |b| {
         b.iter_custom(|iters| two_threads(iters, |_, _| assert!(limiter.check_key(&hot).is_ok())))
     });
-    for strategy in [
-        Arc::new(FixedWindow::new()) as Arc<dyn DynStrategy>,
-        Arc::new(gcra()),
-        Arc::new(TokenBucket::new()),
-        Arc::new(SlidingWindowLog::new()),
-    ] {
+    for strategy in strategies() {
         let backend = backend();
         let key =
             traffik_core::key::storage_key("traffik", "bench", "127.0.0.1", None, strategy.name());
@@ -267,12 +262,7 @@ fn multi_thread(c: &mut Criterion) {
             })
         })
     });
-    for strategy in [
-        Arc::new(FixedWindow::new()) as Arc<dyn DynStrategy>,
-        Arc::new(gcra()),
-        Arc::new(TokenBucket::new()),
-        Arc::new(SlidingWindowLog::new()),
-    ] {
+    for strategy in strategies() {
         let backend = backend();
         let keys = keys(strategy.name());
         group.bench_function(BenchmarkId::new("backend", strategy.name()), |b| {
