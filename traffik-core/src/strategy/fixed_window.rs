@@ -86,12 +86,20 @@ pub(crate) fn current_window(
     now: Millis,
     period_ms: u64,
 ) -> &mut WindowState {
-    let window = now / period_ms;
-    let state = state.get_or_insert(WindowState { window, count: 0 });
-    if window > state.window {
-        *state = WindowState { window, count: 0 };
+    // Before the stored window's end means the same window (or time went backwards): one
+    // multiplication instead of a division on every hit; divide only when the window changes.
+    let current =
+        matches!(state, Some(s) if now < s.window.saturating_add(1).saturating_mul(period_ms));
+    if !current {
+        *state = Some(WindowState {
+            window: now / period_ms,
+            count: 0,
+        });
     }
-    state
+    match state {
+        Some(state) => state,
+        None => unreachable!("set just above"),
+    }
 }
 
 /// The fixed-window transition with an explicit limit (shared by the tiered and priority
