@@ -31,12 +31,7 @@ pub fn write_storage_key(
     out.push(':');
     out.push_str(uid);
     out.push_str(":{");
-    push_component(out, identity);
-    out.push('}');
-    if let Some(scope) = scope.filter(|s| !s.is_empty()) {
-        out.push(':');
-        push_component(out, scope);
-    }
+    push_tail(out, identity, scope);
     out.push(':');
     out.push_str(strategy);
 }
@@ -62,13 +57,67 @@ pub fn storage_key(
     key
 }
 
+/// Which bytes pass through unescaped: `A–Z a–z 0–9 . _ ~ -`.
+const PASSES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let byte = i as u8;
+        table[i] = byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'~' | b'-');
+        i += 1;
+    }
+    table
+};
+
+#[inline]
 fn passes(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'~' | b'-')
+    PASSES[byte as usize]
+}
+
+/// The parts of a throttle's keys that do not change from hit to hit on one backend:
+/// `{namespace}:{uid}:{` and `:{strategy}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyTemplate {
+    prefix: String,
+    suffix: String,
+}
+
+impl KeyTemplate {
+    pub(crate) fn new(namespace: &str, uid: &str, strategy: &str) -> Self {
+        KeyTemplate {
+            prefix: format!("{namespace}:{uid}:{{"),
+            suffix: format!(":{strategy}"),
+        }
+    }
+
+    /// Writes the key of `identity` (and `scope`) into `out` (cleared first).
+    #[inline]
+    pub(crate) fn write(&self, out: &mut String, identity: &str, scope: Option<&str>) {
+        out.clear();
+        out.push_str(&self.prefix);
+        push_tail(out, identity, scope);
+        out.push_str(&self.suffix);
+    }
+}
+
+/// `{identity}` closed, then `:{scope}` when there is one.
+#[inline]
+fn push_tail(out: &mut String, identity: &str, scope: Option<&str>) {
+    push_component(out, identity);
+    out.push('}');
+    if let Some(scope) = scope.filter(|s| !s.is_empty()) {
+        out.push(':');
+        push_component(out, scope);
+    }
 }
 
 fn push_component(out: &mut String, text: &str) {
     let start = out.len();
     let bytes = text.as_bytes();
+    if bytes.len() <= MAX_ESCAPED_LEN && bytes.iter().all(|&byte| passes(byte)) {
+        out.push_str(text);
+        return;
+    }
     // Copy runs of bytes that pass through in bulk; escape the others. A non-empty run holds
     // only ASCII, so its ends are character boundaries (an empty one may sit inside a
     // multi-byte character, so it is never sliced).
@@ -186,6 +235,21 @@ mod tests {
             storage_key("ns", "api", &"x".repeat(128), None, "s").len(),
             "ns:api:{}:s".len() + 128
         );
+    }
+
+    #[test]
+    fn templates_write_the_same_keys() {
+        let template = KeyTemplate::new("ns", "api", "gcra");
+        let mut key = String::from("leftover");
+        for (identity, scope) in [
+            ("10.0.0.1", None),
+            ("::1", Some("GET /x")),
+            ("é", Some("")),
+            (&*"y".repeat(300), None),
+        ] {
+            template.write(&mut key, identity, scope);
+            assert_eq!(key, storage_key("ns", "api", identity, scope, "gcra"));
+        }
     }
 
     #[test]

@@ -27,7 +27,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::backend::{Backend, KeyValueStrategy, Mode};
-use crate::key::{storage_key, write_storage_key};
+use crate::key::{KeyTemplate, storage_key, write_storage_key};
 use crate::registry::{Control, ThrottleRegistry};
 use crate::strategy::{DynStrategy, Hit, Strategy};
 use crate::{
@@ -97,6 +97,8 @@ pub(crate) struct Config<C: ?Sized> {
     pub(crate) context: Context,
     pub(crate) min_wait: Option<Duration>,
     pub(crate) on_error: Option<OnError>,
+    /// The fixed parts of the keys on `backend`, when the throttle has its own.
+    pub(crate) key_template: Option<KeyTemplate>,
 }
 
 /// The strategy of a throttle: a pure transition, or a key-value strategy.
@@ -130,6 +132,16 @@ impl<C: ?Sized> Config<C> {
             && matches!(self.strategy, StrategyRef::Pure(_))
     }
 
+    /// Validates the configuration and refreshes what is derived from it.
+    fn prepare(&mut self, uid: &str) -> Result<(), ConfigError> {
+        self.validate(uid)?;
+        self.key_template = self
+            .backend
+            .as_ref()
+            .map(|backend| KeyTemplate::new(backend.namespace(), uid, self.strategy.name()));
+        Ok(())
+    }
+
     fn validate(&self, uid: &str) -> Result<(), ConfigError> {
         if let (Some(rate), StrategyRef::Pure(strategy)) = (self.rate.fixed(), &self.strategy)
             && !rate.is_unlimited()
@@ -156,6 +168,7 @@ impl<C: ?Sized> Clone for Config<C> {
             context: self.context.clone(),
             min_wait: self.min_wait,
             on_error: self.on_error.clone(),
+            key_template: self.key_template.clone(),
         }
     }
 }
@@ -205,7 +218,8 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         registry: ThrottleRegistry,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ConfigError> {
-        config.validate(&uid)?;
+        let mut config = config;
+        config.prepare(&uid)?;
         let inner = Arc::new(Inner {
             uid: uid.into_boxed_str(),
             config: ArcSwap::from_pointee(config),
@@ -357,25 +371,30 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         }
         let strategy = config.strategy.pure()?;
         let hit = Hit::new(self.inner.clock.now(), rate, cost, &context);
-        let decide = |backend: &dyn Backend| {
+        let decide = |backend: &dyn Backend, template: Option<&KeyTemplate>| {
             with_key_buffer(|key| {
-                write_storage_key(
-                    key,
-                    backend.namespace(),
-                    &self.inner.uid,
-                    &identity,
-                    options.scope,
-                    strategy.name(),
-                );
+                match template {
+                    Some(template) => template.write(key, &identity, options.scope),
+                    None => write_storage_key(
+                        key,
+                        backend.namespace(),
+                        &self.inner.uid,
+                        &identity,
+                        options.scope,
+                        strategy.name(),
+                    ),
+                }
                 backend.decide_now(key, strategy, hit, mode)
             })
         };
-        let result = if let Some(backend) = config.backend.as_ref().or(options.backend) {
-            decide(backend.as_ref())
+        let result = if let Some(backend) = &config.backend {
+            decide(backend.as_ref(), config.key_template.as_ref())
+        } else if let Some(backend) = options.backend {
+            decide(backend.as_ref(), None)
         } else {
             let default = self.inner.registry.default_backend();
             match default.as_ref() {
-                Some(slot) => decide(slot.0.as_ref()),
+                Some(slot) => decide(slot.0.as_ref(), None),
                 None => {
                     return Some(Err(ThrottleError::NoBackend {
                         uid: self.inner.uid.to_string(),
@@ -570,7 +589,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         self.inner.config.rcu(|current| {
             let mut next = Config::clone(current);
             change(&mut next);
-            match next.validate(&self.inner.uid) {
+            match next.prepare(&self.inner.uid) {
                 Ok(()) => Arc::new(next),
                 Err(error) => {
                     failure = Some(error);

@@ -81,13 +81,13 @@ impl Gcra {
     /// Time is read in whole milliseconds, so hits within one millisecond share a timestamp;
     /// the tolerance is therefore never less than one millisecond's worth of cells minus one,
     /// or a rate above 1000/s could only admit one hit per millisecond.
-    fn tau(&self, scale: &Scale) -> i128 {
+    fn tau(&self, scale: &Scale) -> u64 {
         let configured = match self.tolerance {
             Tolerance::None => 0,
-            Tolerance::Millis(ms) => scale.gained(ms),
-            Tolerance::Burst(cells) => scale.scaled(cells.saturating_sub(1)),
+            Tolerance::Millis(ms) => ms.saturating_mul(scale.per_ms),
+            Tolerance::Burst(cells) => cells.saturating_sub(1).saturating_mul(scale.per_unit),
         };
-        configured.max(i128::from(scale.per_ms) - i128::from(scale.per_unit))
+        configured.max(scale.per_ms.saturating_sub(scale.per_unit))
     }
 }
 
@@ -141,8 +141,7 @@ struct Schedule {
 impl Schedule {
     fn new(gcra: &Gcra, state: Option<&GcraState>, hit: &Hit<'_>) -> Self {
         let scale = Scale::of(&hit.rate);
-        let ceiling =
-            u64::try_from(gcra.tau(&scale) + i128::from(scale.per_unit)).unwrap_or(u64::MAX);
+        let ceiling = gcra.tau(&scale).saturating_add(scale.per_unit);
         let base = match state {
             // The common case: same rate as when written, TAT within u64 range of now.
             Some(s) if s.per_ms == scale.per_ms && s.tat >= hit.now => (s.tat - hit.now)
@@ -231,7 +230,7 @@ impl Strategy for Gcra {
     fn stat(&self, state: Option<&GcraState>, hit: &Hit<'_>) -> StrategyStat {
         let scale = Scale::of(&hit.rate);
         let interval = i128::from(scale.per_unit);
-        let tau = self.tau(&scale);
+        let tau = i128::from(self.tau(&scale));
         let ceiling = tau + interval;
         let base = relative_tat(state, &scale, hit.now).max(0);
         let remaining = u64::try_from((ceiling - base).max(0) / interval).unwrap_or(u64::MAX);
@@ -259,7 +258,7 @@ impl Strategy for Gcra {
                 "must be at least 1",
             ));
         }
-        if self.tau(&scale) + i128::from(scale.per_unit) >= EXACT_LIMIT {
+        if i128::from(self.tau(&scale)) + i128::from(scale.per_unit) >= EXACT_LIMIT {
             return Err(StrategyConfigError::new(
                 Self::NAME,
                 "burst_tolerance",

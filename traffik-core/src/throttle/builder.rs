@@ -164,6 +164,7 @@ impl<C: ?Sized + Send + Sync + 'static> ThrottleBuilder<C> {
             context: self.context,
             min_wait: self.min_wait,
             on_error: self.on_error,
+            key_template: None,
         };
         let registry = self
             .registry
