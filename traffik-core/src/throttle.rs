@@ -289,7 +289,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         options: HitOptions<'_>,
     ) -> Result<Option<StrategyStat>, ThrottleError> {
         let config = self.inner.config.load_full();
-        let Some(resolved) = self.resolve(&config, connection, &options, true).await? else {
+        let Some(resolved) = self.resolve(&config, connection, &options, true).await else {
             return Ok(None);
         };
         if resolved.rate.is_unlimited() {
@@ -415,7 +415,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         mode: Mode,
     ) -> Result<Decision, ThrottleError> {
         let config = self.inner.config.load_full();
-        let resolved = match self.resolve(&config, connection, &options, false).await? {
+        let resolved = match self.resolve(&config, connection, &options, false).await {
             Some(resolved) if resolved.rate.is_unlimited() => {
                 return Ok(Decision::skipped(SkipReason::Unlimited));
             }
@@ -482,27 +482,24 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         connection: &'a C,
         options: &HitOptions<'a>,
         for_stat: bool,
-    ) -> Result<Option<Resolved<'a>>, ThrottleError> {
+    ) -> Option<Resolved<'a>> {
         let identity = match config.identifier.call(connection).await {
             Identity::Key(key) => key,
-            Identity::Exempted => return Ok(None),
+            Identity::Exempted => return None,
         };
         let context = merged_context(options.context, &config.context);
-        let rate = match &config.rate {
-            RateSource::Fixed(rate) => *rate,
-            dynamic @ RateSource::Dynamic(_) => dynamic.resolve(connection, &context).await,
-        };
+        let rate = config.rate.resolve(connection, &context).await;
         let cost = match (options.cost, for_stat || rate.is_unlimited()) {
             (_, true) => 1,
             (Some(cost), false) => cost,
             (None, false) => config.cost.resolve(connection, &context).await,
         };
-        Ok(Some(Resolved {
+        Some(Resolved {
             identity,
             context,
             rate,
             cost,
-        }))
+        })
     }
 
     /// The backend of a hit and the client's key in it.

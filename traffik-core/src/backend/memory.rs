@@ -434,13 +434,11 @@ impl KeyValueStore for MemoryBackend {
     fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> BackendFuture<'a, bool> {
         MaybeReady::ready(self.check_open().map(|()| {
             let now = self.now();
-            self.shared.store.get_live(key, now, |_| ()).is_some()
-                && self.shared.store.with_entry(key, now, |entry, live| {
-                    if live {
-                        entry.expires_at = now.saturating_add((ttl.as_millis() as Millis).max(1));
-                    }
-                    live
-                })
+            let expires_at = now.saturating_add((ttl.as_millis() as Millis).max(1));
+            self.shared
+                .store
+                .update_live(key, now, |entry| entry.expires_at = expires_at)
+                .is_some()
         }))
     }
 

@@ -162,6 +162,19 @@ impl Store {
         f(&mut entry, live)
     }
 
+    /// Runs `f` on the entry at `key` if it is live; never creates one.
+    pub(super) fn update_live<T>(
+        &self,
+        key: &str,
+        now: Millis,
+        f: impl FnOnce(&mut Entry) -> T,
+    ) -> Option<T> {
+        self.map
+            .get_mut(key)
+            .filter(|entry| entry.is_live(now))
+            .map(|mut entry| f(&mut entry))
+    }
+
     pub(super) fn get_live<T>(
         &self,
         key: &str,
