@@ -1,8 +1,9 @@
 //! Cost of one decision on the in-memory backend, per strategy, beside governor's keyed
 //! `check_key` in the same run.
 //!
-//! Scenarios: one hot key on one thread; 100k keys round-robin on one thread; two threads on one
-//! key; two threads over 100k keys. Rates are high enough never to refuse. `backend` rows call
+//! Scenarios: one hot key on one thread; 100k keys round-robin on one thread, independent and
+//! dependent (each key chosen from the previous verdict); two threads on one key; two threads
+//! over 100k keys. Rates are high enough never to refuse. `backend` rows call
 //! the backend directly with a prebuilt key (what governor's `check_key` does); `throttle` rows
 //! go through `Throttle::hit` (clock read, identity, key building, strategy, backend).
 
@@ -189,6 +190,33 @@ fn single_thread(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) % KEYS;
                 black_box(now(throttle.hit(&identities[i])).unwrap().is_allowed())
+            })
+        });
+    }
+    group.finish();
+
+    // The same keys, but each decision's key depends on the previous decision's verdict, so the
+    // processor cannot start the next lookup (and its cache miss) before this one completes: the
+    // cost of one decision on a cold key, as a server pays it between requests. In the rows
+    // above, a short loop lets the processor overlap consecutive misses, which rewards fewer
+    // instructions per decision more than fewer misses (docs/benchmarks.md).
+    let mut group = c.benchmark_group("100k_keys_dependent");
+    let limiter = governor();
+    let mut i = 0;
+    group.bench_function("governor/check_key", |b| {
+        b.iter(|| {
+            let allowed = limiter.check_key(&governor_keys[i]).is_ok();
+            i = (i + 1 + usize::from(!allowed)) % KEYS;
+        })
+    });
+    for strategy in strategies().into_iter().take(2) {
+        let backend = backend();
+        let keys = keys(strategy.name());
+        let mut i = 0;
+        group.bench_function(BenchmarkId::new("backend", strategy.name()), |b| {
+            b.iter(|| {
+                let allowed = decide(&backend, &clock, &keys[i], strategy.as_ref(), &context);
+                i = (i + 1 + usize::from(!allowed)) % KEYS;
             })
         });
     }
