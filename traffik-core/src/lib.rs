@@ -46,6 +46,7 @@ mod clock;
 mod context;
 mod decision;
 mod error;
+pub mod headers;
 mod identity;
 pub mod key;
 mod maybe_ready;

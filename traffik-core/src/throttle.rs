@@ -277,6 +277,38 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         HitFuture::new(self, connection, options, Mode::Peek)
     }
 
+    /// Decides this hit without awaiting, if it can: every input (identifier, rate, cost) is
+    /// synchronous and the backend decides synchronously (the in-memory backend), or the hit is
+    /// skipped. `None` means the hit needs the asynchronous path ([`hit_with`](Self::hit_with)),
+    /// and nothing was consumed. Middleware uses it to decide inside `Service::call` with no
+    /// future at all.
+    ///
+    /// ```
+    /// use traffik_core::{MemoryBackend, Throttle, throttle::HitOptions};
+    ///
+    /// let throttle = Throttle::builder("try-hit-now-doc", "1/min").backend(MemoryBackend::new()).build()?;
+    /// let first = throttle.try_hit_now("alice", HitOptions::new()).expect("in-memory is synchronous")?;
+    /// assert!(first.is_allowed());
+    /// assert!(throttle.try_hit_now("alice", HitOptions::new()).unwrap()?.is_throttled());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_hit_now(
+        &self,
+        connection: &C,
+        options: HitOptions<'_>,
+    ) -> Option<Result<Decision, ThrottleError>> {
+        self.decide_now(connection, &options, Mode::Consume)
+    }
+
+    /// [`try_hit_now`](Self::try_hit_now) without consuming (what [`check`](Self::check) gets).
+    pub fn try_check_now(
+        &self,
+        connection: &C,
+        options: HitOptions<'_>,
+    ) -> Option<Result<Decision, ThrottleError>> {
+        self.decide_now(connection, &options, Mode::Peek)
+    }
+
     /// The client's state, without consuming (`None` if the client is exempted).
     pub async fn stat(&self, connection: &C) -> Result<Option<StrategyStat>, ThrottleError> {
         self.stat_with(connection, HitOptions::new()).await

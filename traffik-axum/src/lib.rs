@@ -1,0 +1,92 @@
+//! Rate limiting for [Axum](https://docs.rs/axum), on the [`traffik_core`] engine: every
+//! strategy, every backend, exact decisions.
+//!
+//! | entry point | use it for |
+//! |---|---|
+//! | [`Throttled<T>`] extractor | a limit on a handler; several arguments for several limits |
+//! | [`ThrottleLayer`] | a limit on a router or route; many throttles with path/method/predicate [`ThrottleRule`]s |
+//! | [`HttpThrottle::enforce`] | inside a handler, with a per-call cost (`?` answers the 429) |
+//! | [`HttpThrottle::check_request`] / [`stat_request`](HttpThrottle::stat_request) | look without consuming |
+//!
+//! Clients are identified by [`ClientIp`] (the TCP peer; forwarding headers only from trusted
+//! proxies), or by any [`Identifier`](traffik_core::throttle::Identifier) over the request's
+//! [`Parts`](http::request::Parts) (an API-key header, an extension; return
+//! [`EXEMPTED`](traffik_core::EXEMPTED) to skip). Refusals are `429 Too Many Requests` with
+//! `Retry-After`, the throttle's [`Headers`](traffik_core::headers::Headers), or the response of
+//! its [`ThrottledHandler`].
+//!
+//! ```
+//! use std::net::SocketAddr;
+//! use axum::{Router, routing::get};
+//! use traffik_axum::{HttpThrottle, ThrottleLayer, Throttled, throttle_policy};
+//! use traffik_axum::prelude::*;
+//!
+//! throttle_policy! {
+//!     /// Five requests per ten seconds per client and route.
+//!     pub PerClient = HttpThrottle::builder("crate-doc-per-client", "5/10s")
+//!         .backend(MemoryBackend::new())
+//!         .headers(Headers::always())
+//!         .build();
+//! }
+//!
+//! async fn index(_: Throttled<PerClient>) -> &'static str { "hello" }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let everything = HttpThrottle::builder("crate-doc-global", "1000/min")
+//!     .backend(MemoryBackend::new())
+//!     .build()?;
+//! let app = Router::new()
+//!     .route("/", get(index))
+//!     .layer(ThrottleLayer::new(everything));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! // The peer address is the default identity: serve with connect info.
+//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+
+mod backend;
+mod client_ip;
+mod extract;
+mod layer;
+mod path_pattern;
+mod policy;
+mod rejection;
+mod rule;
+mod throttle;
+
+pub use backend::RequestBackend;
+pub use client_ip::{ClientIp, UNKNOWN_PEER};
+pub use extract::Throttled;
+pub use layer::{ResponseFuture, ThrottleLayer, ThrottleService};
+pub use path_pattern::PathPattern;
+pub use policy::ThrottlePolicy;
+pub use rejection::{
+    BackendUnavailable, Misconfigured, NoBackend, ThrottleRejection, TooManyRequests,
+};
+pub use rule::ThrottleRule;
+pub use throttle::{HttpThrottle, HttpThrottleBuilder, Scope, ThrottledHandler};
+pub use traffik_core;
+
+/// What most applications need, in one import.
+pub mod prelude {
+    pub use traffik_core::backend::Backend;
+    pub use traffik_core::headers::{Header, HeaderValue, Headers, When};
+    pub use traffik_core::strategy::{
+        FixedWindow, Gcra, LeakyBucket, LeakyBucketWithQueue, SlidingWindowCounter,
+        SlidingWindowLog, TokenBucket, TokenBucketWithDebt,
+    };
+    pub use traffik_core::throttle::{CostFn, HitOptions, Identifier, OnError, RateFn};
+    pub use traffik_core::{
+        ConfigError, Context, Decision, EXEMPTED, Identity, Rate, StrategyStat, Throttle,
+        ThrottleError, ThrottleRegistry,
+    };
+    #[cfg(feature = "memory")]
+    pub use traffik_core::{MemoryBackend, MemoryBackendBuilder};
+
+    pub use crate::{
+        ClientIp, HttpThrottle, RequestBackend, Scope, ThrottleLayer, ThrottleRejection,
+        ThrottleRule, Throttled, ThrottledHandler,
+    };
+}

@@ -1,0 +1,84 @@
+//! [`ThrottlePolicy`]: what a [`Throttled<T>`](crate::Throttled) type parameter names, and the
+//! [`throttle_policy!`](crate::throttle_policy) macro that declares one.
+
+use traffik_core::ConfigError;
+
+use crate::HttpThrottle;
+
+/// Names the throttle a [`Throttled<T>`](crate::Throttled) argument enforces.
+///
+/// Two shapes:
+/// - a **static** policy, declared with [`throttle_policy!`](crate::throttle_policy): the
+///   throttle is built on first use and lives for the program;
+/// - a policy that reads the throttle from the router's **state**: implement the trait for
+///   your state type.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use traffik_axum::{HttpThrottle, ThrottlePolicy, Throttled};
+/// use traffik_axum::prelude::*;
+///
+/// #[derive(Clone)]
+/// struct AppState { search: HttpThrottle }
+///
+/// struct Search;
+/// impl ThrottlePolicy<AppState> for Search {
+///     fn throttle(state: &AppState) -> Result<&HttpThrottle, &ConfigError> {
+///         Ok(&state.search)
+///     }
+/// }
+///
+/// async fn search(_: Throttled<Search>) -> &'static str { "results" }
+///
+/// let state = AppState {
+///     search: HttpThrottle::builder("doc-policy-search", "20/min").backend(MemoryBackend::new()).build()?,
+/// };
+/// let app: Router = Router::new().route("/search", get(search)).with_state(state);
+/// # Ok::<(), ConfigError>(())
+/// ```
+pub trait ThrottlePolicy<S>: Send + Sync + 'static {
+    /// The throttle, or the error that kept a static policy's throttle from being built.
+    fn throttle(state: &S) -> Result<&HttpThrottle, &ConfigError>;
+}
+
+/// Declares static throttle policies: marker types for [`Throttled<T>`](crate::Throttled),
+/// each tied to a throttle built (once, on first use) by the expression after `=`. The policy
+/// works with any router state.
+///
+/// A throttle that cannot be built (a duplicate uid, say) does not panic: every request it
+/// guards is answered `500` with the error, which is also logged.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use traffik_axum::{HttpThrottle, Throttled, throttle_policy};
+/// use traffik_axum::prelude::*;
+///
+/// throttle_policy! {
+///     /// Short bursts: two a second.
+///     pub Burst = HttpThrottle::builder("doc-burst", "2/s").backend(MemoryBackend::new()).build();
+///     /// The sustained limit.
+///     pub Sustained = HttpThrottle::builder("doc-sustained", "20/min").backend(MemoryBackend::new()).build();
+/// }
+///
+/// // Both limits apply: the burst and the sustained one.
+/// async fn search(_: Throttled<Burst>, _: Throttled<Sustained>) -> &'static str { "results" }
+///
+/// let app: Router = Router::new().route("/search", get(search));
+/// ```
+#[macro_export]
+macro_rules! throttle_policy {
+    ($($(#[$meta:meta])* $vis:vis $name:ident = $build:expr;)+) => {$(
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy)]
+        $vis struct $name;
+
+        impl<S> $crate::ThrottlePolicy<S> for $name {
+            fn throttle(_: &S) -> ::core::result::Result<&$crate::HttpThrottle, &$crate::prelude::ConfigError> {
+                static THROTTLE: ::std::sync::LazyLock<
+                    ::core::result::Result<$crate::HttpThrottle, $crate::prelude::ConfigError>,
+                > = ::std::sync::LazyLock::new(|| $build);
+                THROTTLE.as_ref()
+            }
+        }
+    )+};
+}

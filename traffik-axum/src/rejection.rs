@@ -1,0 +1,380 @@
+//! Rejections: why a throttled extractor, layer or `enforce` call answered instead of the
+//! handler. One struct per cause, each with a fixed status, wrapped in [`ThrottleRejection`].
+
+use std::fmt;
+use std::time::Duration;
+
+use axum::response::{IntoResponse, Response};
+use http::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use traffik_core::{ConfigError, Decision, ThrottleError};
+
+/// Any reason a request was answered by the limiter.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ThrottleRejection {
+    /// The client is over its limit: 429.
+    TooManyRequests(TooManyRequests),
+    /// The backend failed and the throttle's on-error policy is `raise`: 503.
+    BackendUnavailable(BackendUnavailable),
+    /// The throttle has no backend anywhere: 500.
+    NoBackend(NoBackend),
+    /// The throttle could not be built, or its strategy does not suit its backend: 500.
+    Misconfigured(Misconfigured),
+}
+
+impl ThrottleRejection {
+    /// The status this rejection answers with.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ThrottleRejection::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ThrottleRejection::BackendUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ThrottleRejection::NoBackend(_) | ThrottleRejection::Misconfigured(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// The limiter's error behind a rejection that is not a 429.
+    pub(crate) fn from_error(error: ThrottleError) -> Self {
+        match error {
+            ThrottleError::Backend { .. } => {
+                tracing::error!(target: "traffik", %error, "rate-limit backend failed; answering 503");
+                ThrottleRejection::BackendUnavailable(BackendUnavailable { error })
+            }
+            ThrottleError::NoBackend { ref uid } => {
+                tracing::error!(target: "traffik", %error, "throttle `{uid}` has no backend; answering 500");
+                ThrottleRejection::NoBackend(NoBackend { error })
+            }
+            other => {
+                tracing::error!(target: "traffik", error = %other, "throttle misconfigured; answering 500");
+                ThrottleRejection::Misconfigured(Misconfigured {
+                    message: other.to_string(),
+                })
+            }
+        }
+    }
+}
+
+impl fmt::Display for ThrottleRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ThrottleRejection::TooManyRequests(r) => r.fmt(f),
+            ThrottleRejection::BackendUnavailable(r) => r.fmt(f),
+            ThrottleRejection::NoBackend(r) => r.fmt(f),
+            ThrottleRejection::Misconfigured(r) => r.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ThrottleRejection {}
+
+impl IntoResponse for ThrottleRejection {
+    fn into_response(self) -> Response {
+        match self {
+            ThrottleRejection::TooManyRequests(r) => r.into_response(),
+            ThrottleRejection::BackendUnavailable(r) => r.into_response(),
+            ThrottleRejection::NoBackend(r) => r.into_response(),
+            ThrottleRejection::Misconfigured(r) => r.into_response(),
+        }
+    }
+}
+
+/// The client is over its limit.
+///
+/// The default response is `429 Too Many Requests` with `Retry-After: N` (whole seconds,
+/// rounded up, at least 1), the throttle's rate-limit headers, and the body
+/// `Too many requests. Retry in N seconds.`, as JSON
+/// (`{"detail": "...", "retry_after": N}`) when the request's `Accept` prefers
+/// `application/json`. A throttle's own handler replaces the response (`Retry-After` and the
+/// rate-limit headers are still added unless it set them).
+pub struct TooManyRequests(Box<Refusal>);
+
+struct Refusal {
+    decision: Decision,
+    headers: HeaderMap,
+    json: bool,
+    custom: Option<Response>,
+}
+
+impl TooManyRequests {
+    pub(crate) fn new(
+        decision: Decision,
+        headers: HeaderMap,
+        json: bool,
+        custom: Option<Response>,
+    ) -> Self {
+        TooManyRequests(Box::new(Refusal {
+            decision,
+            headers,
+            json,
+            custom,
+        }))
+    }
+
+    /// The refused hit's decision.
+    #[must_use]
+    pub fn decision(&self) -> &Decision {
+        &self.0.decision
+    }
+
+    /// How long until the hit could succeed.
+    #[must_use]
+    pub fn wait(&self) -> Duration {
+        self.0.decision.wait().unwrap_or_default()
+    }
+
+    /// `Retry-After`'s value: the wait in whole seconds, rounded up, at least 1.
+    #[must_use]
+    pub fn retry_after_secs(&self) -> u64 {
+        retry_after_secs(&self.0.decision)
+    }
+}
+
+/// The wait of a refused decision in whole seconds, rounded up, at least 1.
+pub(crate) fn retry_after_secs(decision: &Decision) -> u64 {
+    decision.retry_after_secs().unwrap_or_default().max(1)
+}
+
+/// Whether the client asked for JSON before plain text.
+pub(crate) fn prefers_json(headers: &HeaderMap) -> bool {
+    let Some(accept) = headers.get(ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let position = |needle: &str| accept.find(needle);
+    match (position("application/json"), position("text/plain")) {
+        (Some(json), Some(text)) => json < text,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
+impl fmt::Debug for TooManyRequests {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TooManyRequests")
+            .field("decision", &self.0.decision)
+            .field("custom", &self.0.custom.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for TooManyRequests {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Too many requests. Retry in {} seconds.",
+            self.retry_after_secs()
+        )
+    }
+}
+
+impl IntoResponse for TooManyRequests {
+    fn into_response(self) -> Response {
+        let retry_after = self.retry_after_secs();
+        let Refusal {
+            decision,
+            headers: rate_limit_headers,
+            json,
+            custom,
+        } = *self.0;
+        if decision.wait().is_none() && custom.is_none() {
+            // Over capacity: waiting cannot help, so no Retry-After.
+            let mut response = (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests: this request costs more than the limit allows.",
+            )
+                .into_response();
+            response.headers_mut().extend(rate_limit_headers);
+            return response;
+        }
+        let mut response = match custom {
+            Some(response) => response,
+            None if json => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                serde_json::json!({
+                    "detail": format!("Too many requests. Retry in {retry_after} seconds."),
+                    "retry_after": retry_after,
+                })
+                .to_string(),
+            )
+                .into_response(),
+            None => (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Too many requests. Retry in {retry_after} seconds."),
+            )
+                .into_response(),
+        };
+        let headers = response.headers_mut();
+        if !headers.contains_key(RETRY_AFTER) {
+            headers.insert(RETRY_AFTER, HeaderValue::from(retry_after));
+        }
+        for (name, value) in &rate_limit_headers {
+            if !headers.contains_key(name) {
+                headers.insert(name, value.clone());
+            }
+        }
+        response
+    }
+}
+
+/// The backend failed and the throttle's on-error policy is `raise`.
+#[derive(Debug)]
+pub struct BackendUnavailable {
+    error: ThrottleError,
+}
+
+impl BackendUnavailable {
+    /// The limiter's error.
+    #[must_use]
+    pub fn error(&self) -> &ThrottleError {
+        &self.error
+    }
+}
+
+impl fmt::Display for BackendUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Rate limiting is unavailable. Try again later.")
+    }
+}
+
+impl IntoResponse for BackendUnavailable {
+    fn into_response(self) -> Response {
+        (StatusCode::SERVICE_UNAVAILABLE, self.to_string()).into_response()
+    }
+}
+
+/// The throttle has no backend: not its own, not one in the request's extensions, no default.
+#[derive(Debug)]
+pub struct NoBackend {
+    error: ThrottleError,
+}
+
+impl NoBackend {
+    /// The limiter's error (it names the throttle's uid).
+    #[must_use]
+    pub fn error(&self) -> &ThrottleError {
+        &self.error
+    }
+}
+
+impl fmt::Display for NoBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl IntoResponse for NoBackend {
+    fn into_response(self) -> Response {
+        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+    }
+}
+
+/// The throttle could not be built (a static policy's configuration error), or its strategy
+/// needs what its backend lacks.
+#[derive(Debug)]
+pub struct Misconfigured {
+    message: String,
+}
+
+impl Misconfigured {
+    pub(crate) fn from_config(error: &ConfigError) -> Self {
+        tracing::error!(target: "traffik", %error, "throttle policy could not be built; answering 500");
+        Misconfigured {
+            message: error.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Misconfigured {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl IntoResponse for Misconfigured {
+    fn into_response(self) -> Response {
+        (StatusCode::INTERNAL_SERVER_ERROR, self.message).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::header::HeaderName;
+
+    use super::*;
+
+    fn refused(wait_ms: u64) -> TooManyRequests {
+        TooManyRequests::new(
+            Decision::throttled(2, 0, Duration::from_millis(wait_ms), Duration::from_secs(1)),
+            HeaderMap::new(),
+            false,
+            None,
+        )
+    }
+
+    async fn body(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_default_429_rounds_the_wait_up_to_whole_seconds() {
+        for (wait_ms, secs) in [(1, "1"), (1_000, "1"), (1_001, "2"), (0, "1")] {
+            let response = refused(wait_ms).into_response();
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(response.headers()[RETRY_AFTER], secs);
+            assert_eq!(
+                body(response).await,
+                format!("Too many requests. Retry in {secs} seconds.")
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn json_when_asked_and_custom_responses_keep_their_own_headers() {
+        let mut json = refused(2_500);
+        json.0.json = true;
+        let response = json.into_response();
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+        assert_eq!(
+            body(response).await,
+            r#"{"detail":"Too many requests. Retry in 3 seconds.","retry_after":3}"#
+        );
+
+        let mut custom = refused(500);
+        custom.0.headers.insert(
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderValue::from(2),
+        );
+        custom.0.custom = Some(
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(RETRY_AFTER, "60")],
+                "busy",
+            )
+                .into_response(),
+        );
+        let response = custom.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "60");
+        assert_eq!(response.headers()["x-ratelimit-limit"], "2");
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        let accept = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(ACCEPT, HeaderValue::from_static(value));
+            prefers_json(&headers)
+        };
+        assert!(accept("application/json"));
+        assert!(accept("application/json, text/plain"));
+        assert!(!accept("text/plain, application/json"));
+        assert!(!accept("text/html"));
+        assert!(!prefers_json(&HeaderMap::new()));
+    }
+}

@@ -1,0 +1,180 @@
+//! [`ThrottleRule`]: a throttle and the requests it applies to (path pattern, methods,
+//! predicate), for one [`ThrottleLayer`](crate::ThrottleLayer) carrying many throttles.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::Method;
+use http::request::Parts;
+use traffik_core::BoxFuture;
+
+use crate::HttpThrottle;
+use crate::path_pattern::PathPattern;
+
+type AsyncPredicate = Arc<dyn for<'a> Fn(&'a Parts) -> BoxFuture<'a, bool> + Send + Sync>;
+type SyncPredicate = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
+
+/// A throttle applied to the requests that match every given criterion.
+///
+/// Criteria are checked cheapest first: the method set (case-insensitive), then the path
+/// pattern (anchored at both ends), then the asynchronous predicate. A rule with no criteria
+/// applies to every request.
+///
+/// ```
+/// use http::Method;
+/// use traffik_axum::{HttpThrottle, ThrottleLayer, ThrottleRule};
+/// use traffik_axum::prelude::*;
+///
+/// let writes = HttpThrottle::builder("doc-rule-writes", "10/min").backend(MemoryBackend::new()).build()?;
+/// let layer = ThrottleLayer::from_rules([ThrottleRule::new(writes)
+///     .path("/api/**")
+///     .methods([Method::POST, Method::PUT, Method::DELETE])
+///     .predicate(|parts| !parts.headers.contains_key("x-internal"))]);
+/// # let _ = layer;
+/// # Ok::<(), ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct ThrottleRule {
+    pub(crate) throttle: HttpThrottle,
+    methods: Option<Arc<[Method]>>,
+    path: Option<PathPattern>,
+    predicate: Option<SyncPredicate>,
+    pub(crate) async_predicate: Option<AsyncPredicate>,
+    pub(crate) cost: Option<u64>,
+}
+
+impl ThrottleRule {
+    /// `throttle` on every request.
+    #[must_use]
+    pub fn new(throttle: HttpThrottle) -> Self {
+        ThrottleRule {
+            throttle,
+            methods: None,
+            path: None,
+            predicate: None,
+            async_predicate: None,
+            cost: None,
+        }
+    }
+
+    /// Only requests whose path matches `pattern`: a glob (`*` one segment, `**` any number
+    /// of segments), or a [`PathPattern`] (regular expressions with the `regex` feature).
+    #[must_use]
+    pub fn path(mut self, pattern: impl Into<PathPattern>) -> Self {
+        self.path = Some(pattern.into());
+        self
+    }
+
+    /// Only requests with one of these methods (compared case-insensitively).
+    #[must_use]
+    pub fn methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
+        self.methods = Some(methods.into_iter().collect());
+        self
+    }
+
+    /// Only requests for which `predicate` holds.
+    #[must_use]
+    pub fn predicate(mut self, predicate: impl Fn(&Parts) -> bool + Send + Sync + 'static) -> Self {
+        self.predicate = Some(Arc::new(predicate));
+        self
+    }
+
+    /// Only requests for which the asynchronous `predicate` holds (a lookup, say).
+    #[must_use]
+    pub fn predicate_async(
+        mut self,
+        predicate: impl for<'a> Fn(&'a Parts) -> BoxFuture<'a, bool> + Send + Sync + 'static,
+    ) -> Self {
+        self.async_predicate = Some(Arc::new(predicate));
+        self
+    }
+
+    /// The cost of a matching request (default: the throttle's).
+    #[must_use]
+    pub fn cost(mut self, cost: u64) -> Self {
+        self.cost = Some(cost);
+        self
+    }
+
+    /// The throttle.
+    #[must_use]
+    pub fn throttle(&self) -> &HttpThrottle {
+        &self.throttle
+    }
+
+    /// Whether the method, path and synchronous predicate criteria hold (an asynchronous
+    /// predicate is checked after).
+    pub(crate) fn matches_cheap(&self, parts: &Parts) -> bool {
+        if let Some(methods) = &self.methods
+            && !methods
+                .iter()
+                .any(|m| m.as_str().eq_ignore_ascii_case(parts.method.as_str()))
+        {
+            return false;
+        }
+        self.path
+            .as_ref()
+            .is_none_or(|pattern| pattern.matches(parts.uri.path()))
+            && self
+                .predicate
+                .as_ref()
+                .is_none_or(|predicate| predicate(parts))
+    }
+}
+
+impl fmt::Debug for ThrottleRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThrottleRule")
+            .field("throttle", &self.throttle.uid())
+            .field("methods", &self.methods)
+            .field("path", &self.path)
+            .field("predicate", &self.predicate.is_some())
+            .field("async_predicate", &self.async_predicate.is_some())
+            .field("cost", &self.cost)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Request;
+    use traffik_core::MemoryBackend;
+
+    use super::*;
+
+    fn parts(method: &str, path: &str) -> Parts {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    fn rule() -> ThrottleRule {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let uid = format!("rule-test-{}", N.fetch_add(1, Ordering::Relaxed));
+        ThrottleRule::new(
+            HttpThrottle::builder(uid, "1/s")
+                .backend(MemoryBackend::new())
+                .build()
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn methods_compare_case_insensitively_and_paths_are_anchored() {
+        let posts = rule().methods([Method::POST]).path("/api");
+        assert!(posts.matches_cheap(&parts("POST", "/api")));
+        assert!(posts.matches_cheap(&parts("post", "/api")));
+        assert!(!posts.matches_cheap(&parts("GET", "/api")));
+        assert!(!posts.matches_cheap(&parts("POST", "/apixyz")));
+        assert!(!posts.matches_cheap(&parts("POST", "/api/x")));
+        let any = rule();
+        assert!(any.matches_cheap(&parts("PATCH", "/whatever")));
+        let internal = rule().predicate(|parts| parts.headers.contains_key("x-internal"));
+        assert!(!internal.matches_cheap(&parts("GET", "/")));
+    }
+}

@@ -1,0 +1,562 @@
+//! [`HttpThrottle`]: a core [`Throttle`] over HTTP request parts, with what HTTP adds: the
+//! route scope, the rate-limit headers and the throttled handler.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::MatchedPath;
+use axum::response::Response;
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use traffik_core::backend::Backend;
+use traffik_core::headers::Headers;
+use traffik_core::throttle::{
+    CostFn, HitOptions, Identifier, IntoRate, OnError, RateFn, ThrottleBuilder,
+};
+use traffik_core::{
+    Clock, ConfigError, Context, Decision, StrategyStat, Throttle, ThrottleRegistry,
+};
+
+use crate::backend::RequestBackend;
+use crate::client_ip::ClientIp;
+use crate::rejection::{ThrottleRejection, TooManyRequests, prefers_json};
+
+/// Which requests of one client share a budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Scope {
+    /// One budget per client for everything the throttle guards (a router-wide limit).
+    Shared,
+    /// One budget per client per route template and method: `GET /items/{id}` is one budget
+    /// for every id (axum's [`MatchedPath`]; the raw path where no route matched).
+    #[default]
+    Route,
+    /// Per route template, all methods together.
+    RouteAnyMethod,
+    /// Per method and raw path: `/items/1` and `/items/2` are separate budgets.
+    Path,
+}
+
+impl Scope {
+    /// The scope string of a request (`None` for [`Scope::Shared`]).
+    pub(crate) fn of(self, parts: &Parts) -> Option<String> {
+        let route = || {
+            parts
+                .extensions
+                .get::<MatchedPath>()
+                .map_or_else(|| parts.uri.path(), MatchedPath::as_str)
+        };
+        match self {
+            Scope::Shared => None,
+            Scope::Route => Some(format!("{} {}", parts.method, route())),
+            Scope::RouteAnyMethod => Some(route().to_owned()),
+            Scope::Path => Some(format!("{} {}", parts.method, parts.uri.path())),
+        }
+    }
+}
+
+/// Builds the response for a refused request, in place of the default 429.
+///
+/// ```
+/// use axum::Json;
+/// use axum::response::IntoResponse;
+/// use http::StatusCode;
+/// use traffik_axum::ThrottledHandler;
+///
+/// let handler = ThrottledHandler::new(|_parts, decision, throttle| {
+///     let wait = decision.wait().unwrap_or_default().as_secs_f64();
+///     (StatusCode::TOO_MANY_REQUESTS, Json(serde_json::json!({
+///         "error": "rate_limited", "throttle": throttle.uid(), "retry_in_seconds": wait,
+///     }))).into_response()
+/// });
+/// # let _ = handler;
+/// ```
+#[derive(Clone)]
+pub struct ThrottledHandler(Arc<HandlerFn>);
+
+type HandlerFn = dyn Fn(&Parts, &Decision, &HttpThrottle) -> Response + Send + Sync;
+
+impl ThrottledHandler {
+    /// A handler from a function of the request, the refused decision and the throttle.
+    pub fn new<F>(handler: F) -> Self
+    where
+        F: Fn(&Parts, &Decision, &HttpThrottle) -> Response + Send + Sync + 'static,
+    {
+        ThrottledHandler(Arc::new(handler))
+    }
+
+    fn call(&self, parts: &Parts, decision: &Decision, throttle: &HttpThrottle) -> Response {
+        (self.0)(parts, decision, throttle)
+    }
+}
+
+impl fmt::Debug for ThrottledHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ThrottledHandler")
+    }
+}
+
+struct HttpSettings {
+    headers: Headers,
+    scope: Option<Scope>,
+    on_throttled: Option<ThrottledHandler>,
+}
+
+/// A throttle for HTTP requests: a core [`Throttle`] whose connection is the request's
+/// [`Parts`], plus the HTTP settings (scope, headers, throttled handler). Cheap to clone (one
+/// reference count); [`Deref`]s to the core throttle for `hit`, `check`, `stat`,
+/// `update_*`, `disable`, ….
+///
+/// ```
+/// use traffik_axum::{HttpThrottle, Scope};
+/// use traffik_axum::prelude::*;
+///
+/// let search = HttpThrottle::builder("doc-search", "20/min")
+///     .strategy(Gcra::new())
+///     .backend(MemoryBackend::new())
+///     .headers(Headers::always())
+///     .scope(Scope::Shared)
+///     .build()?;
+/// assert_eq!(search.uid(), "doc-search");
+/// # Ok::<(), ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct HttpThrottle {
+    throttle: Throttle<Parts>,
+    http: Arc<HttpSettings>,
+}
+
+impl HttpThrottle {
+    /// Starts a throttle `uid` at `rate` (a [`Rate`](traffik_core::Rate) or a string like
+    /// `"100/min"`), identifying clients by [`ClientIp`] (the TCP peer).
+    pub fn builder(uid: impl Into<String>, rate: impl IntoRate) -> HttpThrottleBuilder {
+        HttpThrottleBuilder {
+            core: ThrottleBuilder::new(uid, rate).identifier(ClientIp::new().identifier()),
+            headers: Headers::none(),
+            scope: None,
+            on_throttled: None,
+        }
+    }
+
+    /// The core throttle.
+    #[must_use]
+    pub fn core(&self) -> &Throttle<Parts> {
+        &self.throttle
+    }
+
+    /// The rate-limit headers it sends.
+    #[must_use]
+    pub fn headers(&self) -> &Headers {
+        &self.http.headers
+    }
+
+    /// Its scope, if set (the extractor defaults to [`Scope::Route`], the layer to
+    /// [`Scope::Shared`]).
+    #[must_use]
+    pub fn scope(&self) -> Option<Scope> {
+        self.http.scope
+    }
+
+    /// Counts one hit of this request; a refusal becomes the 429 rejection, so `?` answers
+    /// with it. Uses the throttle's scope (default [`Scope::Route`]) and a backend in the
+    /// request's extensions ([`RequestBackend`]) when the throttle has none.
+    ///
+    /// ```
+    /// use axum::{Router, extract::State, http::request::Parts, routing::post};
+    /// use traffik_axum::{HttpThrottle, ThrottleRejection};
+    /// use traffik_axum::prelude::*;
+    ///
+    /// async fn upload(State(uploads): State<HttpThrottle>, parts: Parts) -> Result<&'static str, ThrottleRejection> {
+    ///     uploads.enforce_with(&parts, 5, None).await?; // an upload costs 5 units
+    ///     Ok("stored")
+    /// }
+    ///
+    /// let uploads = HttpThrottle::builder("doc-uploads", "100/hour").backend(MemoryBackend::new()).build()?;
+    /// let app: Router = Router::new().route("/upload", post(upload)).with_state(uploads);
+    /// # Ok::<(), ConfigError>(())
+    /// ```
+    pub async fn enforce(&self, parts: &Parts) -> Result<Decision, ThrottleRejection> {
+        self.enforce_scoped(parts, Scope::Route, None, None).await
+    }
+
+    /// [`enforce`](Self::enforce) with a cost and call-time context.
+    pub async fn enforce_with(
+        &self,
+        parts: &Parts,
+        cost: u64,
+        context: Option<&Context>,
+    ) -> Result<Decision, ThrottleRejection> {
+        self.enforce_scoped(parts, Scope::Route, Some(cost), context)
+            .await
+    }
+
+    /// What a hit would get now, consuming nothing (the pre-check of "check, then consume
+    /// after success").
+    pub async fn check_request(&self, parts: &Parts) -> Result<Decision, ThrottleRejection> {
+        let scope = self.scope_of(parts, Scope::Route);
+        let options = Self::options(parts, scope.as_deref(), None, None);
+        self.throttle
+            .check_with(parts, options)
+            .await
+            .map_err(ThrottleRejection::from_error)
+    }
+
+    /// The client's state (`None` if exempted), consuming nothing.
+    pub async fn stat_request(
+        &self,
+        parts: &Parts,
+    ) -> Result<Option<StrategyStat>, ThrottleRejection> {
+        let scope = self.scope_of(parts, Scope::Route);
+        let options = Self::options(parts, scope.as_deref(), None, None);
+        self.throttle
+            .stat_with(parts, options)
+            .await
+            .map_err(ThrottleRejection::from_error)
+    }
+
+    pub(crate) async fn enforce_scoped(
+        &self,
+        parts: &Parts,
+        default_scope: Scope,
+        cost: Option<u64>,
+        context: Option<&Context>,
+    ) -> Result<Decision, ThrottleRejection> {
+        let scope = self.scope_of(parts, default_scope);
+        let options = Self::options(parts, scope.as_deref(), cost, context);
+        let decision = self
+            .throttle
+            .hit_with(parts, options)
+            .await
+            .map_err(ThrottleRejection::from_error)?;
+        self.verdict(parts, decision)
+    }
+
+    /// Decides without awaiting when it can (see [`Throttle::try_hit_now`]).
+    pub(crate) fn try_enforce_now(
+        &self,
+        parts: &Parts,
+        default_scope: Scope,
+        cost: Option<u64>,
+    ) -> Option<Result<Decision, ThrottleRejection>> {
+        let scope = self.scope_of(parts, default_scope);
+        let options = Self::options(parts, scope.as_deref(), cost, None);
+        Some(match self.throttle.try_hit_now(parts, options)? {
+            Ok(decision) => self.verdict(parts, decision),
+            Err(error) => Err(ThrottleRejection::from_error(error)),
+        })
+    }
+
+    pub(crate) fn scope_of(&self, parts: &Parts, default_scope: Scope) -> Option<String> {
+        self.http.scope.unwrap_or(default_scope).of(parts)
+    }
+
+    fn options<'a>(
+        parts: &'a Parts,
+        scope: Option<&'a str>,
+        cost: Option<u64>,
+        context: Option<&'a Context>,
+    ) -> HitOptions<'a> {
+        let mut options = HitOptions::new();
+        options.scope = scope;
+        options.cost = cost;
+        options.context = context;
+        options.backend = parts
+            .extensions
+            .get::<RequestBackend>()
+            .map(RequestBackend::backend);
+        options
+    }
+
+    /// A refused decision as the 429 rejection; any other as itself.
+    fn verdict(&self, parts: &Parts, decision: Decision) -> Result<Decision, ThrottleRejection> {
+        if decision.is_allowed() {
+            return Ok(decision);
+        }
+        let mut headers = HeaderMap::new();
+        self.write_headers(&decision, &mut headers);
+        let custom = self
+            .http
+            .on_throttled
+            .as_ref()
+            .map(|handler| handler.call(parts, &decision, self));
+        Err(ThrottleRejection::TooManyRequests(TooManyRequests::new(
+            decision,
+            headers,
+            prefers_json(&parts.headers),
+            custom,
+        )))
+    }
+
+    /// Adds the rate-limit headers due for `decision` to `out`.
+    pub fn write_headers(&self, decision: &Decision, out: &mut HeaderMap) {
+        if self.http.headers.is_empty() || decision.is_skipped() {
+            return;
+        }
+        self.http
+            .headers
+            .render(decision, self.throttle.rate(), |name, value| {
+                if let (Ok(name), Ok(value)) =
+                    (HeaderName::try_from(name), HeaderValue::try_from(value))
+                {
+                    out.insert(name, value);
+                }
+            });
+    }
+}
+
+impl Deref for HttpThrottle {
+    type Target = Throttle<Parts>;
+
+    fn deref(&self) -> &Throttle<Parts> {
+        &self.throttle
+    }
+}
+
+impl fmt::Debug for HttpThrottle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpThrottle")
+            .field("throttle", &self.throttle)
+            .field("scope", &self.http.scope)
+            .field("headers", &self.http.headers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`HttpThrottle`]: every core setting, plus scope, headers and throttled handler.
+#[must_use]
+pub struct HttpThrottleBuilder {
+    core: ThrottleBuilder<Parts>,
+    headers: Headers,
+    scope: Option<Scope>,
+    on_throttled: Option<ThrottledHandler>,
+}
+
+impl HttpThrottleBuilder {
+    /// Chooses the rate per request instead.
+    pub fn rate_fn(self, rate: RateFn<Parts>) -> Self {
+        self.core(|core| core.rate_fn(rate))
+    }
+
+    /// The strategy (default: fixed window).
+    pub fn strategy(self, strategy: impl traffik_core::strategy::Strategy) -> Self {
+        self.core(|core| core.strategy(strategy))
+    }
+
+    /// A strategy written against the key-value contract.
+    pub fn key_value_strategy(
+        self,
+        strategy: impl traffik_core::backend::KeyValueStrategy,
+    ) -> Self {
+        self.core(|core| core.key_value_strategy(strategy))
+    }
+
+    /// The throttle's own backend (otherwise one from the request's extensions, then the
+    /// registry's default).
+    pub fn backend(self, backend: impl Backend) -> Self {
+        self.core(|core| core.backend(backend))
+    }
+
+    /// A backend shared with other throttles.
+    pub fn shared_backend(self, backend: Arc<dyn Backend>) -> Self {
+        self.core(|core| core.shared_backend(backend))
+    }
+
+    /// The cost of a request (default 1).
+    pub fn cost(self, cost: u64) -> Self {
+        self.core(|core| core.cost(cost))
+    }
+
+    /// The cost per request.
+    pub fn cost_fn(self, cost: CostFn<Parts>) -> Self {
+        self.core(|core| core.cost_fn(cost))
+    }
+
+    /// Who the client is (default: [`ClientIp::new`]); return `EXEMPTED` to skip the throttle.
+    pub fn identifier(self, identifier: Identifier<Parts>) -> Self {
+        self.core(|core| core.identifier(identifier))
+    }
+
+    /// Static context, merged under call-time context.
+    pub fn context(self, context: Context) -> Self {
+        self.core(|core| core.context(context))
+    }
+
+    /// The least wait of a refusal.
+    pub fn min_wait(self, min_wait: Duration) -> Self {
+        self.core(|core| core.min_wait(min_wait))
+    }
+
+    /// What to do when the backend fails (otherwise the backend's policy, then allow).
+    pub fn on_error(self, on_error: OnError) -> Self {
+        self.core(|core| core.on_error(on_error))
+    }
+
+    /// The registry holding the uid (default: the global one).
+    pub fn registry(self, registry: &ThrottleRegistry) -> Self {
+        self.core(|core| core.registry(registry))
+    }
+
+    /// The clock (tests use a manual one).
+    pub fn clock(self, clock: impl Clock) -> Self {
+        self.core(|core| core.clock(clock))
+    }
+
+    /// The rate-limit headers to send (default: none besides `Retry-After` on refusals).
+    pub fn headers(mut self, headers: Headers) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// Which requests share a budget (default: per route for the extractor, shared for the
+    /// layer).
+    pub fn scope(mut self, scope: Scope) -> Self {
+        self.scope = Some(scope);
+        self
+    }
+
+    /// The response to a refused request, instead of the default 429.
+    pub fn on_throttled(mut self, handler: ThrottledHandler) -> Self {
+        self.on_throttled = Some(handler);
+        self
+    }
+
+    /// Checks everything and registers the throttle.
+    pub fn build(self) -> Result<HttpThrottle, ConfigError> {
+        Ok(HttpThrottle {
+            throttle: self.core.build()?,
+            http: Arc::new(HttpSettings {
+                headers: self.headers,
+                scope: self.scope,
+                on_throttled: self.on_throttled,
+            }),
+        })
+    }
+
+    fn core(mut self, f: impl FnOnce(ThrottleBuilder<Parts>) -> ThrottleBuilder<Parts>) -> Self {
+        self.core = f(self.core);
+        self
+    }
+}
+
+impl fmt::Debug for HttpThrottleBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpThrottleBuilder")
+            .field("core", &self.core)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::response::IntoResponse;
+    use http::{Method, Request, StatusCode};
+    use traffik_core::MemoryBackend;
+
+    use super::*;
+
+    fn parts(method: Method, path: &str) -> Parts {
+        let (mut parts, ()) = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(())
+            .unwrap()
+            .into_parts();
+        parts
+            .extensions
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [192, 0, 2, 1],
+                9,
+            ))));
+        parts
+    }
+
+    #[test]
+    fn scopes() {
+        let get = parts(Method::GET, "/items/7?x=1");
+        assert_eq!(Scope::Shared.of(&get), None);
+        assert_eq!(Scope::Route.of(&get).unwrap(), "GET /items/7");
+        assert_eq!(Scope::RouteAnyMethod.of(&get).unwrap(), "/items/7");
+        assert_eq!(Scope::Path.of(&get).unwrap(), "GET /items/7");
+    }
+
+    #[tokio::test]
+    async fn enforce_refuses_with_a_429_carrying_the_configured_headers() {
+        let throttle = HttpThrottle::builder("http-throttle-enforce", "1/min")
+            .backend(MemoryBackend::new())
+            .headers(Headers::throttled_only())
+            .build()
+            .unwrap();
+        let request = parts(Method::GET, "/");
+        assert_eq!(throttle.enforce(&request).await.unwrap().remaining, 0);
+        assert!(
+            throttle
+                .check_request(&request)
+                .await
+                .unwrap()
+                .is_throttled()
+        );
+        assert_eq!(
+            throttle
+                .stat_request(&request)
+                .await
+                .unwrap()
+                .unwrap()
+                .hits_remaining,
+            0
+        );
+        let rejection = throttle.enforce(&request).await.unwrap_err();
+        let response = rejection.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()["x-ratelimit-limit"], "1");
+        assert_eq!(response.headers()["x-ratelimit-remaining"], "0");
+        // Another route has its own budget (the default scope is per route).
+        assert!(
+            throttle
+                .enforce(&parts(Method::GET, "/other"))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_custom_handler_answers_refusals() {
+        let throttle = HttpThrottle::builder("http-throttle-custom", "1/min")
+            .backend(MemoryBackend::new())
+            .clock(traffik_core::ManualClock::new(0))
+            .on_throttled(ThrottledHandler::new(|_, _, throttle| {
+                (StatusCode::IM_A_TEAPOT, throttle.uid().to_owned()).into_response()
+            }))
+            .build()
+            .unwrap();
+        let request = parts(Method::POST, "/");
+        throttle.enforce(&request).await.unwrap();
+        let response = throttle
+            .enforce(&request)
+            .await
+            .unwrap_err()
+            .into_response();
+        assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
+        assert_eq!(response.headers()["retry-after"], "60");
+    }
+
+    #[tokio::test]
+    async fn no_backend_is_a_500_naming_the_throttle() {
+        let registry = ThrottleRegistry::new();
+        let throttle = HttpThrottle::builder("http-throttle-nobackend", "1/min")
+            .registry(&registry)
+            .build()
+            .unwrap();
+        let rejection = throttle
+            .enforce(&parts(Method::GET, "/"))
+            .await
+            .unwrap_err();
+        assert_eq!(rejection.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            rejection.to_string().contains("http-throttle-nobackend"),
+            "{rejection}"
+        );
+    }
+}

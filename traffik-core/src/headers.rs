@@ -1,0 +1,360 @@
+//! The rate-limit headers model: which fields a response carries, when, and their values,
+//! computed from the hit's own [`Decision`] (never a second backend read).
+//!
+//! Protocol crates turn these into real headers (`traffik-axum` attaches them to 200s and 429s).
+//! `Retry-After` on a refusal is not part of the model: a refusal always carries it.
+//!
+//! ```
+//! use std::time::Duration;
+//! use traffik_core::headers::{Header, HeaderValue, Headers, When};
+//! use traffik_core::{Decision, Rate};
+//!
+//! let headers = Headers::always()
+//!     .with(Header::new("X-RateLimit-Wait-Ms", HeaderValue::WaitMilliseconds, When::Throttled))
+//!     .ietf("default");
+//! let decision = Decision::allowed(10, 7, Duration::from_millis(4_200));
+//! let mut out = Vec::new();
+//! headers.render(&decision, Some(Rate::per_minute(10)), |name, value| out.push(format!("{name}: {value}")));
+//! assert_eq!(out, [
+//!     "X-RateLimit-Limit: 10",
+//!     "X-RateLimit-Remaining: 7",
+//!     "X-RateLimit-Reset: 5",
+//!     "RateLimit-Policy: \"default\";q=10;w=60",
+//!     "RateLimit: \"default\";r=7;t=5",
+//! ]);
+//! ```
+
+use std::borrow::Cow;
+use std::fmt::Write;
+
+use crate::{Decision, Rate};
+
+/// When a header is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// On every response the throttle decided (allowed or refused).
+    Always,
+    /// Only when the hit was refused.
+    Throttled,
+}
+
+/// What a header carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HeaderValue {
+    /// The limit in force for the hit (units per period).
+    Limit,
+    /// Whole units left after the hit.
+    Remaining,
+    /// Seconds until the client's quota is fully restored, rounded up.
+    ResetSeconds,
+    /// Milliseconds until the client's quota is fully restored, rounded up.
+    ResetMilliseconds,
+    /// Seconds until the refused hit could succeed, rounded up (0 when allowed).
+    WaitSeconds,
+    /// Milliseconds until the refused hit could succeed, rounded up (0 when allowed).
+    WaitMilliseconds,
+    /// A fixed text.
+    Static(Cow<'static, str>),
+}
+
+/// One header: its name, its value and when it is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    name: Cow<'static, str>,
+    value: HeaderValue,
+    when: When,
+}
+
+impl Header {
+    /// A header `name` carrying `value`, sent `when`.
+    pub fn new(name: impl Into<Cow<'static, str>>, value: HeaderValue, when: When) -> Self {
+        Header {
+            name: name.into(),
+            value,
+            when,
+        }
+    }
+
+    /// The header's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What it carries.
+    #[must_use]
+    pub fn value(&self) -> &HeaderValue {
+        &self.value
+    }
+
+    /// When it is sent.
+    #[must_use]
+    pub fn when(&self) -> When {
+        self.when
+    }
+}
+
+/// The set of rate-limit headers a throttle sends.
+///
+/// Presets: [`Headers::none`] (the default: nothing but `Retry-After` on refusals),
+/// [`Headers::always`] and [`Headers::throttled_only`] (`X-RateLimit-Limit`,
+/// `X-RateLimit-Remaining`, `X-RateLimit-Reset` in seconds). [`with`](Self::with) adds or
+/// replaces a header by name (case-insensitively), [`without`](Self::without) removes one, and
+/// [`ietf`](Self::ietf) adds the IETF draft fields `RateLimit-Policy` and `RateLimit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    headers: Vec<Header>,
+    policy: Option<Cow<'static, str>>,
+}
+
+impl Headers {
+    /// No rate-limit headers.
+    #[must_use]
+    pub fn none() -> Self {
+        Headers::default()
+    }
+
+    /// `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` on every response.
+    #[must_use]
+    pub fn always() -> Self {
+        Self::preset(When::Always)
+    }
+
+    /// The same three headers, on refusals only.
+    #[must_use]
+    pub fn throttled_only() -> Self {
+        Self::preset(When::Throttled)
+    }
+
+    fn preset(when: When) -> Self {
+        Headers::none()
+            .with(Header::new("X-RateLimit-Limit", HeaderValue::Limit, when))
+            .with(Header::new(
+                "X-RateLimit-Remaining",
+                HeaderValue::Remaining,
+                when,
+            ))
+            .with(Header::new(
+                "X-RateLimit-Reset",
+                HeaderValue::ResetSeconds,
+                when,
+            ))
+    }
+
+    /// Adds `header`, replacing one of the same name.
+    #[must_use]
+    pub fn with(mut self, header: Header) -> Self {
+        match self
+            .headers
+            .iter_mut()
+            .find(|h| h.name.eq_ignore_ascii_case(&header.name))
+        {
+            Some(existing) => *existing = header,
+            None => self.headers.push(header),
+        }
+        self
+    }
+
+    /// Removes the header `name` (case-insensitively), if present.
+    #[must_use]
+    pub fn without(mut self, name: &str) -> Self {
+        self.headers.retain(|h| !h.name.eq_ignore_ascii_case(name));
+        self
+    }
+
+    /// Adds the IETF draft fields (draft-ietf-httpapi-ratelimit-headers) on every response:
+    /// `RateLimit-Policy: "{policy}";q={limit};w={window seconds}` and
+    /// `RateLimit: "{policy}";r={remaining};t={reset seconds}`. `w` is left out when the rate is
+    /// chosen per hit.
+    #[must_use]
+    pub fn ietf(mut self, policy: impl Into<Cow<'static, str>>) -> Self {
+        self.policy = Some(policy.into());
+        self
+    }
+
+    /// Whether no header would ever be sent.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty() && self.policy.is_none()
+    }
+
+    /// The headers, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Header> {
+        self.headers.iter()
+    }
+
+    /// Calls `emit(name, value)` for each header due on a response to `decision`. `rate` is
+    /// the throttle's fixed rate, if it has one (for the IETF `w` parameter).
+    pub fn render(
+        &self,
+        decision: &Decision,
+        rate: Option<Rate>,
+        mut emit: impl FnMut(&str, &str),
+    ) {
+        let throttled = decision.is_throttled();
+        let mut value = String::new();
+        for header in &self.headers {
+            if header.when == When::Throttled && !throttled {
+                continue;
+            }
+            value.clear();
+            write_value(&mut value, &header.value, decision);
+            emit(&header.name, &value);
+        }
+        if let Some(policy) = &self.policy {
+            value.clear();
+            let _ = write!(value, "\"{}\";q={}", sf_string(policy), decision.limit);
+            if let Some(rate) = rate.filter(|rate| !rate.is_unlimited()) {
+                let _ = write!(value, ";w={}", rate.period().as_millis().div_ceil(1000));
+            }
+            emit("RateLimit-Policy", &value);
+            value.clear();
+            let _ = write!(
+                value,
+                "\"{}\";r={};t={}",
+                sf_string(policy),
+                decision.remaining,
+                ceil_secs(decision.reset.as_millis())
+            );
+            emit("RateLimit", &value);
+        }
+    }
+}
+
+fn write_value(out: &mut String, value: &HeaderValue, decision: &Decision) {
+    let wait_ms = decision
+        .wait()
+        .map_or(0, |wait| wait.as_nanos().div_ceil(1_000_000));
+    let reset_ms = decision.reset.as_nanos().div_ceil(1_000_000);
+    let _ = match value {
+        HeaderValue::Limit => write!(out, "{}", decision.limit),
+        HeaderValue::Remaining => write!(out, "{}", decision.remaining),
+        HeaderValue::ResetSeconds => write!(out, "{}", ceil_secs(reset_ms)),
+        HeaderValue::ResetMilliseconds => write!(out, "{reset_ms}"),
+        HeaderValue::WaitSeconds => write!(out, "{}", ceil_secs(wait_ms)),
+        HeaderValue::WaitMilliseconds => write!(out, "{wait_ms}"),
+        HeaderValue::Static(text) => {
+            out.push_str(text);
+            Ok(())
+        }
+    };
+}
+
+fn ceil_secs(ms: u128) -> u128 {
+    ms.div_ceil(1000)
+}
+
+/// `text` as the inside of a structured-field string: only printable ASCII, with `"` and `\`
+/// escaped (anything else becomes `_`).
+fn sf_string(text: &str) -> Cow<'_, str> {
+    if text
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ => out.push('_'),
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn rendered(
+        headers: &Headers,
+        decision: &Decision,
+        rate: Option<Rate>,
+    ) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        headers.render(decision, rate, |name, value| {
+            out.push((name.to_owned(), value.to_owned()));
+        });
+        out
+    }
+
+    #[test]
+    fn throttled_only_headers_appear_on_refusals_only() {
+        let headers = Headers::throttled_only();
+        let allowed = Decision::allowed(5, 4, Duration::from_secs(10));
+        assert!(rendered(&headers, &allowed, None).is_empty());
+        let refused = Decision::throttled(
+            5,
+            0,
+            Duration::from_millis(1_001),
+            Duration::from_millis(1_001),
+        );
+        assert_eq!(
+            rendered(&headers, &refused, None),
+            [
+                ("X-RateLimit-Limit".to_owned(), "5".to_owned()),
+                ("X-RateLimit-Remaining".to_owned(), "0".to_owned()),
+                ("X-RateLimit-Reset".to_owned(), "2".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn with_replaces_by_name_and_without_removes() {
+        let headers = Headers::always()
+            .with(Header::new(
+                "x-ratelimit-limit",
+                HeaderValue::Static("custom".into()),
+                When::Always,
+            ))
+            .without("X-RATELIMIT-RESET")
+            .with(Header::new(
+                "X-Wait",
+                HeaderValue::WaitMilliseconds,
+                When::Always,
+            ));
+        let refused =
+            Decision::throttled(5, 0, Duration::from_micros(1_500), Duration::from_secs(3));
+        assert_eq!(
+            rendered(&headers, &refused, None),
+            [
+                ("x-ratelimit-limit".to_owned(), "custom".to_owned()),
+                ("X-RateLimit-Remaining".to_owned(), "0".to_owned()),
+                ("X-Wait".to_owned(), "2".to_owned()),
+            ]
+        );
+        assert!(Headers::none().is_empty());
+    }
+
+    #[test]
+    fn ietf_fields_use_structured_field_syntax() {
+        let headers = Headers::none().ietf("burst \"x\"\u{e9}");
+        let decision = Decision::allowed(2, 1, Duration::from_millis(500));
+        assert_eq!(
+            rendered(&headers, &decision, Some(Rate::per_second(2))),
+            [
+                (
+                    "RateLimit-Policy".to_owned(),
+                    "\"burst \\\"x\\\"_\";q=2;w=1".to_owned()
+                ),
+                (
+                    "RateLimit".to_owned(),
+                    "\"burst \\\"x\\\"_\";r=1;t=1".to_owned()
+                ),
+            ]
+        );
+        // A rate chosen per hit has no fixed window to announce.
+        assert_eq!(
+            rendered(&headers, &decision, None)[0].1,
+            "\"burst \\\"x\\\"_\";q=2"
+        );
+    }
+}
