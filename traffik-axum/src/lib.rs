@@ -90,3 +90,8 @@ pub mod prelude {
         ThrottleRule, Throttled, ThrottledHandler,
     };
 }
+
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../../docs/http.md")]
+struct GuideDoctests;

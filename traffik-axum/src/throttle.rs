@@ -48,11 +48,19 @@ impl Scope {
                 .get::<MatchedPath>()
                 .map_or_else(|| parts.uri.path(), MatchedPath::as_str)
         };
+        let with_method = |path: &str| {
+            let method = parts.method.as_str();
+            let mut scope = String::with_capacity(method.len() + 1 + path.len());
+            scope.push_str(method);
+            scope.push(' ');
+            scope.push_str(path);
+            scope
+        };
         match self {
             Scope::Shared => None,
-            Scope::Route => Some(format!("{} {}", parts.method, route())),
+            Scope::Route => Some(with_method(route())),
             Scope::RouteAnyMethod => Some(route().to_owned()),
-            Scope::Path => Some(format!("{} {}", parts.method, parts.uri.path())),
+            Scope::Path => Some(with_method(parts.uri.path())),
         }
     }
 }

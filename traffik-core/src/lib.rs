@@ -71,6 +71,5 @@ pub use throttle::{OnError, Throttle};
 
 /// The README's and the guide's code blocks, compiled and run as doc tests.
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
 #[doc = include_str!("../../docs/guide.md")]
 struct GuideDoctests;

@@ -1,0 +1,54 @@
+//! Who the client is: an API key header, the client IP behind trusted proxies (IPv6 keyed by
+//! /64), and `EXEMPTED` for internal callers (no backend call at all).
+//!
+//! ```text
+//! cargo run -p traffik-examples --example identifiers
+//! curl -i -H 'x-api-key: alice' http://127.0.0.1:3000/    # alice's own budget (3 per minute)
+//! curl -i -H 'x-api-key: internal-probe' http://127.0.0.1:3000/   # exempted: never limited
+//! curl -i http://127.0.0.1:3000/                          # no key: limited by client IP
+//! ```
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::http::request::Parts;
+use axum::routing::get;
+use traffik_axum::prelude::*;
+use traffik_axum::{ClientIp, HttpThrottle, ThrottleLayer};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Behind a load balancer on 10.0.0.0/8, the client is read from X-Forwarded-For; a client
+    // talking to us directly cannot choose its bucket by sending that header.
+    let client_ip = ClientIp::new()
+        .trust(["10.0.0.0/8".parse()?, "127.0.0.1/32".parse()?])
+        .ipv6_prefix(64);
+    let identify = Identifier::new(move |parts: &Parts| {
+        match parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+            Some(key) if key.starts_with("internal-") => EXEMPTED,
+            Some(key) => Identity::from(format!("key:{key}")),
+            None => match client_ip.key(parts) {
+                Some(ip) => Identity::from(format!("ip:{ip}")),
+                None => Identity::from("ip:unknown"),
+            },
+        }
+    });
+    let limit = HttpThrottle::builder("identifiers-example", "3/min")
+        .identifier(identify)
+        .backend(MemoryBackend::new())
+        .headers(Headers::always())
+        .build()?;
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(ThrottleLayer::new(limit));
+
+    let address = std::env::var("TRAFFIK_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
+    let listener = tokio::net::TcpListener::bind(&address).await?;
+    println!("identifiers listening on http://{}", listener.local_addr()?);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
+    Ok(())
+}
