@@ -27,6 +27,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::backend::{Backend, KeyValueStrategy, Mode};
+use crate::identity::AddressText;
 use crate::key::{KeyTemplate, storage_key, write_storage_key};
 use crate::registry::{Control, ThrottleRegistry};
 use crate::strategy::{DynStrategy, Hit, Strategy};
@@ -377,8 +378,14 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         if !config.is_synchronous() {
             return None;
         }
-        let identity = match config.identifier.call(connection).into_ready().ok()? {
+        let called = config.identifier.call(connection).into_ready().ok()?;
+        let address;
+        let identity: &str = match &called {
             Identity::Key(key) => key,
+            Identity::Address(ip) => {
+                address = AddressText::of(*ip);
+                address.as_str()
+            }
             Identity::Exempted => return Some(Ok(Decision::skipped(SkipReason::Exempted))),
         };
         let context = merged_context(options.context, &config.context);
@@ -406,12 +413,12 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         let decide = |backend: &dyn Backend, template: Option<&KeyTemplate>| {
             with_key_buffer(|key| {
                 match template {
-                    Some(template) => template.write(key, &identity, options.scope),
+                    Some(template) => template.write(key, identity, options.scope),
                     None => write_storage_key(
                         key,
                         backend.namespace(),
                         &self.inner.uid,
-                        &identity,
+                        identity,
                         options.scope,
                         strategy.name(),
                     ),
@@ -517,6 +524,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
     ) -> Option<Resolved<'a>> {
         let identity = match config.identifier.call(connection).await {
             Identity::Key(key) => key,
+            Identity::Address(ip) => Cow::Owned(AddressText::of(ip).as_str().to_owned()),
             Identity::Exempted => return None,
         };
         let context = merged_context(options.context, &config.context);
