@@ -6,8 +6,6 @@
 //! curl -i http://127.0.0.1:3000/ ; curl -i http://127.0.0.1:3000/
 //! ```
 
-use std::net::SocketAddr;
-
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -39,16 +37,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/", get(|| async { "ok" }))
         .layer(ThrottleLayer::new(limit));
 
-    let address = std::env::var("TRAFFIK_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-    let listener = tokio::net::TcpListener::bind(&address).await?;
-    println!(
-        "custom_response listening on http://{}",
-        listener.local_addr()?
-    );
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await?;
+    traffik_examples::serve("custom_response", app).await?;
     Ok(())
 }

@@ -8,8 +8,6 @@
 //! curl -i http://127.0.0.1:3000/                          # no key: limited by client IP
 //! ```
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::http::request::Parts;
 use axum::routing::get;
@@ -42,13 +40,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/", get(|| async { "ok" }))
         .layer(ThrottleLayer::new(limit));
 
-    let address = std::env::var("TRAFFIK_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-    let listener = tokio::net::TcpListener::bind(&address).await?;
-    println!("identifiers listening on http://{}", listener.local_addr()?);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await?;
+    traffik_examples::serve("identifiers", app).await?;
     Ok(())
 }

@@ -12,8 +12,6 @@
 //! Rules run in order and the first refusal answers. Cheap checks (method, then path) come
 //! before the predicate.
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::http::Method;
 use axum::routing::get;
@@ -48,13 +46,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/admin/{page}", get(|| async { "admin" }))
         .layer(layer);
 
-    let address = std::env::var("TRAFFIK_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-    let listener = tokio::net::TcpListener::bind(&address).await?;
-    println!("layer_rules listening on http://{}", listener.local_addr()?);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await?;
+    traffik_examples::serve("layer_rules", app).await?;
     Ok(())
 }

@@ -9,7 +9,6 @@
 //! ```
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -61,17 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         ));
 
-    let address = std::env::var("TRAFFIK_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-    let listener = tokio::net::TcpListener::bind(&address).await?;
-    println!(
-        "multi_tenant listening on http://{}",
-        listener.local_addr()?
-    );
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await?;
+    traffik_examples::serve("multi_tenant", app).await?;
     Ok(())
 }
 

@@ -10,8 +10,6 @@
 //!
 //! The address comes from `TRAFFIK_ADDR` (default `127.0.0.1:3000`).
 
-use std::net::SocketAddr;
-
 use axum::extract::{Query, State};
 use axum::http::request::Parts;
 use axum::routing::{get, post};
@@ -117,20 +115,6 @@ fn app() -> Result<Router, ConfigError> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let address = std::env::var("TRAFFIK_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-    let listener = tokio::net::TcpListener::bind(&address).await?;
-    println!(
-        "traffik quickstart listening on http://{}",
-        listener.local_addr()?
-    );
-    println!("try: curl -i http://{}/", listener.local_addr()?);
-    axum::serve(
-        listener,
-        app()?.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    traffik_examples::serve("traffik quickstart", app()?).await?;
     Ok(())
 }

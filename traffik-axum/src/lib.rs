@@ -49,6 +49,7 @@
 mod backend;
 mod client_ip;
 mod extract;
+pub mod identify;
 mod layer;
 mod path_pattern;
 mod policy;

@@ -58,6 +58,16 @@ impl<C: ?Sized> Identifier<C> {
         (self.function)(conn)
     }
 
+    /// The identity of `conn`, if this identifier is synchronous (`None` for an asynchronous
+    /// one). Lets one identifier fall back on another.
+    #[must_use]
+    pub fn call_now<'a>(&self, conn: &'a C) -> Option<Identity<'a>> {
+        if !self.synchronous {
+            return None;
+        }
+        self.call(conn).into_ready().ok()
+    }
+
     pub(crate) fn is_synchronous(&self) -> bool {
         self.synchronous
     }
