@@ -404,3 +404,19 @@ async fn ten_concurrent_requests_against_three_per_five_seconds_admit_exactly_th
     }
     assert_eq!((ok, refused), (3, 7));
 }
+
+#[tokio::test]
+async fn the_headers_layer_carries_extractor_headers_to_successes() {
+    async fn plain(_: Throttled<Burst>) -> &'static str {
+        "ok"
+    }
+    let app = Router::new()
+        .route("/", get(plain))
+        .layer(RateLimitHeadersLayer::new())
+        .with_state(limits("3/min", "1000/min", &ManualClock::new(1_000_000)));
+    let base = serve(app).await;
+    let response = reqwest::get(&base).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-ratelimit-limit"], "3");
+    assert_eq!(response.headers()["x-ratelimit-remaining"], "2");
+}

@@ -9,6 +9,7 @@ use http::HeaderMap;
 use http::request::Parts;
 use traffik_core::Decision;
 
+use crate::headers_layer::HeaderSlot;
 use crate::policy::ThrottlePolicy;
 use crate::rejection::{Misconfigured, ThrottleRejection};
 use crate::throttle::Scope;
@@ -21,8 +22,9 @@ use crate::throttle::Scope;
 /// Budgets are per client and, unless the throttle sets another [`Scope`], per route template
 /// and method (`GET /items/{id}` is one budget for every id).
 ///
-/// Returning the extractor from the handler (`(throttled, body)`) adds the throttle's
-/// rate-limit headers to the success response; refusals carry them always.
+/// The throttle's rate-limit headers reach a success response when the router has a
+/// [`RateLimitHeadersLayer`](crate::RateLimitHeadersLayer), or when the handler returns the
+/// extractor (`(throttled, body)`); refusals carry them always.
 ///
 /// ```
 /// use axum::{Router, routing::get};
@@ -90,6 +92,11 @@ where
             .await?;
         let mut headers = HeaderMap::new();
         throttle.write_headers(&decision, &mut headers);
+        if !headers.is_empty()
+            && let Some(slot) = parts.extensions.get::<HeaderSlot>()
+        {
+            slot.add(&headers);
+        }
         Ok(Throttled {
             decision,
             headers,

@@ -49,6 +49,7 @@
 mod backend;
 mod client_ip;
 mod extract;
+mod headers_layer;
 pub mod identify;
 mod layer;
 mod path_pattern;
@@ -60,6 +61,7 @@ mod throttle;
 pub use backend::RequestBackend;
 pub use client_ip::{ClientIp, UNKNOWN_PEER};
 pub use extract::Throttled;
+pub use headers_layer::{HeadersFuture, RateLimitHeaders, RateLimitHeadersLayer};
 pub use layer::{ResponseFuture, ThrottleLayer, ThrottleService};
 pub use path_pattern::PathPattern;
 pub use policy::ThrottlePolicy;
@@ -87,8 +89,8 @@ pub mod prelude {
     pub use traffik_core::{MemoryBackend, MemoryBackendBuilder};
 
     pub use crate::{
-        ClientIp, HttpThrottle, RequestBackend, Scope, ThrottleLayer, ThrottleRejection,
-        ThrottleRule, Throttled, ThrottledHandler,
+        ClientIp, HttpThrottle, RateLimitHeadersLayer, RequestBackend, Scope, ThrottleLayer,
+        ThrottleRejection, ThrottleRule, Throttled, ThrottledHandler,
     };
 }
 
