@@ -45,6 +45,18 @@ fn throttle_on(rate: &str, clock: &ManualClock) -> traffik_axum::HttpThrottleBui
         .clock(clock.clone())
 }
 
+/// A throttle that trusts the loopback peer as a proxy (every test request comes from it).
+fn behind_local_proxy(rate: &str) -> HttpThrottle {
+    throttle(rate)
+        .identifier(
+            ClientIp::new()
+                .trust(["127.0.0.1/32".parse().unwrap()])
+                .identifier(),
+        )
+        .build()
+        .unwrap()
+}
+
 async fn status(client: &reqwest::Client, url: &str) -> StatusCode {
     client.get(url).send().await.unwrap().status()
 }
@@ -286,14 +298,7 @@ async fn middleware_rules_match_by_path_method_and_predicate() {
 #[tokio::test]
 async fn forwarding_headers_count_only_from_trusted_proxies() {
     let untrusting = throttle("1/min").build().unwrap();
-    let behind_proxy = throttle("1/min")
-        .identifier(
-            ClientIp::new()
-                .trust(["127.0.0.1/32".parse().unwrap()])
-                .identifier(),
-        )
-        .build()
-        .unwrap();
+    let behind_proxy = behind_local_proxy("1/min");
     let app = Router::new()
         .route("/direct", get(|| async { "ok" }))
         .layer(ThrottleLayer::new(untrusting))
@@ -304,54 +309,40 @@ async fn forwarding_headers_count_only_from_trusted_proxies() {
         );
     let base = serve(app).await;
     let client = reqwest::Client::new();
-    let with_xff = |path: &str, xff: &'static str| {
-        client
+    // (path, X-Forwarded-For, expected), in order.
+    let steps = [
+        // The peer (127.0.0.1) is not trusted here: rotating X-Forwarded-For does not help.
+        ("/direct", "1.1.1.1", StatusCode::OK),
+        ("/direct", "2.2.2.2", StatusCode::TOO_MANY_REQUESTS),
+        // Behind a trusted proxy, each forwarded client has its own bucket.
+        ("/proxied", "1.1.1.1", StatusCode::OK),
+        ("/proxied", "2.2.2.2", StatusCode::OK),
+        ("/proxied", "1.1.1.1", StatusCode::TOO_MANY_REQUESTS),
+        // A client prepending a fake hop is still keyed by what the proxy appended.
+        (
+            "/proxied",
+            "9.9.9.9, 1.1.1.1",
+            StatusCode::TOO_MANY_REQUESTS,
+        ),
+    ];
+    for (path, xff, expected) in steps {
+        let response = client
             .get(format!("{base}{path}"))
             .header("x-forwarded-for", xff)
             .send()
-    };
-    // The peer (127.0.0.1) is not trusted here: rotating X-Forwarded-For does not help.
-    assert_eq!(
-        with_xff("/direct", "1.1.1.1").await.unwrap().status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        with_xff("/direct", "2.2.2.2").await.unwrap().status(),
-        StatusCode::TOO_MANY_REQUESTS
-    );
-    // Behind a trusted proxy, each forwarded client has its own bucket.
-    assert_eq!(
-        with_xff("/proxied", "1.1.1.1").await.unwrap().status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        with_xff("/proxied", "2.2.2.2").await.unwrap().status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        with_xff("/proxied", "1.1.1.1").await.unwrap().status(),
-        StatusCode::TOO_MANY_REQUESTS
-    );
-    // A client prepending a fake hop is still keyed by what the proxy appended.
-    assert_eq!(
-        with_xff("/proxied", "9.9.9.9, 1.1.1.1")
             .await
-            .unwrap()
-            .status(),
-        StatusCode::TOO_MANY_REQUESTS
-    );
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            expected,
+            "{path} with X-Forwarded-For: {xff}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn hostile_headers_never_crash_and_land_in_the_peer_bucket() {
-    let behind_proxy = throttle("3/min")
-        .identifier(
-            ClientIp::new()
-                .trust(["127.0.0.1/32".parse().unwrap()])
-                .identifier(),
-        )
-        .build()
-        .unwrap();
+    let behind_proxy = behind_local_proxy("3/min");
     let app = Router::new()
         .route("/", get(|| async { "ok" }))
         .layer(ThrottleLayer::new(behind_proxy));
