@@ -79,7 +79,7 @@ async fn upload(
         .find(|(name, _)| name == "mb")
         .and_then(|(_, value)| value.parse::<u64>().ok())
         .unwrap_or(1);
-    let decision = state.uploads.enforce_with(&parts, megabytes, None).await?;
+    let decision = state.uploads.enforce(&parts).cost(megabytes).await?;
     Ok(Json(json!({
         "stored_mb": megabytes,
         "remaining_mb_this_minute": decision.remaining,

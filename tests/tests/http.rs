@@ -197,7 +197,7 @@ async fn exempted_clients_skip_the_throttle_and_costs_consume_more() {
             .and_then(|q| q.strip_prefix("cost="))
             .and_then(|c| c.parse().ok())
             .unwrap_or(1);
-        let decision = throttle.enforce_with(&parts, cost, None).await?;
+        let decision = throttle.enforce(&parts).cost(cost).await?;
         Ok(decision.remaining.to_string())
     }
     let costs = throttle("10/min").build().unwrap();

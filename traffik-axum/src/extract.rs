@@ -9,6 +9,7 @@ use http::HeaderMap;
 use http::request::Parts;
 use traffik_core::Decision;
 
+use crate::enforce::CallOptions;
 use crate::headers_layer::HeaderSlot;
 use crate::policy::ThrottlePolicy;
 use crate::rejection::{Misconfigured, ThrottleRejection};
@@ -88,7 +89,7 @@ where
         let throttle = T::throttle(state)
             .map_err(|error| ThrottleRejection::Misconfigured(Misconfigured::from_config(error)))?;
         let decision = throttle
-            .enforce_scoped(parts, Scope::Route, None, None)
+            .enforce_scoped(parts, Scope::Route, CallOptions::default())
             .await?;
         let mut headers = HeaderMap::new();
         throttle.write_headers(&decision, &mut headers);

@@ -14,6 +14,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::enforce::CallOptions;
 use crate::rule::ThrottleRule;
 use crate::throttle::{HttpThrottle, Scope};
 
@@ -201,7 +202,7 @@ where
         }
         match rule
             .throttle
-            .enforce_scoped(&parts, Scope::Shared, rule.cost, None)
+            .enforce_scoped(&parts, Scope::Shared, CallOptions::cost(rule.cost))
             .await
         {
             Ok(decision) => rule.throttle.write_headers(&decision, &mut headers),

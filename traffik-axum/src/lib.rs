@@ -48,7 +48,9 @@
 
 mod backend;
 mod client_ip;
+mod enforce;
 mod extract;
+mod handler;
 mod headers_layer;
 pub mod identify;
 mod layer;
@@ -60,7 +62,9 @@ mod throttle;
 
 pub use backend::RequestBackend;
 pub use client_ip::{ClientIp, UNKNOWN_PEER};
+pub use enforce::Enforce;
 pub use extract::Throttled;
+pub use handler::ThrottledHandler;
 pub use headers_layer::{HeadersFuture, RateLimitHeaders, RateLimitHeadersLayer};
 pub use layer::{ResponseFuture, ThrottleLayer, ThrottleService};
 pub use path_pattern::PathPattern;
@@ -69,7 +73,7 @@ pub use rejection::{
     BackendUnavailable, Misconfigured, NoBackend, ThrottleRejection, TooManyRequests,
 };
 pub use rule::ThrottleRule;
-pub use throttle::{HttpThrottle, HttpThrottleBuilder, Scope, ThrottledHandler};
+pub use throttle::{HttpThrottle, HttpThrottleBuilder, Scope};
 pub use traffik_core;
 
 /// What most applications need, in one import.

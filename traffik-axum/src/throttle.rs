@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::MatchedPath;
-use axum::response::Response;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use traffik_core::backend::Backend;
@@ -21,6 +20,8 @@ use traffik_core::{
 
 use crate::backend::RequestBackend;
 use crate::client_ip::ClientIp;
+use crate::enforce::{CallOptions, Enforce};
+use crate::handler::ThrottledHandler;
 use crate::rejection::{ThrottleRejection, TooManyRequests, prefers_json};
 
 /// Which requests of one client share a budget.
@@ -62,47 +63,6 @@ impl Scope {
             Scope::RouteAnyMethod => Some(route().to_owned()),
             Scope::Path => Some(with_method(parts.uri.path())),
         }
-    }
-}
-
-/// Builds the response for a refused request, in place of the default 429.
-///
-/// ```
-/// use axum::Json;
-/// use axum::response::IntoResponse;
-/// use http::StatusCode;
-/// use traffik_axum::ThrottledHandler;
-///
-/// let handler = ThrottledHandler::new(|_parts, decision, throttle| {
-///     let wait = decision.wait().unwrap_or_default().as_secs_f64();
-///     (StatusCode::TOO_MANY_REQUESTS, Json(serde_json::json!({
-///         "error": "rate_limited", "throttle": throttle.uid(), "retry_in_seconds": wait,
-///     }))).into_response()
-/// });
-/// # let _ = handler;
-/// ```
-#[derive(Clone)]
-pub struct ThrottledHandler(Arc<HandlerFn>);
-
-type HandlerFn = dyn Fn(&Parts, &Decision, &HttpThrottle) -> Response + Send + Sync;
-
-impl ThrottledHandler {
-    /// A handler from a function of the request, the refused decision and the throttle.
-    pub fn new<F>(handler: F) -> Self
-    where
-        F: Fn(&Parts, &Decision, &HttpThrottle) -> Response + Send + Sync + 'static,
-    {
-        ThrottledHandler(Arc::new(handler))
-    }
-
-    fn call(&self, parts: &Parts, decision: &Decision, throttle: &HttpThrottle) -> Response {
-        (self.0)(parts, decision, throttle)
-    }
-}
-
-impl fmt::Debug for ThrottledHandler {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ThrottledHandler")
     }
 }
 
@@ -169,7 +129,9 @@ impl HttpThrottle {
 
     /// Counts one hit of this request; a refusal becomes the 429 rejection, so `?` answers
     /// with it. Uses the throttle's scope (default [`Scope::Route`]) and a backend in the
-    /// request's extensions ([`RequestBackend`]) when the throttle has none.
+    /// request's extensions ([`RequestBackend`]) when the throttle has none. Await it as is,
+    /// or first set a per-call [`cost`](Enforce::cost), [`context`](Enforce::context) or
+    /// [`headers`](Enforce::headers) override.
     ///
     /// ```
     /// use axum::{Router, extract::State, http::request::Parts, routing::post};
@@ -177,7 +139,7 @@ impl HttpThrottle {
     /// use traffik_axum::prelude::*;
     ///
     /// async fn upload(State(uploads): State<HttpThrottle>, parts: Parts) -> Result<&'static str, ThrottleRejection> {
-    ///     uploads.enforce_with(&parts, 5, None).await?; // an upload costs 5 units
+    ///     uploads.enforce(&parts).cost(5).await?; // an upload costs 5 units
     ///     Ok("stored")
     /// }
     ///
@@ -185,19 +147,8 @@ impl HttpThrottle {
     /// let app: Router = Router::new().route("/upload", post(upload)).with_state(uploads);
     /// # Ok::<(), ConfigError>(())
     /// ```
-    pub async fn enforce(&self, parts: &Parts) -> Result<Decision, ThrottleRejection> {
-        self.enforce_scoped(parts, Scope::Route, None, None).await
-    }
-
-    /// [`enforce`](Self::enforce) with a cost and call-time context.
-    pub async fn enforce_with(
-        &self,
-        parts: &Parts,
-        cost: u64,
-        context: Option<&Context>,
-    ) -> Result<Decision, ThrottleRejection> {
-        self.enforce_scoped(parts, Scope::Route, Some(cost), context)
-            .await
+    pub fn enforce<'a>(&'a self, parts: &'a Parts) -> Enforce<'a> {
+        Enforce::new(self, parts)
     }
 
     /// What a hit would get now, consuming nothing (the pre-check of "check, then consume
@@ -228,17 +179,16 @@ impl HttpThrottle {
         &self,
         parts: &Parts,
         default_scope: Scope,
-        cost: Option<u64>,
-        context: Option<&Context>,
+        call: CallOptions<'_>,
     ) -> Result<Decision, ThrottleRejection> {
         let scope = self.scope_of(parts, default_scope);
-        let options = Self::options(parts, scope.as_deref(), cost, context);
+        let options = Self::options(parts, scope.as_deref(), call.cost, call.context);
         let decision = self
             .throttle
             .hit_with(parts, options)
             .await
             .map_err(ThrottleRejection::from_error)?;
-        self.verdict(parts, decision)
+        self.verdict(parts, decision, &call, &options)
     }
 
     /// Decides without awaiting when it can (see [`Throttle::try_hit_now`]).
@@ -251,7 +201,7 @@ impl HttpThrottle {
         let scope = self.scope_of(parts, default_scope);
         let options = Self::options(parts, scope.as_deref(), cost, None);
         Some(match self.throttle.try_hit_now(parts, options)? {
-            Ok(decision) => self.verdict(parts, decision),
+            Ok(decision) => self.verdict(parts, decision, &CallOptions::cost(cost), &options),
             Err(error) => Err(ThrottleRejection::from_error(error)),
         })
     }
@@ -278,17 +228,22 @@ impl HttpThrottle {
     }
 
     /// A refused decision as the 429 rejection; any other as itself.
-    fn verdict(&self, parts: &Parts, decision: Decision) -> Result<Decision, ThrottleRejection> {
+    fn verdict(
+        &self,
+        parts: &Parts,
+        decision: Decision,
+        call: &CallOptions<'_>,
+        options: &HitOptions<'_>,
+    ) -> Result<Decision, ThrottleRejection> {
         if decision.is_allowed() {
             return Ok(decision);
         }
         let mut headers = HeaderMap::new();
-        self.write_headers(&decision, &mut headers);
-        let custom = self
-            .http
-            .on_throttled
-            .as_ref()
-            .map(|handler| handler.call(parts, &decision, self));
+        self.write_headers_with(&decision, call.headers, &mut headers);
+        let custom = self.throttled_handler(options).map(|handler| {
+            let context = self.throttle.context_for(call.context);
+            handler.call(parts, &decision, self, &context)
+        });
         Err(ThrottleRejection::TooManyRequests(TooManyRequests::new(
             decision,
             headers,
@@ -297,20 +252,50 @@ impl HttpThrottle {
         )))
     }
 
+    /// The throttle's own throttled handler, else the default of the backend the hit went to.
+    fn throttled_handler(&self, options: &HitOptions<'_>) -> Option<ThrottledHandler> {
+        if let Some(handler) = &self.http.on_throttled {
+            return Some(handler.clone());
+        }
+        let backend = self.throttle.backend_for(options)?;
+        backend.extensions()?.get::<ThrottledHandler>().cloned()
+    }
+
     /// Adds the rate-limit headers due for `decision` to `out`.
     pub fn write_headers(&self, decision: &Decision, out: &mut HeaderMap) {
-        if self.http.headers.is_empty() || decision.is_skipped() {
+        self.write_headers_with(decision, None, out);
+    }
+
+    /// Adds the rate-limit headers due for `decision` to `out`, with `overrides` (if any)
+    /// merged over the throttle's headers for this call ([`Headers::merged_over`]; a
+    /// [`Header::disabled`](traffik_core::headers::Header::disabled) entry suppresses one).
+    pub fn write_headers_with(
+        &self,
+        decision: &Decision,
+        overrides: Option<&Headers>,
+        out: &mut HeaderMap,
+    ) {
+        if decision.is_skipped() {
             return;
         }
-        self.http
-            .headers
-            .render(decision, self.throttle.rate(), |name, value| {
-                if let (Ok(name), Ok(value)) =
-                    (HeaderName::try_from(name), HeaderValue::try_from(value))
-                {
-                    out.insert(name, value);
-                }
-            });
+        let merged;
+        let headers = match overrides {
+            Some(overrides) => {
+                merged = overrides.merged_over(&self.http.headers);
+                &merged
+            }
+            None => &self.http.headers,
+        };
+        if headers.is_empty() {
+            return;
+        }
+        headers.render(decision, self.throttle.rate(), |name, value| {
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::try_from(name), HeaderValue::try_from(value))
+            {
+                out.insert(name, value);
+            }
+        });
     }
 }
 
@@ -424,7 +409,8 @@ impl HttpThrottleBuilder {
         self
     }
 
-    /// The response to a refused request, instead of the default 429.
+    /// The response to a refused request, instead of the backend's default handler (see
+    /// [`ThrottledHandler`]) or the built-in 429.
     pub fn on_throttled(mut self, handler: ThrottledHandler) -> Self {
         self.on_throttled = Some(handler);
         self
@@ -462,6 +448,7 @@ mod tests {
     use axum::response::IntoResponse;
     use http::{Method, Request, StatusCode};
     use traffik_core::MemoryBackend;
+    use traffik_core::headers::{Header, HeaderValue, When};
 
     use super::*;
 
@@ -534,8 +521,14 @@ mod tests {
         let throttle = HttpThrottle::builder("http-throttle-custom", "1/min")
             .backend(MemoryBackend::new())
             .clock(traffik_core::ManualClock::new(0))
-            .on_throttled(ThrottledHandler::new(|_, _, throttle| {
-                (StatusCode::IM_A_TEAPOT, throttle.uid().to_owned()).into_response()
+            .context(Context::new().with("plan", "free"))
+            .on_throttled(ThrottledHandler::new(|_, _, throttle, context| {
+                let plan = context.get_str("plan").unwrap_or_default();
+                (
+                    StatusCode::IM_A_TEAPOT,
+                    format!("{} {plan}", throttle.uid()),
+                )
+                    .into_response()
             }))
             .build()
             .unwrap();
@@ -548,6 +541,118 @@ mod tests {
             .into_response();
         assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
         assert_eq!(response.headers()["retry-after"], "60");
+        assert_eq!(body(response).await, "http-throttle-custom free");
+        // Call-time context reaches the handler, merged over the static context.
+        let call = Context::new().with("plan", "pro");
+        let response = throttle
+            .enforce(&request)
+            .context(&call)
+            .await
+            .unwrap_err()
+            .into_response();
+        assert_eq!(body(response).await, "http-throttle-custom pro");
+    }
+
+    async fn body(response: axum::response::Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    fn teapot(text: &'static str) -> ThrottledHandler {
+        ThrottledHandler::new(move |_, _, _, _| (StatusCode::IM_A_TEAPOT, text).into_response())
+    }
+
+    #[tokio::test]
+    async fn the_backend_handler_answers_unless_the_throttle_has_one() {
+        let backend: Arc<dyn Backend> = Arc::new(
+            MemoryBackend::builder()
+                .extension(teapot("backend"))
+                .build()
+                .unwrap(),
+        );
+        let plain = HttpThrottle::builder("http-throttle-backend-handler", "1/min")
+            .shared_backend(Arc::clone(&backend))
+            .build()
+            .unwrap();
+        let own = HttpThrottle::builder("http-throttle-own-handler", "1/min")
+            .shared_backend(Arc::clone(&backend))
+            .on_throttled(teapot("throttle"))
+            .build()
+            .unwrap();
+        let request = parts(Method::GET, "/");
+        for (throttle, expected) in [(&plain, "backend"), (&own, "throttle")] {
+            throttle.enforce(&request).await.unwrap();
+            let response = throttle
+                .enforce(&request)
+                .await
+                .unwrap_err()
+                .into_response();
+            assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
+            assert_eq!(body(response).await, expected);
+        }
+        // A backend that arrives with the request (multi-tenant) brings its handler too.
+        let dynamic = HttpThrottle::builder("http-throttle-dynamic-handler", "1/min")
+            .registry(&ThrottleRegistry::new())
+            .build()
+            .unwrap();
+        let mut request = parts(Method::GET, "/");
+        request.extensions.insert(RequestBackend::new(backend));
+        dynamic.enforce(&request).await.unwrap();
+        let response = dynamic.enforce(&request).await.unwrap_err().into_response();
+        assert_eq!(body(response).await, "backend");
+    }
+
+    #[tokio::test]
+    async fn per_call_header_overrides_replace_add_and_disable() {
+        let throttle = HttpThrottle::builder("http-throttle-header-overrides", "1/min")
+            .backend(MemoryBackend::new())
+            .clock(traffik_core::ManualClock::new(0))
+            .headers(Headers::always())
+            .build()
+            .unwrap();
+        let overrides = Headers::none()
+            .with(Header::disabled("X-RateLimit-Remaining"))
+            .with(Header::new(
+                "X-RateLimit-Limit",
+                HeaderValue::Static("hidden".into()),
+                When::Always,
+            ))
+            .with(Header::new(
+                "X-Wait-Ms",
+                HeaderValue::WaitMilliseconds,
+                When::Throttled,
+            ));
+        let request = parts(Method::GET, "/");
+        let decision = throttle
+            .enforce(&request)
+            .headers(&overrides)
+            .await
+            .unwrap();
+        let mut success = HeaderMap::new();
+        throttle.write_headers_with(&decision, Some(&overrides), &mut success);
+        assert_eq!(success["x-ratelimit-limit"], "hidden");
+        assert!(!success.contains_key("x-ratelimit-remaining"));
+        assert!(!success.contains_key("x-wait-ms"));
+        assert_eq!(success["x-ratelimit-reset"], "60");
+
+        let response = throttle
+            .enforce(&request)
+            .headers(&overrides)
+            .await
+            .unwrap_err()
+            .into_response();
+        let headers = response.headers();
+        assert_eq!(headers["x-ratelimit-limit"], "hidden");
+        assert!(!headers.contains_key("x-ratelimit-remaining"));
+        assert_eq!(headers["x-wait-ms"], "60000");
+        assert_eq!(headers["retry-after"], "60");
+        // Without overrides the throttle's own headers are back.
+        let mut plain = HeaderMap::new();
+        throttle.write_headers(&decision, &mut plain);
+        assert_eq!(plain["x-ratelimit-remaining"], "0");
+        assert_eq!(plain["x-ratelimit-limit"], "1");
     }
 
     #[tokio::test]

@@ -26,6 +26,7 @@
 //! ```
 
 mod error;
+mod extensions;
 mod key_value;
 mod key_value_backend;
 mod lock;
@@ -38,6 +39,7 @@ use crate::strategy::{DynStrategy, Hit};
 use crate::{Decision, MaybeReady, OnError, StrategyStat};
 
 pub use error::{BackendError, BoxError, LockError};
+pub use extensions::Extensions;
 pub use key_value::{KeyValueStore, KeyValueStrategy};
 pub use key_value_backend::KeyValueBackend;
 pub use lock::{
@@ -107,6 +109,12 @@ pub trait Backend: Send + Sync + Debug + 'static {
 
     /// The on-error policy of throttles on this backend that set none themselves.
     fn on_error(&self) -> Option<&OnError> {
+        None
+    }
+
+    /// Typed values the protocol crates read, such as the default throttled handler of the
+    /// throttles on this backend (see [`Extensions`]).
+    fn extensions(&self) -> Option<&Extensions> {
         None
     }
 

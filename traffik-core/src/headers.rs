@@ -36,6 +36,9 @@ pub enum When {
     Always,
     /// Only when the hit was refused.
     Throttled,
+    /// Never: in a per-call override ([`Headers::merged_over`]), removes the throttle's
+    /// header of the same name for that call. See [`Header::disabled`].
+    Never,
 }
 
 /// What a header carries.
@@ -76,6 +79,12 @@ impl Header {
         }
     }
 
+    /// A header that is never sent: in a per-call override it suppresses the throttle's
+    /// header `name` (including the IETF fields `RateLimit` and `RateLimit-Policy`).
+    pub fn disabled(name: impl Into<Cow<'static, str>>) -> Self {
+        Header::new(name, HeaderValue::Static(Cow::Borrowed("")), When::Never)
+    }
+
     /// The header's name.
     #[must_use]
     pub fn name(&self) -> &str {
@@ -101,7 +110,8 @@ impl Header {
 /// [`Headers::always`] and [`Headers::throttled_only`] (`X-RateLimit-Limit`,
 /// `X-RateLimit-Remaining`, `X-RateLimit-Reset` in seconds). [`with`](Self::with) adds or
 /// replaces a header by name (case-insensitively), [`without`](Self::without) removes one, and
-/// [`ietf`](Self::ietf) adds the IETF draft fields `RateLimit-Policy` and `RateLimit`.
+/// [`ietf`](Self::ietf) adds the IETF draft fields `RateLimit-Policy` and `RateLimit`, and
+/// [`merged_over`](Self::merged_over) applies a per-call override.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers {
     headers: Vec<Header>,
@@ -173,10 +183,37 @@ impl Headers {
         self
     }
 
+    /// These headers as a per-call override of `base`: each header here replaces `base`'s
+    /// header of the same name (a [`Header::disabled`] one removes it), new names are added
+    /// after `base`'s, and an IETF policy here replaces `base`'s.
+    ///
+    /// ```
+    /// use traffik_core::headers::{Header, HeaderValue, Headers, When};
+    ///
+    /// let base = Headers::always();
+    /// let call = Headers::none()
+    ///     .with(Header::disabled("X-RateLimit-Remaining"))
+    ///     .with(Header::new("X-Plan", HeaderValue::Static("free".into()), When::Always));
+    /// let merged = call.merged_over(&base);
+    /// let names: Vec<_> = merged.iter().filter(|h| h.when() != When::Never).map(|h| h.name()).collect();
+    /// assert_eq!(names, ["X-RateLimit-Limit", "X-RateLimit-Reset", "X-Plan"]);
+    /// ```
+    #[must_use]
+    pub fn merged_over(&self, base: &Headers) -> Headers {
+        let mut merged = base.clone();
+        for header in &self.headers {
+            merged = merged.with(header.clone());
+        }
+        if self.policy.is_some() {
+            merged.policy.clone_from(&self.policy);
+        }
+        merged
+    }
+
     /// Whether no header would ever be sent.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.headers.is_empty() && self.policy.is_none()
+        self.policy.is_none() && self.headers.iter().all(|h| h.when == When::Never)
     }
 
     /// The headers, in order.
@@ -195,7 +232,12 @@ impl Headers {
         let throttled = decision.is_throttled();
         let mut value = String::new();
         for header in &self.headers {
-            if header.when == When::Throttled && !throttled {
+            let due = match header.when {
+                When::Always => true,
+                When::Throttled => throttled,
+                When::Never => false,
+            };
+            if !due {
                 continue;
             }
             value.clear();
@@ -203,12 +245,17 @@ impl Headers {
             emit(&header.name, &value);
         }
         if let Some(policy) = &self.policy {
-            value.clear();
-            let _ = write!(value, "\"{}\";q={}", sf_string(policy), decision.limit);
-            if let Some(rate) = rate.filter(|rate| !rate.is_unlimited()) {
-                let _ = write!(value, ";w={}", rate.period().as_millis().div_ceil(1000));
+            if !self.is_disabled(IETF_POLICY) {
+                value.clear();
+                let _ = write!(value, "\"{}\";q={}", sf_string(policy), decision.limit);
+                if let Some(rate) = rate.filter(|rate| !rate.is_unlimited()) {
+                    let _ = write!(value, ";w={}", rate.period().as_millis().div_ceil(1000));
+                }
+                emit(IETF_POLICY, &value);
             }
-            emit("RateLimit-Policy", &value);
+            if self.is_disabled(IETF_LIMIT) {
+                return;
+            }
             value.clear();
             let _ = write!(
                 value,
@@ -217,10 +264,19 @@ impl Headers {
                 decision.remaining,
                 ceil_secs(decision.reset.as_millis())
             );
-            emit("RateLimit", &value);
+            emit(IETF_LIMIT, &value);
         }
     }
+
+    fn is_disabled(&self, name: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|h| h.when == When::Never && h.name.eq_ignore_ascii_case(name))
+    }
 }
+
+const IETF_POLICY: &str = "RateLimit-Policy";
+const IETF_LIMIT: &str = "RateLimit";
 
 fn write_value(out: &mut String, value: &HeaderValue, decision: &Decision) {
     let wait_ms = decision
@@ -332,6 +388,55 @@ mod tests {
             ]
         );
         assert!(Headers::none().is_empty());
+    }
+
+    #[test]
+    fn a_per_call_override_replaces_adds_and_disables_by_name() {
+        let base = Headers::throttled_only().ietf("api");
+        let call = Headers::none()
+            .with(Header::new(
+                "x-ratelimit-limit",
+                HeaderValue::Static("per-call".into()),
+                When::Always,
+            ))
+            .with(Header::disabled("X-RateLimit-Reset"))
+            .with(Header::disabled("ratelimit-policy"))
+            .with(Header::new(
+                "X-Wait-Ms",
+                HeaderValue::WaitMilliseconds,
+                When::Throttled,
+            ));
+        let merged = call.merged_over(&base);
+        let allowed = Decision::allowed(5, 4, Duration::from_secs(2));
+        assert_eq!(
+            rendered(&merged, &allowed, Some(Rate::per_second(5))),
+            [
+                ("x-ratelimit-limit".to_owned(), "per-call".to_owned()),
+                ("RateLimit".to_owned(), "\"api\";r=4;t=2".to_owned()),
+            ]
+        );
+        let refused = Decision::throttled(5, 0, Duration::from_millis(700), Duration::from_secs(1));
+        let names: Vec<String> = rendered(&merged, &refused, None)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "x-ratelimit-limit",
+                "X-RateLimit-Remaining",
+                "X-Wait-Ms",
+                "RateLimit"
+            ]
+        );
+        // Disabling every header leaves nothing to send.
+        let silent = Headers::none()
+            .with(Header::disabled("X-RateLimit-Limit"))
+            .with(Header::disabled("X-RateLimit-Remaining"))
+            .with(Header::disabled("X-RateLimit-Reset"))
+            .merged_over(&Headers::always());
+        assert!(silent.is_empty());
+        assert!(rendered(&silent, &refused, None).is_empty());
     }
 
     #[test]

@@ -254,6 +254,20 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         &self.inner.registry
     }
 
+    /// The backend a hit with `options` goes to: the throttle's own, else the one in the
+    /// options, else the registry's default (`None` when there is none anywhere).
+    #[must_use]
+    pub fn backend_for(&self, options: &HitOptions<'_>) -> Option<Arc<dyn Backend>> {
+        self.backend(&self.inner.config.load(), options).ok()
+    }
+
+    /// The context a hit with call-time context `call` sees: `call` merged over the
+    /// throttle's static context.
+    #[must_use]
+    pub fn context_for(&self, call: Option<&Context>) -> Context {
+        merged_context(call, &self.inner.config.load().context).into_owned()
+    }
+
     /// Counts one hit of `connection` (at the throttle's cost).
     pub fn hit<'a>(&'a self, connection: &'a C) -> HitFuture<'a, C> {
         self.hit_with(connection, HitOptions::new())

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{Backend, BackendFuture, KeyValueStore, LockOptions, Mode};
+use super::{Backend, BackendFuture, Extensions, KeyValueStore, LockOptions, Mode};
 use crate::key::validate_namespace;
 use crate::strategy::{DynStrategy, Hit};
 use crate::{ConfigError, Decision, MaybeReady, OnError, StrategyStat};
@@ -32,6 +32,7 @@ pub struct KeyValueBackend<S> {
     namespace: String,
     lock_options: LockOptions,
     on_error: Option<OnError>,
+    extensions: Extensions,
 }
 
 impl<S: KeyValueStore> KeyValueBackend<S> {
@@ -44,6 +45,7 @@ impl<S: KeyValueStore> KeyValueBackend<S> {
             namespace,
             lock_options: LockOptions::default(),
             on_error: None,
+            extensions: Extensions::new(),
         })
     }
 
@@ -58,6 +60,13 @@ impl<S: KeyValueStore> KeyValueBackend<S> {
     #[must_use]
     pub fn on_error(mut self, policy: OnError) -> Self {
         self.on_error = Some(policy);
+        self
+    }
+
+    /// Attaches a typed value for the protocol crates (see [`Extensions`]).
+    #[must_use]
+    pub fn extension<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.extensions.insert(value);
         self
     }
 
@@ -147,6 +156,10 @@ impl<S: KeyValueStore> Backend for KeyValueBackend<S> {
 
     fn on_error(&self) -> Option<&OnError> {
         self.on_error.as_ref()
+    }
+
+    fn extensions(&self) -> Option<&Extensions> {
+        Some(&self.extensions)
     }
 
     fn key_value(&self) -> Option<&dyn KeyValueStore> {

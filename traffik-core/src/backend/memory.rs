@@ -13,7 +13,9 @@ use tokio::sync::Notify;
 
 use self::lock::Locks;
 use self::store::{NEVER, Store, Value, closed};
-use super::{Backend, BackendError, BackendFuture, KeyValueStore, LockGuard, LockOptions, Mode};
+use super::{
+    Backend, BackendError, BackendFuture, Extensions, KeyValueStore, LockGuard, LockOptions, Mode,
+};
 use crate::key::validate_namespace;
 use crate::strategy::{DynStrategy, Hit};
 use crate::{Clock, ConfigError, Decision, MaybeReady, Millis, OnError, StrategyStat, SystemClock};
@@ -65,6 +67,7 @@ struct Shared {
     shutdown: Arc<Notify>,
     sweeper_alive: Arc<AtomicBool>,
     on_error: Option<OnError>,
+    extensions: Extensions,
     lock_options: LockOptions,
     max_keys: usize,
 }
@@ -84,6 +87,7 @@ pub struct MemoryBackendBuilder {
     sweep_interval: Duration,
     clock: Option<Arc<dyn Clock>>,
     on_error: Option<OnError>,
+    extensions: Extensions,
     lock_options: Option<LockOptions>,
 }
 
@@ -116,6 +120,14 @@ impl MemoryBackendBuilder {
     /// The on-error policy of throttles on this backend that set none.
     pub fn on_error(mut self, policy: OnError) -> Self {
         self.on_error = Some(policy);
+        self
+    }
+
+    /// Attaches a typed value for the protocol crates, such as `traffik-axum`'s
+    /// `ThrottledHandler`: the response to a refusal for every throttle on this backend that
+    /// sets none of its own.
+    pub fn extension<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.extensions.insert(value);
         self
     }
 
@@ -164,6 +176,7 @@ impl MemoryBackendBuilder {
                 shutdown,
                 sweeper_alive,
                 on_error: self.on_error,
+                extensions: self.extensions,
                 lock_options,
                 max_keys: self.max_keys,
             }),
@@ -206,6 +219,7 @@ impl MemoryBackend {
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
             clock: None,
             on_error: None,
+            extensions: Extensions::new(),
             lock_options: None,
         }
     }
@@ -387,6 +401,10 @@ impl Backend for MemoryBackend {
 
     fn on_error(&self) -> Option<&OnError> {
         self.shared.on_error.as_ref()
+    }
+
+    fn extensions(&self) -> Option<&Extensions> {
+        Some(&self.shared.extensions)
     }
 
     fn key_value(&self) -> Option<&dyn KeyValueStore> {
