@@ -1,10 +1,12 @@
 //! Instructions per request through an axum router called with `oneshot`, counted by callgrind
-//! (deterministic, unlike wall time here). Run twice with different `n` and divide the
-//! difference by the difference in `n`:
+//! (deterministic, unlike wall time here). One warm-up request first builds everything lazy
+//! (throttles, clocks: quanta's calibration alone varies by thousands of instructions per run),
+//! then only `measured` is counted; divide the total by `n`:
 //!
 //! ```text
 //! cargo bench -p traffik-axum --bench overhead_instructions --no-run
-//! valgrind --tool=callgrind target/release/deps/overhead_instructions-* layer 20000
+//! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*measured*' \
+//!     target/release/deps/overhead_instructions-<hash> layer 20000
 //! ```
 //!
 //! Cases: `bare`, `extractor`, `layer`, `tower_governor`.
@@ -67,14 +69,26 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    runtime.block_on(async {
-        for _ in 0..n {
-            let mut request = Request::builder().uri("/").body(Body::empty()).unwrap();
-            request
-                .extensions_mut()
-                .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 7], 40_000))));
-            let response = service.clone().oneshot(request).await.unwrap();
-            assert!(response.status().is_success());
-        }
-    });
+    runtime.block_on(requests(&service, 1));
+    measured(&runtime, &service, n);
+}
+
+#[inline(never)]
+fn measured(
+    runtime: &tokio::runtime::Runtime,
+    service: &axum::routing::RouterIntoService<Body>,
+    n: u64,
+) {
+    runtime.block_on(requests(service, n));
+}
+
+async fn requests(service: &axum::routing::RouterIntoService<Body>, n: u64) {
+    for _ in 0..n {
+        let mut request = Request::builder().uri("/").body(Body::empty()).unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 7], 40_000))));
+        let response = service.clone().oneshot(request).await.unwrap();
+        assert!(response.status().is_success());
+    }
 }

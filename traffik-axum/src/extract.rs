@@ -88,9 +88,15 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let throttle = T::throttle(state)
             .map_err(|error| ThrottleRejection::Misconfigured(Misconfigured::from_config(error)))?;
-        let decision = throttle
-            .enforce_scoped(parts, Scope::Route, CallOptions::default())
-            .await?;
+        // Decide without a future when the throttle can (in memory, synchronous identifier);
+        // the general path is boxed so it does not enlarge every handler's future.
+        let decision = match throttle.try_enforce_now(parts, Scope::Route, None) {
+            Some(verdict) => verdict?,
+            None => {
+                Box::pin(throttle.enforce_scoped(parts, Scope::Route, CallOptions::default()))
+                    .await?
+            }
+        };
         let mut headers = HeaderMap::new();
         throttle.write_headers(&decision, &mut headers);
         if !headers.is_empty()

@@ -1,6 +1,7 @@
 //! [`HttpThrottle`]: a core [`Throttle`] over HTTP request parts, with what HTTP adds: the
 //! route scope, the rate-limit headers and the throttled handler.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -43,26 +44,50 @@ pub enum Scope {
 impl Scope {
     /// The scope string of a request (`None` for [`Scope::Shared`]).
     pub(crate) fn of(self, parts: &Parts) -> Option<String> {
+        let mut scope = String::new();
+        self.write(parts, &mut scope).then_some(scope)
+    }
+
+    /// Writes the scope string of a request into `out` (cleared first); `false` for
+    /// [`Scope::Shared`], which has none.
+    fn write(self, parts: &Parts, out: &mut String) -> bool {
         let route = || {
             parts
                 .extensions
                 .get::<MatchedPath>()
                 .map_or_else(|| parts.uri.path(), MatchedPath::as_str)
         };
-        let with_method = |path: &str| {
-            let method = parts.method.as_str();
-            let mut scope = String::with_capacity(method.len() + 1 + path.len());
-            scope.push_str(method);
-            scope.push(' ');
-            scope.push_str(path);
-            scope
+        out.clear();
+        let (method, path) = match self {
+            Scope::Shared => return false,
+            Scope::Route => (Some(&parts.method), route()),
+            Scope::RouteAnyMethod => (None, route()),
+            Scope::Path => (Some(&parts.method), parts.uri.path()),
         };
-        match self {
-            Scope::Shared => None,
-            Scope::Route => Some(with_method(route())),
-            Scope::RouteAnyMethod => Some(route().to_owned()),
-            Scope::Path => Some(with_method(parts.uri.path())),
+        // `GET/items/{id}`: a path always starts with `/` and a method never holds one, so no
+        // separator is needed (and none needs escaping in the key).
+        if let Some(method) = method {
+            out.push_str(method.as_str());
         }
+        out.push_str(path);
+        true
+    }
+
+    /// Runs `f` with the scope string of a request, built in a reusable per-thread buffer.
+    fn with<R>(self, parts: &Parts, f: impl FnOnce(Option<&str>) -> R) -> R {
+        thread_local! {
+            static SCOPE_BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        if self == Scope::Shared {
+            return f(None);
+        }
+        SCOPE_BUFFER.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buffer) => {
+                self.write(parts, &mut buffer);
+                f(Some(&buffer))
+            }
+            Err(_) => f(self.of(parts).as_deref()),
+        })
     }
 }
 
@@ -198,11 +223,13 @@ impl HttpThrottle {
         default_scope: Scope,
         cost: Option<u64>,
     ) -> Option<Result<Decision, ThrottleRejection>> {
-        let scope = self.scope_of(parts, default_scope);
-        let options = Self::options(parts, scope.as_deref(), cost, None);
-        Some(match self.throttle.try_hit_now(parts, options)? {
-            Ok(decision) => self.verdict(parts, decision, &CallOptions::cost(cost), &options),
-            Err(error) => Err(ThrottleRejection::from_error(error)),
+        let scope = self.http.scope.unwrap_or(default_scope);
+        scope.with(parts, |scope| {
+            let options = Self::options(parts, scope, cost, None);
+            Some(match self.throttle.try_hit_now(parts, options)? {
+                Ok(decision) => self.verdict(parts, decision, &CallOptions::cost(cost), &options),
+                Err(error) => Err(ThrottleRejection::from_error(error)),
+            })
         })
     }
 
@@ -472,9 +499,9 @@ mod tests {
     fn scopes() {
         let get = parts(Method::GET, "/items/7?x=1");
         assert_eq!(Scope::Shared.of(&get), None);
-        assert_eq!(Scope::Route.of(&get).unwrap(), "GET /items/7");
+        assert_eq!(Scope::Route.of(&get).unwrap(), "GET/items/7");
         assert_eq!(Scope::RouteAnyMethod.of(&get).unwrap(), "/items/7");
-        assert_eq!(Scope::Path.of(&get).unwrap(), "GET /items/7");
+        assert_eq!(Scope::Path.of(&get).unwrap(), "GET/items/7");
     }
 
     #[tokio::test]

@@ -1,12 +1,13 @@
 //! Storage keys: `{namespace}:{uid}:{{identity}}[:{scope}]:{strategy}`.
 //!
 //! The identity is the Redis Cluster hash tag (`{…}`), so every key of one client lands in one
-//! slot. Identities and scopes are percent-escaped (only `A–Z a–z 0–9 . _ ~ -` pass through),
+//! slot. Identities and scopes are percent-escaped (only `A–Z a–z 0–9 . _ ~ - /` pass through),
 //! so no input can inject a `:` or a brace and collide with another key; one longer than
 //! [`MAX_ESCAPED_LEN`] bytes once escaped is replaced by `#` + its SHA-256 (64 hex digits),
 //! which bounds every key. Namespaces and uids are validated instead of escaped.
 
 use std::fmt::Write;
+use std::net::IpAddr;
 
 use sha2::{Digest, Sha256};
 
@@ -26,6 +27,33 @@ pub fn write_storage_key(
     scope: Option<&str>,
     strategy: &str,
 ) {
+    write_key(
+        out,
+        namespace,
+        uid,
+        KeyIdentity::Text(identity),
+        scope,
+        strategy,
+    );
+}
+
+/// The identity part of a key, as the throttle holds it: text, or an address written into the
+/// key directly (the same bytes as its text, without formatting it first).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum KeyIdentity<'a> {
+    Text(&'a str),
+    Address(IpAddr),
+}
+
+/// [`write_storage_key`] for a [`KeyIdentity`].
+pub(crate) fn write_key(
+    out: &mut String,
+    namespace: &str,
+    uid: &str,
+    identity: KeyIdentity<'_>,
+    scope: Option<&str>,
+    strategy: &str,
+) {
     out.clear();
     out.push_str(namespace);
     out.push(':');
@@ -42,7 +70,7 @@ pub fn write_storage_key(
 /// use traffik_core::key::storage_key;
 ///
 /// assert_eq!(storage_key("traffik", "api", "10.0.0.1", None, "gcra"), "traffik:api:{10.0.0.1}:gcra");
-/// assert_eq!(storage_key("traffik", "api", "2001:db8::1", Some("GET /items"), "gcra"), "traffik:api:{2001%3Adb8%3A%3A1}:GET%20%2Fitems:gcra");
+/// assert_eq!(storage_key("traffik", "api", "2001:db8::1", Some("GET /items"), "gcra"), "traffik:api:{2001%3Adb8%3A%3A1}:GET%20/items:gcra");
 /// ```
 pub fn storage_key(
     namespace: &str,
@@ -57,13 +85,14 @@ pub fn storage_key(
     key
 }
 
-/// Which bytes pass through unescaped: `A–Z a–z 0–9 . _ ~ -`.
+/// Which bytes pass through unescaped: `A–Z a–z 0–9 . _ ~ - /` (nothing that separates key
+/// parts, nothing a Redis hash tag or a Memcached key forbids).
 const PASSES: [bool; 256] = {
     let mut table = [false; 256];
     let mut i = 0;
     while i < 256 {
         let byte = i as u8;
-        table[i] = byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'~' | b'-');
+        table[i] = byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'~' | b'-' | b'/');
         i += 1;
     }
     table
@@ -92,7 +121,7 @@ impl KeyTemplate {
 
     /// Writes the key of `identity` (and `scope`) into `out` (cleared first).
     #[inline]
-    pub(crate) fn write(&self, out: &mut String, identity: &str, scope: Option<&str>) {
+    pub(crate) fn write(&self, out: &mut String, identity: KeyIdentity<'_>, scope: Option<&str>) {
         out.clear();
         out.push_str(&self.prefix);
         push_tail(out, identity, scope);
@@ -102,13 +131,44 @@ impl KeyTemplate {
 
 /// `{identity}` closed, then `:{scope}` when there is one.
 #[inline]
-fn push_tail(out: &mut String, identity: &str, scope: Option<&str>) {
-    push_component(out, identity);
+fn push_tail(out: &mut String, identity: KeyIdentity<'_>, scope: Option<&str>) {
+    match identity {
+        KeyIdentity::Text(text) => push_component(out, text),
+        // Digits and dots all pass through unescaped.
+        KeyIdentity::Address(IpAddr::V4(ip)) => push_ipv4(out, ip.octets()),
+        KeyIdentity::Address(ip @ IpAddr::V6(_)) => {
+            push_component(out, crate::identity::AddressText::of(ip).as_str());
+        }
+    }
     out.push('}');
     if let Some(scope) = scope.filter(|s| !s.is_empty()) {
         out.push(':');
         push_component(out, scope);
     }
+}
+
+/// Dotted decimal, without the formatting machinery.
+fn push_ipv4(out: &mut String, octets: [u8; 4]) {
+    for (i, octet) in octets.into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
+    }
+}
+
+/// `%XX`, upper-case hex.
+fn push_escaped(out: &mut String, byte: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.push('%');
+    out.push(char::from(HEX[usize::from(byte >> 4)]));
+    out.push(char::from(HEX[usize::from(byte & 0x0f)]));
 }
 
 fn push_component(out: &mut String, text: &str) {
@@ -129,7 +189,7 @@ fn push_component(out: &mut String, text: &str) {
         if i > run {
             out.push_str(&text[run..i]);
         }
-        let _ = write!(out, "%{byte:02X}");
+        push_escaped(out, byte);
         run = i + 1;
         if out.len() - start > MAX_ESCAPED_LEN {
             break;
@@ -193,7 +253,7 @@ mod tests {
         );
         assert_eq!(
             storage_key("ns", "api", "::1", Some("GET /items/{id}"), "gcra"),
-            "ns:api:{%3A%3A1}:GET%20%2Fitems%2F%7Bid%7D:gcra"
+            "ns:api:{%3A%3A1}:GET%20/items/%7Bid%7D:gcra"
         );
         assert_eq!(
             storage_key("ns", "api", "a", Some(""), "fixed-window"),
@@ -247,8 +307,35 @@ mod tests {
             ("é", Some("")),
             (&*"y".repeat(300), None),
         ] {
-            template.write(&mut key, identity, scope);
+            template.write(&mut key, KeyIdentity::Text(identity), scope);
             assert_eq!(key, storage_key("ns", "api", identity, scope, "gcra"));
+        }
+    }
+
+    #[test]
+    fn addresses_write_the_same_keys_as_their_text() {
+        let template = KeyTemplate::new("ns", "api", "fixed");
+        let mut key = String::new();
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "255.255.255.255",
+            "192.0.2.7",
+            "::1",
+            "2001:db8::ff00:42:8329",
+        ] {
+            let address: IpAddr = ip.parse().unwrap();
+            template.write(&mut key, KeyIdentity::Address(address), Some("GET /"));
+            assert_eq!(key, storage_key("ns", "api", ip, Some("GET /"), "fixed"));
+            write_key(
+                &mut key,
+                "ns",
+                "api",
+                KeyIdentity::Address(address),
+                None,
+                "fixed",
+            );
+            assert_eq!(key, storage_key("ns", "api", ip, None, "fixed"));
         }
     }
 

@@ -28,7 +28,7 @@ use arc_swap::ArcSwap;
 
 use crate::backend::{Backend, KeyValueStrategy, Mode};
 use crate::identity::AddressText;
-use crate::key::{KeyTemplate, storage_key, write_storage_key};
+use crate::key::{KeyIdentity, KeyTemplate, storage_key, write_key};
 use crate::registry::{Control, ThrottleRegistry};
 use crate::strategy::{DynStrategy, Hit, Strategy};
 use crate::{
@@ -393,13 +393,9 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             return None;
         }
         let called = config.identifier.call(connection).into_ready().ok()?;
-        let address;
-        let identity: &str = match &called {
-            Identity::Key(key) => key,
-            Identity::Address(ip) => {
-                address = AddressText::of(*ip);
-                address.as_str()
-            }
+        let identity = match &called {
+            Identity::Key(key) => KeyIdentity::Text(key),
+            Identity::Address(ip) => KeyIdentity::Address(*ip),
             Identity::Exempted => return Some(Ok(Decision::skipped(SkipReason::Exempted))),
         };
         let context = merged_context(options.context, &config.context);
@@ -428,7 +424,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             with_key_buffer(|key| {
                 match template {
                     Some(template) => template.write(key, identity, options.scope),
-                    None => write_storage_key(
+                    None => write_key(
                         key,
                         backend.namespace(),
                         &self.inner.uid,
