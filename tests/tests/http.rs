@@ -1,6 +1,5 @@
 //! traffik-axum end to end: a real axum server on a loopback port, a real HTTP client.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -17,20 +16,9 @@ use traffik_axum::{
 };
 use traffik_core::ManualClock;
 
-/// Serves `app` on a free loopback port with peer addresses; returns its base URL.
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    format!("http://{address}")
-}
+mod support;
+
+use support::serve;
 
 /// A throttle with a fresh uid (tests share the global registry) on a clock that only moves
 /// when a test moves it, so no window boundary can fall between two requests by chance.

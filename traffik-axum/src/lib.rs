@@ -54,6 +54,7 @@ mod handler;
 mod headers_layer;
 pub mod identify;
 mod layer;
+mod macro_support;
 mod path_pattern;
 mod policy;
 mod rejection;
@@ -75,6 +76,13 @@ pub use rejection::{
 pub use rule::ThrottleRule;
 pub use throttle::{HttpThrottle, HttpThrottleBuilder, Scope};
 pub use traffik_core;
+#[cfg(feature = "macros")]
+pub use traffik_macros::throttled;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::macro_support::*;
+}
 
 /// What most applications need, in one import.
 pub mod prelude {
@@ -86,8 +94,8 @@ pub mod prelude {
     };
     pub use traffik_core::throttle::{CostFn, HitOptions, Identifier, OnError, RateFn};
     pub use traffik_core::{
-        ConfigError, Context, Decision, EXEMPTED, Identity, Rate, StrategyStat, Throttle,
-        ThrottleError, ThrottleRegistry,
+        Clock, ConfigError, Context, Decision, EXEMPTED, Identity, ManualClock, Rate, StrategyStat,
+        SystemClock, Throttle, ThrottleError, ThrottleRegistry,
     };
     #[cfg(feature = "memory")]
     pub use traffik_core::{MemoryBackend, MemoryBackendBuilder};

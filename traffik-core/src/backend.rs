@@ -34,6 +34,7 @@ mod lock;
 pub mod memory;
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use crate::strategy::{DynStrategy, Hit};
 use crate::{Decision, MaybeReady, OnError, StrategyStat};
@@ -46,6 +47,35 @@ pub use lock::{
     BLOCKING_ENV, BLOCKING_TIMEOUT_ENV, HeldLock, LOCK_TTL_ENV, LockConfigError, LockGuard,
     LockOptions,
 };
+
+/// What a throttle can be given as its backend: any [`Backend`], or one already shared as an
+/// `Arc<dyn Backend>`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use traffik_core::MemoryBackend;
+/// use traffik_core::backend::{Backend, IntoBackend};
+///
+/// let shared: Arc<dyn Backend> = MemoryBackend::new().into_backend();
+/// let again = Arc::clone(&shared).into_backend();
+/// assert!(Arc::ptr_eq(&shared, &again));
+/// ```
+pub trait IntoBackend {
+    /// The backend, shared.
+    fn into_backend(self) -> Arc<dyn Backend>;
+}
+
+impl<B: Backend> IntoBackend for B {
+    fn into_backend(self) -> Arc<dyn Backend> {
+        Arc::new(self)
+    }
+}
+
+impl IntoBackend for Arc<dyn Backend> {
+    fn into_backend(self) -> Arc<dyn Backend> {
+        self
+    }
+}
 
 /// The future a backend returns: resolved at once for synchronous backends, boxed otherwise.
 pub type BackendFuture<'a, T> = MaybeReady<'a, Result<T, BackendError>>;

@@ -224,8 +224,8 @@ fn validate_name(kind: &'static str, name: &str) -> Result<(), String> {
     }
 }
 
-/// Checks a throttle uid.
-pub(crate) fn validate_uid(uid: &str) -> Result<(), ConfigError> {
+/// Checks a throttle uid: 1 to 64 bytes of letters, digits, `.`, `_`, `-` and `/`.
+pub fn validate_uid(uid: &str) -> Result<(), ConfigError> {
     validate_name("uid", uid).map_err(|reason| ConfigError::InvalidUid {
         uid: uid.to_owned(),
         reason,

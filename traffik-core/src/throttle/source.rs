@@ -1,7 +1,6 @@
 //! Where a throttle gets its identity, rate and cost for each hit: fixed values or functions.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 
 use crate::{BoxFuture, Context, Identity, MaybeReady, ParseRateError, Rate};
@@ -102,11 +101,10 @@ impl<C: ?Sized> RateFn<C> {
         }
     }
 
-    /// An asynchronous rate function.
-    pub fn from_async<F, Fut>(rate: F) -> Self
+    /// An asynchronous rate function; its future may borrow the connection and context.
+    pub fn from_async<F>(rate: F) -> Self
     where
-        F: for<'a> Fn(&'a C, &'a Context) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Rate> + Send + 'static,
+        F: for<'a> Fn(&'a C, &'a Context) -> BoxFuture<'a, Rate> + Send + Sync + 'static,
     {
         RateFn {
             function: Arc::new(move |conn, context| MaybeReady::boxed(rate(conn, context))),
@@ -142,11 +140,19 @@ impl<C: ?Sized> CostFn<C> {
         }
     }
 
-    /// An asynchronous cost function.
-    pub fn from_async<F, Fut>(cost: F) -> Self
+    /// An asynchronous cost function; its future may borrow the connection and context.
+    ///
+    /// ```
+    /// use traffik_core::Context;
+    /// use traffik_core::throttle::CostFn;
+    ///
+    /// async fn rows_requested(query: &str) -> u64 { query.len() as u64 }
+    /// let by_rows = CostFn::from_async(|query: &str, _: &Context| Box::pin(rows_requested(query)));
+    /// # let _: CostFn<str> = by_rows;
+    /// ```
+    pub fn from_async<F>(cost: F) -> Self
     where
-        F: for<'a> Fn(&'a C, &'a Context) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = u64> + Send + 'static,
+        F: for<'a> Fn(&'a C, &'a Context) -> BoxFuture<'a, u64> + Send + Sync + 'static,
     {
         CostFn {
             function: Arc::new(move |conn, context| MaybeReady::boxed(cost(conn, context))),

@@ -413,21 +413,21 @@ async fn rate_and_cost_functions_may_be_async() {
     let throttle = setup
         .throttle("t", "1/s")
         .rate_fn(RateFn::from_async(|key: &str, _: &Context| {
-            let premium = key.starts_with("vip");
-            async move {
-                if premium {
+            Box::pin(async move {
+                if key.starts_with("vip") {
                     Rate::per_minute(10)
                 } else {
                     Rate::per_minute(2)
                 }
-            }
+            })
         }))
         .cost_fn(CostFn::from_async(|_: &str, context: &Context| {
-            let cost = context
-                .get("cost")
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(1);
-            async move { cost }
+            Box::pin(async move {
+                context
+                    .get("cost")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(1)
+            })
         }))
         .backend(memory(&setup.clock))
         .build()

@@ -1,0 +1,183 @@
+//! Expansion: a checked [`Spec`] and the handler into the handler with `Throttled<..>`
+//! arguments in front, plus one policy type per limit written in the attribute.
+//!
+//! Generated code names only absolute paths (`::traffik_axum::…`, `::core::…`, `::std::…`).
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::ext::IdentExt;
+use syn::{Expr, ItemFn, parse_quote};
+
+use crate::validate::{
+    CheckedLimit, Cost, HeadersChoice, MinWait, OnErrorChoice, Options, ScopeChoice, Spec,
+};
+
+pub(crate) fn expand(spec: Spec, mut function: ItemFn) -> TokenStream {
+    let function_name = function.sig.ident.unraw().to_string();
+    let visibility = function.vis.clone();
+    let rates = spec
+        .limits
+        .iter()
+        .filter(|limit| matches!(limit, CheckedLimit::Rate { .. }))
+        .count();
+    let mut items = Vec::new();
+    let mut arguments = Vec::new();
+    let mut rate_index = 0;
+    for (index, limit) in spec.limits.iter().enumerate() {
+        let marker = format_ident!("__traffik_{}_{}", function_name, index);
+        let policy = match limit {
+            CheckedLimit::Policy(path) => {
+                arguments.push(quote!(::traffik_axum::Throttled<#path>));
+                continue;
+            }
+            CheckedLimit::Static(path) => quote! {
+                ::traffik_axum::__private::StaticThrottle::get(&*#path)
+            },
+            CheckedLimit::Rate { limit, period_ms } => {
+                let uid = uid(&spec.options, &function_name, rate_index, rates);
+                rate_index += 1;
+                let settings = settings(&spec.options);
+                quote! {
+                    static THROTTLE: ::traffik_axum::__private::LazyLock<
+                        ::core::result::Result<
+                            ::traffik_axum::HttpThrottle,
+                            ::traffik_axum::__private::ConfigError,
+                        >,
+                    > = ::traffik_axum::__private::LazyLock::new(|| {
+                        ::traffik_axum::HttpThrottle::builder(
+                            #uid,
+                            ::traffik_axum::__private::Rate::per_millis(#limit, #period_ms),
+                        )
+                        #settings
+                        .build()
+                    });
+                    THROTTLE.as_ref()
+                }
+            }
+        };
+        items.push(quote! {
+            #[doc(hidden)]
+            #[allow(non_camel_case_types)]
+            #[derive(Debug, Clone, Copy)]
+            #visibility struct #marker;
+
+            impl<S> ::traffik_axum::ThrottlePolicy<S> for #marker {
+                fn throttle(
+                    _: &S,
+                ) -> ::core::result::Result<
+                    &::traffik_axum::HttpThrottle,
+                    &::traffik_axum::__private::ConfigError,
+                > {
+                    #policy
+                }
+            }
+        });
+        arguments.push(quote!(::traffik_axum::Throttled<#marker>));
+    }
+    for (position, argument) in arguments.into_iter().enumerate() {
+        function
+            .sig
+            .inputs
+            .insert(position, parse_quote!(_: #argument));
+    }
+    quote! {
+        #(#items)*
+        #function
+    }
+}
+
+/// The uid of the `index`-th of `rates` rates: the `uid` option (`{uid}.{index}` when there are
+/// several), else `{module path with '.'}.{function}[.{index}]`.
+fn uid(options: &Options, function: &str, index: usize, rates: usize) -> TokenStream {
+    let index = (rates > 1).then_some(index);
+    match (&options.uid, index) {
+        (Some(uid), None) => quote!(#uid),
+        (Some(uid), Some(index)) => {
+            let uid = format!("{}.{index}", uid.value());
+            quote!(#uid)
+        }
+        (None, index) => {
+            let index = match index {
+                Some(index) => quote!(::core::option::Option::Some(#index)),
+                None => quote!(::core::option::Option::None),
+            };
+            quote!(::traffik_axum::__private::handler_uid(::core::module_path!(), #function, #index))
+        }
+    }
+}
+
+/// The builder calls for the options.
+fn settings(options: &Options) -> TokenStream {
+    let mut calls = Vec::new();
+    if let Some(strategy) = &options.strategy {
+        calls.push(quote!(.strategy(#strategy)));
+    }
+    if let Some(key) = &options.key {
+        calls.push(quote!(.identifier(::traffik_axum::__private::key(#key))));
+    }
+    match &options.cost {
+        Some(Cost::Fixed(cost)) => calls.push(quote!(.cost(#cost))),
+        Some(Cost::Function(cost)) => {
+            calls.push(quote!(.cost_fn(::traffik_axum::__private::cost(#cost))));
+        }
+        None => {}
+    }
+    if let Some(backend) = &options.backend {
+        calls.push(quote! {
+            .shared_backend(::traffik_axum::__private::IntoBackend::into_backend((#backend).clone()))
+        });
+    }
+    if let Some(on_error) = &options.on_error {
+        let policy = match on_error {
+            OnErrorChoice::Allow => quote!(::traffik_axum::__private::OnError::Allow),
+            OnErrorChoice::Throttle => quote!(::traffik_axum::__private::OnError::Throttle),
+            OnErrorChoice::Raise => quote!(::traffik_axum::__private::OnError::Raise),
+            OnErrorChoice::Custom(expr) => quote!(#expr),
+        };
+        calls.push(quote!(.on_error(#policy)));
+    }
+    if let Some(scope) = options.scope {
+        let scope = match scope {
+            ScopeChoice::Shared => quote!(Shared),
+            ScopeChoice::Route => quote!(Route),
+            ScopeChoice::RouteAnyMethod => quote!(RouteAnyMethod),
+            ScopeChoice::Path => quote!(Path),
+        };
+        calls.push(quote!(.scope(::traffik_axum::Scope::#scope)));
+    }
+    if let Some(headers) = &options.headers {
+        let headers = match headers {
+            HeadersChoice::None => quote!(::traffik_axum::__private::Headers::none()),
+            HeadersChoice::Always => quote!(::traffik_axum::__private::Headers::always()),
+            HeadersChoice::ThrottledOnly => {
+                quote!(::traffik_axum::__private::Headers::throttled_only())
+            }
+            HeadersChoice::Custom(expr) => quote!(#expr),
+        };
+        calls.push(quote!(.headers(#headers)));
+    }
+    match &options.min_wait {
+        Some(MinWait::Millis(ms)) => {
+            calls.push(quote!(.min_wait(::core::time::Duration::from_millis(#ms))));
+        }
+        Some(MinWait::Custom(expr)) => calls.push(quote!(.min_wait(#expr))),
+        None => {}
+    }
+    let mut expression = |name: &str, value: &Option<Expr>, borrow: bool| {
+        if let Some(value) = value {
+            let method = format_ident!("{}", name);
+            calls.push(if borrow {
+                quote!(.#method(&#value))
+            } else {
+                quote!(.#method(#value))
+            });
+        }
+    };
+    expression("context", &options.context, false);
+    expression("on_throttled", &options.on_throttled, false);
+    expression("registry", &options.registry, true);
+    if let Some(clock) = &options.clock {
+        calls.push(quote!(.clock((#clock).clone())));
+    }
+    quote!(#(#calls)*)
+}

@@ -1,0 +1,6 @@
+use traffik_axum::throttled;
+
+#[throttled("1/s")]
+fn handler() {}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use traffik_axum::throttled;
+
+struct Api;
+
+impl Api {
+    #[throttled("1/s")]
+    async fn handler(&self) {}
+}
+
+fn main() {}

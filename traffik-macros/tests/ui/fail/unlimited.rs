@@ -1,0 +1,6 @@
+use traffik_axum::throttled;
+
+#[throttled("unlimited")]
+async fn handler() {}
+
+fn main() {}
