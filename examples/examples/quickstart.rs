@@ -16,37 +16,21 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use traffik_axum::prelude::*;
-use traffik_axum::{HttpThrottle, ThrottlePolicy, ThrottleRejection, Throttled};
+use traffik_axum::{HttpThrottle, ThrottlePolicy, ThrottleRejection, Throttled, throttled};
 
-/// The application's throttles, kept in its state.
+/// The application's throttles that handlers read directly, kept in its state.
 #[derive(Clone)]
 struct AppState {
     per_client: HttpThrottle,
-    burst: HttpThrottle,
-    sustained: HttpThrottle,
     uploads: HttpThrottle,
 }
 
-/// `Throttled<PerClient>` enforces `AppState::per_client`, and so on.
+/// `Throttled<PerClient>` enforces `AppState::per_client`.
 struct PerClient;
-struct Burst;
-struct Sustained;
 
 impl ThrottlePolicy<AppState> for PerClient {
     fn throttle(state: &AppState) -> Result<&HttpThrottle, &ConfigError> {
         Ok(&state.per_client)
-    }
-}
-
-impl ThrottlePolicy<AppState> for Burst {
-    fn throttle(state: &AppState) -> Result<&HttpThrottle, &ConfigError> {
-        Ok(&state.burst)
-    }
-}
-
-impl ThrottlePolicy<AppState> for Sustained {
-    fn throttle(state: &AppState) -> Result<&HttpThrottle, &ConfigError> {
-        Ok(&state.sustained)
     }
 }
 
@@ -59,12 +43,10 @@ async fn index(throttled: Throttled<PerClient>) -> (Throttled<PerClient>, Json<V
     )
 }
 
-/// `GET /search`: a burst limit and a sustained limit, both enforced.
-async fn search(
-    _: Throttled<Burst>,
-    _: Throttled<Sustained>,
-    Query(query): Query<Vec<(String, String)>>,
-) -> Json<Value> {
+/// `GET /search`: a burst limit and a sustained limit, both enforced. The rates are checked when
+/// this compiles; the throttles use the application's default backend.
+#[throttled("2/s", "20/min", strategy = SlidingWindowCounter::new(), headers = throttled_only)]
+async fn search(Query(query): Query<Vec<(String, String)>>) -> Json<Value> {
     Json(json!({ "query": query, "results": [] }))
 }
 
@@ -87,22 +69,13 @@ async fn upload(
 }
 
 fn app() -> Result<Router, ConfigError> {
-    let backend = std::sync::Arc::new(MemoryBackend::new());
-    let throttle =
-        |uid: &str, rate: &str| HttpThrottle::builder(uid, rate).shared_backend(backend.clone());
+    // The default backend of every throttle without one of its own (the attribute's).
+    ThrottleRegistry::global().set_default_backend(MemoryBackend::new());
     let state = AppState {
-        per_client: throttle("quickstart-index", "5/10s")
+        per_client: HttpThrottle::builder("quickstart-index", "5/10s")
             .headers(Headers::always().ietf("per-client"))
             .build()?,
-        burst: throttle("quickstart-search-burst", "2/s")
-            .strategy(TokenBucket::new())
-            .headers(Headers::throttled_only())
-            .build()?,
-        sustained: throttle("quickstart-search-sustained", "20/min")
-            .strategy(SlidingWindowCounter::new())
-            .headers(Headers::throttled_only())
-            .build()?,
-        uploads: throttle("quickstart-uploads", "10/min")
+        uploads: HttpThrottle::builder("quickstart-uploads", "10/min")
             .headers(Headers::always())
             .build()?,
     };

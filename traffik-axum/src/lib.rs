@@ -3,6 +3,7 @@
 //!
 //! | entry point | use it for |
 //! |---|---|
+//! | [`#[throttled("100/min")]`](macro@throttled) | a limit on a handler, written on it; rates checked at compile time |
 //! | [`Throttled<T>`] extractor | a limit on a handler; several arguments for several limits |
 //! | [`ThrottleLayer`] | a limit on a router or route; many throttles with path/method/predicate [`ThrottleRule`]s |
 //! | [`HttpThrottle::enforce`] | inside a handler, with a per-call cost (`?` answers the 429) |
@@ -14,6 +15,12 @@
 //! [`EXEMPTED`](traffik_core::EXEMPTED) to skip). Refusals are `429 Too Many Requests` with
 //! `Retry-After`, the throttle's [`Headers`](traffik_core::headers::Headers), or the response of
 //! its [`ThrottledHandler`].
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `memory` | yes | the in-memory backend ([`MemoryBackend`](traffik_core::MemoryBackend)) |
+//! | `macros` | yes | the [`throttled`](macro@throttled) attribute |
+//! | `regex` | no | regular-expression path patterns (`PathPattern::regex`) |
 //!
 //! ```
 //! use std::net::SocketAddr;
