@@ -1,18 +1,45 @@
 //! Expansion: a checked [`Spec`] and the handler into the handler with `Throttled<..>`
 //! arguments in front, plus one policy type per limit written in the attribute.
 //!
-//! Generated code names only absolute paths (`::traffik_axum::…`, `::core::…`, `::std::…`).
+//! Generated code names only absolute paths (`::traffik_axum::__private::…`, `::core::…`).
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::ext::IdentExt;
 use syn::{Expr, ItemFn, parse_quote};
 
+use crate::parse::Args;
 use crate::validate::{
-    CheckedLimit, Cost, HeadersChoice, MinWait, OnErrorChoice, Options, ScopeChoice, Spec,
+    CheckedLimit, Cost, HeadersChoice, MinWait, OnErrorChoice, Options, ScopeChoice, Spec, validate,
 };
 
-pub(crate) fn expand(spec: Spec, mut function: ItemFn) -> TokenStream {
+/// parse → validate → expand; on error, the handler as written plus the errors, so the rest of
+/// the crate (and the IDE) still sees it.
+pub(crate) fn throttled(attribute: TokenStream, item: TokenStream) -> TokenStream {
+    let function: ItemFn = match syn::parse2(item.clone()) {
+        Ok(function) => function,
+        Err(_) => {
+            let error = syn::Error::new(
+                proc_macro2::Span::call_site(),
+                "`#[throttled]` goes on an `async fn` handler",
+            )
+            .to_compile_error();
+            return quote!(#error #item);
+        }
+    };
+    let result = syn::parse2::<Args>(attribute)
+        .and_then(|args| validate(args, &function))
+        .map(|spec| expand(spec, function));
+    match result {
+        Ok(expanded) => expanded,
+        Err(error) => {
+            let error = error.to_compile_error();
+            quote!(#error #item)
+        }
+    }
+}
+
+fn expand(spec: Spec, mut function: ItemFn) -> TokenStream {
     let function_name = function.sig.ident.unraw().to_string();
     let visibility = function.vis.clone();
     let rates = spec
@@ -27,7 +54,7 @@ pub(crate) fn expand(spec: Spec, mut function: ItemFn) -> TokenStream {
         let marker = format_ident!("__traffik_{}_{}", function_name, index);
         let policy = match limit {
             CheckedLimit::Policy(path) => {
-                arguments.push(quote!(::traffik_axum::Throttled<#path>));
+                arguments.push(quote!(::traffik_axum::__private::Throttled<#path>));
                 continue;
             }
             CheckedLimit::Static(path) => quote! {
@@ -40,11 +67,11 @@ pub(crate) fn expand(spec: Spec, mut function: ItemFn) -> TokenStream {
                 quote! {
                     static THROTTLE: ::traffik_axum::__private::LazyLock<
                         ::core::result::Result<
-                            ::traffik_axum::HttpThrottle,
+                            ::traffik_axum::__private::HttpThrottle,
                             ::traffik_axum::__private::ConfigError,
                         >,
                     > = ::traffik_axum::__private::LazyLock::new(|| {
-                        ::traffik_axum::HttpThrottle::builder(
+                        ::traffik_axum::__private::HttpThrottle::builder(
                             #uid,
                             ::traffik_axum::__private::Rate::per_millis(#limit, #period_ms),
                         )
@@ -61,18 +88,18 @@ pub(crate) fn expand(spec: Spec, mut function: ItemFn) -> TokenStream {
             #[derive(Debug, Clone, Copy)]
             #visibility struct #marker;
 
-            impl<S> ::traffik_axum::ThrottlePolicy<S> for #marker {
+            impl<S> ::traffik_axum::__private::ThrottlePolicy<S> for #marker {
                 fn throttle(
                     _: &S,
                 ) -> ::core::result::Result<
-                    &::traffik_axum::HttpThrottle,
+                    &::traffik_axum::__private::HttpThrottle,
                     &::traffik_axum::__private::ConfigError,
                 > {
                     #policy
                 }
             }
         });
-        arguments.push(quote!(::traffik_axum::Throttled<#marker>));
+        arguments.push(quote!(::traffik_axum::__private::Throttled<#marker>));
     }
     for (position, argument) in arguments.into_iter().enumerate() {
         function
@@ -143,7 +170,7 @@ fn settings(options: &Options) -> TokenStream {
             ScopeChoice::RouteAnyMethod => quote!(RouteAnyMethod),
             ScopeChoice::Path => quote!(Path),
         };
-        calls.push(quote!(.scope(::traffik_axum::Scope::#scope)));
+        calls.push(quote!(.scope(::traffik_axum::__private::Scope::#scope)));
     }
     if let Some(headers) = &options.headers {
         let headers = match headers {
@@ -180,4 +207,88 @@ fn settings(options: &Options) -> TokenStream {
         calls.push(quote!(.clock((#clock).clone())));
     }
     quote!(#(#calls)*)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expanded(attribute: &str, item: &str) -> String {
+        throttled(attribute.parse().unwrap(), item.parse().unwrap()).to_string()
+    }
+
+    #[test]
+    fn prepends_one_extractor_per_limit_and_keeps_the_handler_arguments() {
+        let output = expanded(
+            r#""1/s", "5/min""#,
+            "pub async fn handler(body: String) -> String { body }",
+        );
+        let signature = output.split("pub async fn handler").nth(1).unwrap();
+        let first = signature.find("Throttled < __traffik_handler_0 >").unwrap();
+        let second = signature.find("Throttled < __traffik_handler_1 >").unwrap();
+        let body = signature.find("body : String").unwrap();
+        assert!(first < second && second < body, "{output}");
+        assert!(
+            output.contains("pub struct __traffik_handler_0"),
+            "{output}"
+        );
+        assert!(
+            output.contains("Rate :: per_millis (1u64 , 1000u64)"),
+            "{output}"
+        );
+        assert!(
+            output.contains("Rate :: per_millis (5u64 , 60000u64)"),
+            "{output}"
+        );
+        assert!(
+            output.contains("Some (1usize)"),
+            "the second limit's uid index: {output}"
+        );
+    }
+
+    #[test]
+    fn generated_code_names_only_absolute_paths() {
+        let output = expanded(
+            r#""1/s", key = by_key, cost = 2, on_error = raise, scope = shared, headers = always, min_wait = "1s""#,
+            "async fn handler() {}",
+        );
+        for path in [
+            "Throttled",
+            "HttpThrottle",
+            "ThrottlePolicy",
+            "Scope",
+            "OnError",
+            "Headers",
+            "LazyLock",
+            "Rate",
+        ] {
+            for (index, _) in output.match_indices(&format!(":: {path}")) {
+                let before = &output[..index];
+                assert!(
+                    before.ends_with("__private ") || before.ends_with("__private :: Scope "),
+                    "`{path}` not under `::traffik_axum::__private` in {output}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_policy_type_is_used_as_is_and_a_static_through_a_marker() {
+        let output = expanded("BURST, Sustained", "async fn handler() {}");
+        assert!(
+            output.contains("StaticThrottle :: get (& * BURST)"),
+            "{output}"
+        );
+        assert!(output.contains("Throttled < Sustained >"), "{output}");
+        assert!(!output.contains("__traffik_handler_1"), "{output}");
+    }
+
+    #[test]
+    fn errors_keep_the_handler_as_written() {
+        let output = expanded(r#""5/fortnight""#, "async fn handler(x: u8) {}");
+        assert!(output.contains("compile_error"), "{output}");
+        assert!(output.contains("async fn handler (x : u8) { }"), "{output}");
+        let output = expanded(r#""1/s""#, "struct NotAFunction;");
+        assert!(output.contains("compile_error") && output.contains("struct NotAFunction"));
+    }
 }
