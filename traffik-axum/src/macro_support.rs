@@ -35,7 +35,7 @@ pub fn handler_uid(module: &str, function: &str, index: Option<usize>) -> String
     let hash = uid.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     });
-    let suffix = format!("~{hash:016x}");
+    let suffix = format!("-{hash:016x}");
     let keep = MAX - suffix.len();
     // The uid is ASCII (module paths and identifiers of handlers), so any cut is a boundary.
     let tail = &uid[uid.len() - keep..];
