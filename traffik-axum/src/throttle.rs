@@ -560,12 +560,7 @@ mod tests {
             .build()
             .unwrap();
         let request = parts(Method::POST, "/");
-        throttle.enforce(&request).await.unwrap();
-        let response = throttle
-            .enforce(&request)
-            .await
-            .unwrap_err()
-            .into_response();
+        let response = refusal(&throttle, &request).await;
         assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
         assert_eq!(response.headers()["retry-after"], "60");
         assert_eq!(body(response).await, "http-throttle-custom free");
@@ -578,6 +573,12 @@ mod tests {
             .unwrap_err()
             .into_response();
         assert_eq!(body(response).await, "http-throttle-custom pro");
+    }
+
+    /// Spends the one unit of a `1/min` throttle, then returns the refusal of the next hit.
+    async fn refusal(throttle: &HttpThrottle, request: &Parts) -> axum::response::Response {
+        throttle.enforce(request).await.unwrap();
+        throttle.enforce(request).await.unwrap_err().into_response()
     }
 
     async fn body(response: axum::response::Response) -> String {
@@ -610,12 +611,7 @@ mod tests {
             .unwrap();
         let request = parts(Method::GET, "/");
         for (throttle, expected) in [(&plain, "backend"), (&own, "throttle")] {
-            throttle.enforce(&request).await.unwrap();
-            let response = throttle
-                .enforce(&request)
-                .await
-                .unwrap_err()
-                .into_response();
+            let response = refusal(throttle, &request).await;
             assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
             assert_eq!(body(response).await, expected);
         }
@@ -626,9 +622,7 @@ mod tests {
             .unwrap();
         let mut request = parts(Method::GET, "/");
         request.extensions.insert(RequestBackend::new(backend));
-        dynamic.enforce(&request).await.unwrap();
-        let response = dynamic.enforce(&request).await.unwrap_err().into_response();
-        assert_eq!(body(response).await, "backend");
+        assert_eq!(body(refusal(&dynamic, &request).await).await, "backend");
     }
 
     #[tokio::test]
