@@ -20,6 +20,7 @@
 //! |---|---|---|
 //! | `memory` | yes | the in-memory backend ([`MemoryBackend`](traffik_core::MemoryBackend)) |
 //! | `macros` | yes | the [`throttled`](macro@throttled) attribute |
+//! | `ws` | no | WebSocket throttling: the handshake and every message (`traffik_axum::ws`) |
 //! | `regex` | no | regular-expression path patterns (`PathPattern::regex`) |
 //!
 //! ```
@@ -67,6 +68,8 @@ mod policy;
 mod rejection;
 mod rule;
 mod throttle;
+#[cfg(feature = "ws")]
+pub mod ws;
 
 pub use backend::RequestBackend;
 pub use client_ip::{ClientIp, UNKNOWN_PEER};

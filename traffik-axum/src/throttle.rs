@@ -237,7 +237,7 @@ impl HttpThrottle {
         self.http.scope.unwrap_or(default_scope).of(parts)
     }
 
-    fn options<'a>(
+    pub(crate) fn options<'a>(
         parts: &'a Parts,
         scope: Option<&'a str>,
         cost: Option<u64>,

@@ -53,7 +53,9 @@ impl<C: ?Sized> Identifier<C> {
         }
     }
 
-    pub(crate) fn call<'a>(&self, conn: &'a C) -> MaybeReady<'a, Identity<'a>> {
+    /// The identity of `conn`: ready at once for a synchronous identifier, a future for an
+    /// asynchronous one (await it either way).
+    pub fn call<'a>(&self, conn: &'a C) -> MaybeReady<'a, Identity<'a>> {
         (self.function)(conn)
     }
 
