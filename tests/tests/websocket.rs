@@ -293,3 +293,78 @@ async fn clients_that_vanish_leak_no_connection_counts_or_tasks() {
     let _a = connect(&url).await;
     let _b = connect(&url).await;
 }
+
+/// Two throttles on every message: `strict` (1/s, per channel, answered by its backend's
+/// handler) and `loose` (100/s); the server reports what the socket says after both.
+async fn two_throttles(
+    mut socket: ThrottledSocket,
+    strict: MessageThrottle,
+    loose: MessageThrottle,
+) {
+    while let Some(Ok(Message::Text(channel))) = socket.recv().await {
+        let channel = channel.to_string();
+        if strict.hit(&mut socket).scope(&channel).await.is_err()
+            || loose.hit(&mut socket).await.is_err()
+        {
+            break;
+        }
+        let report = format!(
+            "throttled={} strict={} loose={}",
+            is_throttled(&socket),
+            socket.is_throttled_by(&strict),
+            socket.is_throttled_by(&loose)
+        );
+        if socket.send(Message::Text(report.into())).await.is_err() {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_later_pass_of_another_throttle_keeps_the_refusal_and_channels_have_their_own_budgets() {
+    let clock = ManualClock::new(1_000_000);
+    // The backend's default answer to a refused message, used by `strict` (it has none).
+    let backend = MemoryBackend::builder()
+        .extension(MessageHandler::new(|socket, _, throttle, _| {
+            let text = format!("refused by {}", throttle.throttle().uid());
+            Box::pin(async move {
+                let _ = socket.send(Message::Text(text.into())).await;
+                Ok(())
+            })
+        }))
+        .build()
+        .unwrap();
+    let strict = MessageThrottle::new(
+        HttpThrottle::builder("ws-two-strict", "1/s")
+            .backend(backend)
+            .clock(clock.clone())
+            .build()
+            .unwrap(),
+    );
+    let loose = MessageThrottle::new(throttle("ws-two-loose", "100/s", &clock));
+    let app = Router::new().route(
+        "/ws",
+        get(move |upgrade: ClientUpgrade| async move {
+            upgrade.on_upgrade(move |socket| two_throttles(socket, strict, loose))
+        }),
+    );
+    let url = serve(app).await.replace("http://", "ws://") + "/ws";
+    let mut client = connect(&url).await;
+
+    assert_eq!(
+        say(&mut client, "lobby").await,
+        "throttled=false strict=false loose=false"
+    );
+    client.send(ClientMessage::text("lobby")).await.unwrap();
+    assert_eq!(next_text(&mut client).await, "refused by ws-two-strict");
+    assert_eq!(
+        next_text(&mut client).await,
+        "throttled=true strict=true loose=false",
+        "loose passed after strict refused: the refusal stands"
+    );
+    assert_eq!(
+        say(&mut client, "games").await,
+        "throttled=false strict=false loose=false",
+        "another channel has its own budget, and strict's pass clears its refusal"
+    );
+}

@@ -116,6 +116,10 @@ pub mod prelude {
     };
 }
 
+#[cfg(all(doctest, feature = "ws"))]
+#[doc = include_str!("../../docs/websocket.md")]
+struct WebSocketGuideDoctests;
+
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 #[doc = include_str!("../../docs/http.md")]
