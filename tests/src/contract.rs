@@ -43,6 +43,19 @@ pub async fn strategies_match_their_pure_transitions(
                     actual, expected,
                     "{name}, seed {seed}, step {step}: backend and pure transition disagree"
                 );
+                let mut stat = throttle
+                    .stat("client")
+                    .await
+                    .expect("backend answers")
+                    .expect("a stat");
+                let mut reference_stat = strategy
+                    .stat_erased(&reference, &Hit::new(clock_now(clock), rate, 1, &context));
+                stat.key.clear();
+                reference_stat.key.clear();
+                assert_eq!(
+                    stat, reference_stat,
+                    "{name}, seed {seed}, step {step}: backend and pure stat disagree"
+                );
             }
         }
     }
@@ -133,8 +146,28 @@ pub async fn reset_forgets_the_namespace(backend: Arc<dyn Backend>, clock: &Manu
     assert!(throttle.hit("client").await.unwrap().is_allowed());
 }
 
+/// How a contract check lets time pass: a manual clock the store reads, or real time for a
+/// store with its own clock (a Redis server).
+#[derive(Debug, Clone, Copy)]
+pub enum Time<'a> {
+    /// Advance this clock.
+    Manual(&'a ManualClock),
+    /// Sleep (with a small margin for the server's expiry cycle).
+    Real,
+}
+
+impl Time<'_> {
+    /// Lets `duration` pass.
+    pub async fn pass(&self, duration: Duration) {
+        match self {
+            Time::Manual(clock) => clock.advance(duration),
+            Time::Real => tokio::time::sleep(duration + Duration::from_millis(20)).await,
+        }
+    }
+}
+
 /// The key-value contract: values, counters, expiry, batches and locks.
-pub async fn key_value_contract(store: &dyn KeyValueStore, clock: &ManualClock) {
+pub async fn key_value_contract(store: &dyn KeyValueStore, clock: Time<'_>) {
     let key = |name: &str| format!("kv-contract:{name}");
     assert_eq!(store.get(&key("missing")).await.unwrap(), None);
     store.set(&key("a"), "alpha", None).await.unwrap();
@@ -147,7 +180,7 @@ pub async fn key_value_contract(store: &dyn KeyValueStore, clock: &ManualClock) 
         .await
         .unwrap();
     assert_eq!(store.get(&key("a")).await.unwrap().as_deref(), Some("beta"));
-    clock.advance(Duration::from_millis(1_001));
+    clock.pass(Duration::from_millis(1_001)).await;
     assert_eq!(
         store.get(&key("a")).await.unwrap(),
         None,
@@ -182,7 +215,7 @@ pub async fn key_value_contract(store: &dyn KeyValueStore, clock: &ManualClock) 
             .await
             .unwrap()
     );
-    clock.advance(Duration::from_secs(2));
+    clock.pass(Duration::from_secs(2)).await;
     assert_eq!(store.get(&key("n")).await.unwrap(), None);
 
     assert_eq!(
@@ -192,7 +225,7 @@ pub async fn key_value_contract(store: &dyn KeyValueStore, clock: &ManualClock) 
             .unwrap(),
         1
     );
-    clock.advance(Duration::from_millis(600));
+    clock.pass(Duration::from_millis(600)).await;
     assert_eq!(
         store
             .increment_with_ttl(&key("w"), 1, Duration::from_secs(1))
@@ -200,7 +233,7 @@ pub async fn key_value_contract(store: &dyn KeyValueStore, clock: &ManualClock) 
             .unwrap(),
         2
     );
-    clock.advance(Duration::from_millis(400));
+    clock.pass(Duration::from_millis(400)).await;
     assert_eq!(
         store.get(&key("w")).await.unwrap(),
         None,

@@ -39,5 +39,5 @@ async fn reset_forgets_the_namespace() {
 #[tokio::test]
 async fn key_value_contract() {
     let clock = ManualClock::new(1_700_000_000_000);
-    contract::key_value_contract(&memory(&clock, "mem"), &clock).await;
+    contract::key_value_contract(&memory(&clock, "mem"), contract::Time::Manual(&clock)).await;
 }

@@ -19,6 +19,8 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `memory` | yes | the in-memory backend ([`MemoryBackend`](traffik_core::MemoryBackend)) |
+//! | `redis` | no | the Redis backend, single node and cluster (`traffik_core::RedisBackend`) |
+//! | `redis-tls` | no | `rediss://` URLs for the Redis backend |
 //! | `macros` | yes | the [`throttled`](macro@throttled) attribute |
 //! | `ws` | no | WebSocket throttling: the handshake and every message (`traffik_axum::ws`) |
 //! | `regex` | no | regular-expression path patterns (`PathPattern::regex`) |
@@ -109,6 +111,8 @@ pub mod prelude {
     };
     #[cfg(feature = "memory")]
     pub use traffik_core::{MemoryBackend, MemoryBackendBuilder};
+    #[cfg(feature = "redis")]
+    pub use traffik_core::{RedisBackend, backend::redis::TimeSource};
 
     pub use crate::{
         ClientIp, HttpThrottle, RateLimitHeadersLayer, RequestBackend, Scope, ThrottleLayer,

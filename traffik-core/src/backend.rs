@@ -5,7 +5,9 @@
 //! - [`KeyValueBackend`]: wraps any [`KeyValueStore`] (get/set/delete/increment/expire/lock, the
 //!   reference's contract) and runs every strategy through a read-apply-write under the
 //!   store's lock. This is how custom stores get every strategy.
-//! - Redis and Memcached backends implement [`Backend`] with their own atomic step.
+//! - [`RedisBackend`](crate::RedisBackend) (feature `redis`): one Lua script per decision,
+//!   single node or Redis Cluster.
+//! - The Memcached backend implements [`Backend`] with its own atomic step.
 //!
 //! Throttles call backends for you; calling one directly shows the contract:
 //!
@@ -32,6 +34,8 @@ mod key_value_backend;
 mod lock;
 #[cfg(feature = "memory")]
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use std::fmt::Debug;
 use std::sync::Arc;

@@ -28,6 +28,8 @@
 //! | feature | default | enables |
 //! |---|---|---|
 //! | `memory` | yes | [`MemoryBackend`]: the in-process backend on `dashmap`, with a tokio sweeper |
+//! | `redis` | no | `RedisBackend`: single node or Redis Cluster, one Lua script per decision |
+//! | `redis-tls` | no | `rediss://` URLs for the Redis backend (rustls) |
 //!
 //! Without features the crate still holds [`Rate`] and its parser, every strategy, the
 //! [`Throttle`] engine and the [`Backend`](backend::Backend) and
@@ -58,6 +60,8 @@ pub mod throttle;
 
 #[cfg(feature = "memory")]
 pub use backend::memory::{MemoryBackend, MemoryBackendBuilder};
+#[cfg(feature = "redis")]
+pub use backend::redis::RedisBackend;
 pub use clock::{Clock, ManualClock, Millis, SystemClock};
 pub use context::Context;
 pub use decision::{Decision, Outcome, SkipReason};

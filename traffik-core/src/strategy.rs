@@ -48,6 +48,8 @@ mod fixed_window;
 mod gcra;
 mod leaky_bucket;
 mod leaky_bucket_queue;
+#[cfg(feature = "redis")]
+pub(crate) mod native;
 mod priority;
 mod scale;
 mod sliding_window_counter;

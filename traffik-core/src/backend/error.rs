@@ -48,6 +48,17 @@ pub enum BackendError {
         /// What was being done.
         operation: &'static str,
     },
+    /// The backend answered with something the operation cannot use (a reply of the wrong
+    /// shape, or a native decision that disagrees with the strategy's own transition).
+    #[error("backend `{backend}` gave an invalid reply during {operation}: {reason}")]
+    InvalidReply {
+        /// The backend's name.
+        backend: String,
+        /// What was being done.
+        operation: &'static str,
+        /// What was wrong with it.
+        reason: String,
+    },
     /// A lock could not be taken or released.
     #[error("backend `{backend}`: {source}")]
     Lock {

@@ -74,38 +74,41 @@ impl<S: KeyValueStore> KeyValueBackend<S> {
     pub fn get_ref(&self) -> &S {
         &self.store
     }
+}
 
-    async fn run(
-        &self,
-        key: &str,
-        strategy: &dyn DynStrategy,
-        hit: Hit<'_>,
-        mode: Mode,
-    ) -> Result<Decision, crate::backend::BackendError> {
-        let lock_name = format!("lock:{key}");
-        let guard = self.store.lock(&lock_name, self.lock_options).await?;
-        let result = async {
-            let stored = self.store.get(key).await?;
-            let transition = strategy.apply_encoded(stored.as_deref(), &hit);
-            if mode == Mode::Consume && transition.state != stored {
-                match (&transition.state, transition.expires_at) {
-                    (Some(state), Some(expires_at)) => {
-                        let ttl = Duration::from_millis(expires_at.saturating_sub(hit.now).max(1));
-                        self.store.set(key, state, Some(ttl)).await?;
-                    }
-                    _ => {
-                        self.store.delete(key).await?;
-                    }
+/// One decision on any key-value store: under the store's lock on the key, read the encoded
+/// state, apply the strategy, and write the new state with its exact expiry (or delete it).
+pub(crate) async fn read_apply_write(
+    store: &dyn KeyValueStore,
+    lock_options: LockOptions,
+    key: &str,
+    strategy: &dyn DynStrategy,
+    hit: Hit<'_>,
+    mode: Mode,
+) -> Result<Decision, crate::backend::BackendError> {
+    let lock_name = format!("{key}:lock");
+    let guard = store.lock(&lock_name, lock_options).await?;
+    let result = async {
+        let stored = store.get(key).await?;
+        let transition = strategy.apply_encoded(stored.as_deref(), &hit);
+        if mode == Mode::Consume && transition.state != stored {
+            match (&transition.state, transition.expires_at) {
+                (Some(state), Some(expires_at)) => {
+                    let ttl = Duration::from_millis(expires_at.saturating_sub(hit.now).max(1));
+                    store.set(key, state, Some(ttl)).await?;
+                }
+                _ => {
+                    store.delete(key).await?;
                 }
             }
-            Ok(transition.decision)
         }
-        .await;
-        let released = guard.release().await;
-        let decision = result?;
-        released?;
-        Ok(decision)
+        Ok(transition.decision)
     }
+    .await;
+    let released = guard.release().await;
+    let decision = result?;
+    released?;
+    Ok(decision)
 }
 
 impl<S: KeyValueStore> Backend for KeyValueBackend<S> {
@@ -124,7 +127,14 @@ impl<S: KeyValueStore> Backend for KeyValueBackend<S> {
         hit: Hit<'a>,
         mode: Mode,
     ) -> BackendFuture<'a, Decision> {
-        MaybeReady::boxed(self.run(key, strategy, hit, mode))
+        MaybeReady::boxed(read_apply_write(
+            &self.store,
+            self.lock_options,
+            key,
+            strategy,
+            hit,
+            mode,
+        ))
     }
 
     fn stat<'a>(

@@ -93,6 +93,23 @@ impl Adaptive {
         ((limit as f64 * self.recovery_rate).ceil() as u64).max(1)
     }
 
+    /// How many windows a state that is not calm lives: the next window may shrink to the
+    /// floor; then it takes this many calm windows to climb back to the full limit.
+    pub(crate) fn unsettled_windows(&self, limit: u64) -> u64 {
+        2 + (limit - self.floor(limit).min(limit)).div_ceil(self.recovery_step(limit))
+    }
+
+    /// The parameters a backend running the strategy natively needs for `limit`: the floor,
+    /// the recovery step, the load threshold and the reduction factor.
+    pub(crate) fn parameters(&self, limit: u64) -> (u64, u64, f64, f64) {
+        (
+            self.floor(limit),
+            self.recovery_step(limit),
+            self.load_threshold,
+            self.reduction_factor,
+        )
+    }
+
     /// The state rolled forward to the window containing `now`.
     fn roll(&self, state: Option<&AdaptiveState>, now: Millis, rate: &Rate) -> AdaptiveState {
         let (limit, window) = (rate.limit(), now / rate.period_ms());
@@ -210,9 +227,7 @@ impl Strategy for Adaptive {
         let windows = if calm {
             1
         } else {
-            // The next window may shrink to the floor; then it takes this many calm windows to
-            // climb back to the full limit.
-            2 + (limit - self.floor(limit).min(limit)).div_ceil(self.recovery_step(limit))
+            self.unsettled_windows(limit)
         };
         (state.window + windows).saturating_mul(rate.period_ms())
     }

@@ -148,6 +148,13 @@ pub trait DynStrategy: Send + Sync + Debug + 'static {
     /// [`Strategy::validate`].
     fn validate(&self, rate: &Rate) -> Result<(), StrategyConfigError>;
 
+    /// The strategy itself, so a backend can recognise the built-in strategies it runs
+    /// natively (the Redis backend's Lua scripts) and run any other one generically.
+    fn as_any(&self) -> &dyn Any;
+
+    /// [`Strategy::STATE_VERSION`]: the version its encoded state carries.
+    fn state_version(&self) -> u32;
+
     /// Runs the strategy on in-memory state. With `dry_run` the state is left untouched (the
     /// decision is what a real hit would get). Returns the decision and the state's new expiry
     /// (`None` when no state remains).
@@ -187,6 +194,14 @@ impl<S: Strategy> DynStrategy for S {
 
     fn validate(&self, rate: &Rate) -> Result<(), StrategyConfigError> {
         Strategy::validate(self, rate)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn state_version(&self) -> u32 {
+        S::STATE_VERSION
     }
 
     #[inline]

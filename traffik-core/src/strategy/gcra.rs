@@ -81,7 +81,7 @@ impl Gcra {
     /// Time is read in whole milliseconds, so hits within one millisecond share a timestamp;
     /// the tolerance is therefore never less than one millisecond's worth of cells minus one,
     /// or a rate above 1000/s could only admit one hit per millisecond.
-    fn tau(&self, scale: &Scale) -> u64 {
+    pub(crate) fn tau(&self, scale: &Scale) -> u64 {
         let configured = match self.tolerance {
             Tolerance::None => 0,
             Tolerance::Millis(ms) => ms.saturating_mul(scale.per_ms),

@@ -50,7 +50,7 @@ impl LeakyBucket {
         self
     }
 
-    fn size(&self, rate: &Rate) -> u64 {
+    pub(crate) fn size(&self, rate: &Rate) -> u64 {
         self.capacity.unwrap_or(rate.limit())
     }
 }

@@ -52,7 +52,7 @@ impl LeakyBucketWithQueue {
         self
     }
 
-    fn size(&self, rate: &Rate) -> u64 {
+    pub(crate) fn size(&self, rate: &Rate) -> u64 {
         self.capacity.unwrap_or(rate.limit())
     }
 }

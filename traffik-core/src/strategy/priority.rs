@@ -144,14 +144,14 @@ impl Priority {
         self
     }
 
-    fn level(&self, hit: &Hit<'_>) -> PriorityLevel {
+    pub(crate) fn level(&self, hit: &Hit<'_>) -> PriorityLevel {
         hit.context
             .get(&self.context_key)
             .and_then(PriorityLevel::from_value)
             .unwrap_or(self.default_level)
     }
 
-    fn ceiling(&self, limit: u64, level: PriorityLevel) -> u64 {
+    pub(crate) fn ceiling(&self, limit: u64, level: PriorityLevel) -> u64 {
         (limit as f64 * self.shares[level.index()]).floor() as u64
     }
 }

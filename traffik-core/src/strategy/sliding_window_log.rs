@@ -57,7 +57,7 @@ impl SlidingWindowLog {
         self
     }
 
-    fn grid(&self, period: u64) -> u64 {
+    pub(crate) fn grid(&self, period: u64) -> u64 {
         self.max_entries
             .map_or(1, |n| period.div_ceil(n.max(1)).max(1))
     }

@@ -85,7 +85,7 @@ impl Tiered {
         self
     }
 
-    fn resolve<'h>(&'h self, hit: &Hit<'h>) -> (&'h str, f64) {
+    pub(crate) fn resolve<'h>(&'h self, hit: &Hit<'h>) -> (&'h str, f64) {
         let named = hit.context.get_str(&self.context_key);
         if let Some((tier, multiplier)) = named.and_then(|t| self.multipliers.get_key_value(t)) {
             return (tier, *multiplier);
@@ -99,7 +99,7 @@ impl Tiered {
         )
     }
 
-    fn effective(limit: u64, multiplier: f64) -> u64 {
+    pub(crate) fn effective(limit: u64, multiplier: f64) -> u64 {
         (limit as f64 * multiplier).floor() as u64
     }
 }

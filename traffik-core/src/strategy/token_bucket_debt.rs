@@ -58,7 +58,7 @@ impl TokenBucketWithDebt {
         self.max_debt
     }
 
-    fn bucket(&self, rate: &Rate) -> Bucket {
+    pub(crate) fn bucket(&self, rate: &Rate) -> Bucket {
         Bucket::new(rate, self.burst.unwrap_or(rate.limit()), self.max_debt)
     }
 }

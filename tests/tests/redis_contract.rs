@@ -1,0 +1,63 @@
+//! The backend contract on real Redis processes: a single node and a three-primary cluster.
+//! Time comes from the throttle's manual clock ([`TimeSource::Caller`]), so the Lua scripts see
+//! exactly the `now` the pure transitions see: the differential check compares every decision
+//! and every stat of every strategy against Rust's `apply`.
+
+use std::sync::Arc;
+
+use traffik_core::ManualClock;
+use traffik_core::RedisBackend;
+use traffik_core::backend::Backend;
+use traffik_core::backend::redis::TimeSource;
+use traffik_tests::contract::{self, Time};
+use traffik_tests::redis_server::{RedisCluster, RedisServer};
+
+async fn node(server: &RedisServer, namespace: &str) -> RedisBackend {
+    RedisBackend::builder(server.url())
+        .namespace(namespace)
+        .time_source(TimeSource::Caller)
+        .connect()
+        .await
+        .expect("connects")
+}
+
+async fn cluster(cluster: &RedisCluster, namespace: &str) -> RedisBackend {
+    RedisBackend::cluster(cluster.seeds())
+        .namespace(namespace)
+        .time_source(TimeSource::Caller)
+        .connect()
+        .await
+        .expect("connects to the cluster")
+}
+
+#[tokio::test]
+async fn single_node_passes_the_strategy_contract() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let backend: Arc<dyn Backend> = Arc::new(node(&server, "diff").await);
+    contract::strategies_match_their_pure_transitions(Arc::clone(&backend), &clock).await;
+    contract::reference_cost_sequence(Arc::clone(&backend), &clock).await;
+    contract::reads_consume_nothing(Arc::clone(&backend), &clock).await;
+    contract::reset_forgets_the_namespace(backend, &clock).await;
+}
+
+#[tokio::test]
+async fn single_node_passes_the_key_value_contract() {
+    let server = RedisServer::start();
+    let backend = node(&server, "kv").await;
+    contract::key_value_contract(&backend, Time::Real).await;
+}
+
+#[tokio::test]
+async fn cluster_passes_every_contract() {
+    let nodes = RedisCluster::start();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let redis = cluster(&nodes, "cluster").await;
+    assert!(redis.is_cluster());
+    let backend: Arc<dyn Backend> = Arc::new(redis.clone());
+    contract::strategies_match_their_pure_transitions(Arc::clone(&backend), &clock).await;
+    contract::reference_cost_sequence(Arc::clone(&backend), &clock).await;
+    contract::reads_consume_nothing(Arc::clone(&backend), &clock).await;
+    contract::reset_forgets_the_namespace(backend, &clock).await;
+    contract::key_value_contract(&redis, Time::Real).await;
+}

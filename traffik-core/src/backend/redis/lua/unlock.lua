@@ -1,0 +1,5 @@
+-- traffik: releases a lock only if this owner's token still holds it. KEYS[1], ARGV[1] token.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
