@@ -101,6 +101,7 @@ impl Adaptive {
 
     /// The parameters a backend running the strategy natively needs for `limit`: the floor,
     /// the recovery step, the load threshold and the reduction factor.
+    #[cfg(feature = "redis")]
     pub(crate) fn parameters(&self, limit: u64) -> (u64, u64, f64, f64) {
         (
             self.floor(limit),

@@ -12,8 +12,14 @@ use super::scripts::INCREMENT_WITH_TTL;
 use crate::MaybeReady;
 use crate::backend::{BackendFuture, KeyValueStore, LockGuard, LockOptions};
 
+/// The longest expiry written: a hundred years (Redis refuses expiries past `i64::MAX` ms
+/// from now; a key still expires, just late).
+const LONGEST_TTL_MS: u64 = 100 * 365 * 24 * 3_600 * 1_000;
+
 fn millis(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(ttl.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, LONGEST_TTL_MS)
 }
 
 impl KeyValueStore for RedisBackend {

@@ -1,0 +1,448 @@
+//! The Redis backend's own promises, on real `redis-server` processes: one command per
+//! decision, scripts surviving `SCRIPT FLUSH`, typed and bounded failures with recovery,
+//! a namespace-only `reset`, expiry on every key, custom strategies, locks and connection URLs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use traffik_core::backend::redis::RedisConnectError;
+use traffik_core::backend::{
+    Backend, BackendError, BackendFuture, KeyValueStore, KeyValueStrategy, LockError, LockOptions,
+};
+use traffik_core::strategy::{FixedWindow, Gcra, Hit, SlidingWindowLog, Strategy, TokenBucket};
+use traffik_core::{
+    Decision, MaybeReady, Millis, OnError, Rate, RedisBackend, StatMetadata, StrategyStat,
+    Throttle, ThrottleError, ThrottleRegistry,
+};
+use traffik_tests::redis_server::{RedisServer, command};
+use traffik_tests::{every_strategy, throttle};
+
+async fn backend(server: &RedisServer, namespace: &str) -> RedisBackend {
+    RedisBackend::builder(server.url())
+        .namespace(namespace)
+        .command_timeout(Duration::from_millis(300))
+        .connect_timeout(Duration::from_millis(500))
+        .connect()
+        .await
+        .expect("connects")
+}
+
+fn on(backend: &RedisBackend, uid: &str, rate: &str, strategy: impl Strategy) -> Throttle {
+    Throttle::builder(uid, rate)
+        .strategy(strategy)
+        .backend(backend.clone())
+        .on_error(OnError::Raise)
+        .registry(&ThrottleRegistry::new())
+        .build()
+        .expect("a valid throttle")
+}
+
+#[tokio::test]
+async fn every_decision_is_one_command_and_reads_are_one_read_only_call() {
+    let server = RedisServer::start();
+    let backend = Arc::new(backend(&server, "trips").await);
+    let clock = traffik_core::ManualClock::new(1_700_000_000_000);
+    for (name, configure) in every_strategy() {
+        let throttle = throttle(&format!("trips-{name}"), "50/min", configure, backend.clone(), &clock);
+        // Loads the scripts (EVALSHA, NOSCRIPT, SCRIPT LOAD, EVALSHA) before counting.
+        throttle.hit("warm").await.unwrap();
+        throttle.check("warm").await.unwrap();
+        let before = command_calls(&server);
+        for _ in 0..20 {
+            throttle.hit("client").await.unwrap();
+        }
+        throttle.check("client").await.unwrap();
+        throttle.stat("client").await.unwrap();
+        let after = command_calls(&server);
+        let delta = |name: &str| {
+            after.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c)
+                - before.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c)
+        };
+        assert_eq!(delta("evalsha"), 22, "{name}: one EVALSHA per decision, check and stat");
+        assert_eq!(delta("get"), 22, "{name}: each script read the state once");
+        // Inside scripts Redis also counts TIME and the writes; nothing else ran, apart from
+        // the INFO that read these figures.
+        for (command, _) in &after {
+            if !["evalsha", "get", "set", "del", "time", "info"].contains(&command.as_str()) {
+                assert_eq!(delta(command), 0, "{name}: unexpected `{command}`");
+            }
+        }
+    }
+}
+
+/// Calls per command, from `INFO commandstats`.
+fn command_calls(server: &RedisServer) -> Vec<(String, u64)> {
+    let info = command(server.port(), "INFO commandstats").unwrap();
+    info.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(":calls=")?;
+            Some((name.to_owned(), rest.split(',').next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn decisions_survive_script_flush() {
+    let server = RedisServer::start();
+    let backend = backend(&server, "flush").await;
+    let throttle = on(&backend, "flush", "3/min", Gcra::new().burst(3));
+    assert!(throttle.hit("a").await.unwrap().is_allowed());
+    assert_eq!(command(server.port(), "SCRIPT FLUSH").unwrap(), "+OK");
+    assert!(throttle.hit("a").await.unwrap().is_allowed(), "reloaded after NOSCRIPT");
+    assert_eq!(command(server.port(), "SCRIPT FLUSH").unwrap(), "+OK");
+    assert_eq!(throttle.stat("a").await.unwrap().unwrap().hits_remaining, 1);
+    assert!(throttle.hit("a").await.unwrap().is_allowed());
+    assert!(throttle.hit("a").await.unwrap().is_throttled(), "state kept across flushes");
+}
+
+#[tokio::test]
+async fn a_killed_redis_gives_typed_errors_quickly_and_recovery_follows() {
+    let mut server = RedisServer::start();
+    let backend = backend(&server, "outage").await;
+    let throttle = on(&backend, "outage", "100/min", TokenBucket::new());
+    assert!(throttle.hit("a").await.unwrap().is_allowed());
+    server.kill();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let error = throttle.hit("a").await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "bounded by the timeouts, took {:?}",
+            started.elapsed()
+        );
+        match error {
+            ThrottleError::Backend { source, .. } => assert!(
+                matches!(
+                    source,
+                    BackendError::Unavailable { .. } | BackendError::Timeout { .. }
+                ),
+                "{source}"
+            ),
+            other => panic!("expected a backend error, got {other}"),
+        }
+    }
+    let allowing = Throttle::builder("outage-allow", "100/min")
+        .backend(backend.clone())
+        .registry(&ThrottleRegistry::new())
+        .build()
+        .unwrap();
+    assert!(
+        allowing.hit("a").await.unwrap().is_allowed(),
+        "the default policy lets traffic through while Redis is down"
+    );
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(decision) = throttle.hit("a").await {
+            assert!(decision.is_allowed());
+            break;
+        }
+        assert!(Instant::now() < deadline, "never reconnected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn connecting_to_nothing_or_a_bad_url_is_a_typed_error() {
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let started = Instant::now();
+    let error = RedisBackend::builder(format!("redis://127.0.0.1:{closed_port}"))
+        .connect_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RedisConnectError::Backend(_)), "{error}");
+    assert!(error.to_string().contains("redis"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let error = RedisBackend::connect("http://nope").await.unwrap_err();
+    assert!(matches!(error, RedisConnectError::Config(_)), "{error}");
+    let error = RedisBackend::builder("redis://127.0.0.1:1")
+        .namespace("bad:namespace")
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("namespace"), "{error}");
+}
+
+#[tokio::test]
+async fn a_key_of_the_wrong_type_is_a_typed_error_and_garbage_state_counts_as_none() {
+    let server = RedisServer::start();
+    let backend = backend(&server, "garbage").await;
+    let throttle = on(&backend, "garbage", "2/min", FixedWindow::new());
+    throttle.hit("a").await.unwrap();
+    let key = throttle.stat("a").await.unwrap().unwrap().key;
+    command(server.port(), &format!("SET {key} not-json")).unwrap();
+    assert!(throttle.hit("a").await.unwrap().is_allowed());
+    assert!(throttle.hit("a").await.unwrap().is_allowed());
+    assert!(throttle.hit("a").await.unwrap().is_throttled());
+    command(server.port(), &format!("DEL {key}")).unwrap();
+    command(server.port(), &format!("HSET {key} field value")).unwrap();
+    let error = throttle.hit("a").await.unwrap_err();
+    assert!(error.to_string().contains("decide"), "{error}");
+}
+
+#[tokio::test]
+async fn every_key_expires_reset_clears_only_the_namespace_and_close_deletes_nothing() {
+    let server = RedisServer::start();
+    let ours = backend(&server, "ours").await;
+    let theirs = backend(&server, "ours2").await;
+    let clock = traffik_core::ManualClock::new(1_700_000_000_000);
+    for (name, configure) in every_strategy() {
+        for backend in [&ours, &theirs] {
+            let throttle = Throttle::builder(format!("exp-{name}").as_str(), "5/min");
+            let throttle = configure(throttle)
+                .backend(backend.clone())
+                .registry(&ThrottleRegistry::new())
+                .build()
+                .unwrap();
+            for client in 0..3 {
+                throttle.hit(&format!("client-{client}")).await.unwrap();
+            }
+        }
+    }
+    let _ = clock;
+    command(server.port(), "SET unrelated keep").unwrap();
+    let keys = all_keys(&server);
+    assert!(keys.len() > 60, "{}", keys.len());
+    for key in &keys {
+        if key == "unrelated" {
+            continue;
+        }
+        let ttl: i64 = command(server.port(), &format!("PTTL {key}"))
+            .unwrap()
+            .trim_start_matches(':')
+            .parse()
+            .unwrap();
+        assert!(ttl > 0, "{key} has no expiry ({ttl})");
+    }
+    ours.close().await.unwrap();
+    assert_eq!(all_keys(&server).len(), keys.len(), "close deletes nothing");
+    assert!(matches!(ours.reset().await, Err(BackendError::Closed { .. })));
+    let reopened = backend(&server, "ours").await;
+    reopened.reset().await.unwrap();
+    let left = all_keys(&server);
+    assert!(left.iter().all(|key| !key.starts_with("ours:")), "{left:?}");
+    assert!(left.iter().any(|key| key.starts_with("ours2:")));
+    assert!(left.contains(&"unrelated".to_owned()));
+}
+
+fn all_keys(server: &RedisServer) -> Vec<String> {
+    let mut client = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    redis::cmd("KEYS").arg("*").query(&mut client).unwrap()
+}
+
+#[tokio::test]
+async fn server_time_is_the_default_clock() {
+    let server = RedisServer::start();
+    let backend = backend(&server, "clock").await;
+    // The throttle's clock is far in the past; Redis TIME decides.
+    let throttle = Throttle::builder("clock", "2/s")
+        .strategy(SlidingWindowLog::new())
+        .backend(backend.clone())
+        .clock(traffik_core::ManualClock::new(0))
+        .registry(&ThrottleRegistry::new())
+        .build()
+        .unwrap();
+    assert!(throttle.hit("a").await.unwrap().is_allowed());
+    let stat = throttle.stat("a").await.unwrap().unwrap();
+    let StatMetadata::SlidingWindowLog(log) = stat.metadata else {
+        panic!("a sliding-log stat")
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let oldest = log.oldest_entry_ms.expect("one entry");
+    assert!(oldest.abs_diff(now) < 5_000, "stamped with the server's time: {oldest} vs {now}");
+}
+
+#[tokio::test]
+async fn urls_carry_password_and_database() {
+    let server = RedisServer::start_with(&["--requirepass", "s3cret"]);
+    let wrong = RedisBackend::builder(format!("redis://:wrong@127.0.0.1:{}", server.port()))
+        .connect_timeout(Duration::from_millis(500))
+        .connect()
+        .await;
+    assert!(wrong.is_err());
+    let backend = RedisBackend::builder(format!("redis://:s3cret@127.0.0.1:{}/3", server.port()))
+        .namespace("db3")
+        .connect()
+        .await
+        .unwrap();
+    let throttle = on(&backend, "db", "1/min", FixedWindow::new());
+    assert!(throttle.hit("a").await.unwrap().is_allowed());
+    let mut client = redis::Client::open(format!("redis://:s3cret@127.0.0.1:{}/3", server.port()))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("db3:*").query(&mut client).unwrap();
+    assert_eq!(keys.len(), 1, "the state is in database 3");
+}
+
+/// Counts hits per period with one atomic counter (the contract's `increment_with_ttl`).
+#[derive(Debug)]
+struct Counter;
+
+impl KeyValueStrategy for Counter {
+    fn name(&self) -> &'static str {
+        "counter"
+    }
+
+    fn hit<'a>(
+        &'a self,
+        store: &'a dyn KeyValueStore,
+        key: &'a str,
+        hit: Hit<'a>,
+    ) -> BackendFuture<'a, Decision> {
+        MaybeReady::boxed(async move {
+            let used = store
+                .increment_with_ttl(key, hit.cost as i64, hit.rate.period())
+                .await? as u64;
+            let limit = hit.rate.limit();
+            Ok(if used <= limit {
+                Decision::allowed(limit, limit - used, hit.rate.period())
+            } else {
+                Decision::throttled(limit, 0, hit.rate.period(), hit.rate.period())
+            })
+        })
+    }
+
+    fn stat<'a>(
+        &'a self,
+        store: &'a dyn KeyValueStore,
+        key: &'a str,
+        hit: Hit<'a>,
+    ) -> BackendFuture<'a, StrategyStat> {
+        MaybeReady::boxed(async move {
+            let used: u64 = store
+                .get(key)
+                .await?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            Ok(StrategyStat::new(
+                hit.rate,
+                hit.rate.limit().saturating_sub(used),
+                Duration::ZERO,
+                StatMetadata::None,
+            ))
+        })
+    }
+}
+
+/// A pure strategy with no Lua script: runs by read-apply-write under the Redis lock.
+#[derive(Debug, Clone, Copy)]
+struct Lifetime;
+
+impl Strategy for Lifetime {
+    type State = u64;
+    const NAME: &'static str = "lifetime";
+
+    fn apply(&self, state: &mut Option<u64>, hit: &Hit<'_>) -> Decision {
+        let used = state.get_or_insert(0);
+        let limit = hit.rate.limit();
+        if *used + hit.cost <= limit {
+            *used += hit.cost;
+            Decision::allowed(limit, limit - *used, hit.rate.period())
+        } else {
+            Decision::throttled(limit, limit - *used, hit.rate.period(), hit.rate.period())
+        }
+    }
+
+    fn stat(&self, state: Option<&u64>, hit: &Hit<'_>) -> StrategyStat {
+        let used = state.copied().unwrap_or(0);
+        StrategyStat::new(hit.rate, hit.rate.limit() - used, Duration::ZERO, StatMetadata::None)
+    }
+
+    fn expires_at(&self, _: &u64, _: &Rate) -> Millis {
+        u64::MAX / 2
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn custom_strategies_work_on_redis_under_concurrency() {
+    let server = RedisServer::start();
+    let backend = backend(&server, "custom").await;
+    let counted = Throttle::builder("counted", "10/min")
+        .key_value_strategy(Counter)
+        .backend(backend.clone())
+        .on_error(OnError::Raise)
+        .registry(&ThrottleRegistry::new())
+        .build()
+        .unwrap();
+    let lifetime = on(&backend, "lifetime", "10/min", Lifetime);
+    for throttle in [counted, lifetime] {
+        let tasks: Vec<_> = (0..40)
+            .map(|_| {
+                let throttle = throttle.clone();
+                tokio::spawn(async move { throttle.hit("hot").await.unwrap().is_allowed() })
+            })
+            .collect();
+        let mut admitted = 0;
+        for task in tasks {
+            admitted += usize::from(task.await.unwrap());
+        }
+        assert_eq!(admitted, 10, "{}", throttle.uid());
+        assert_eq!(throttle.stat("hot").await.unwrap().unwrap().hits_remaining, 0);
+    }
+}
+
+#[tokio::test]
+async fn redlock_needs_a_majority_of_independent_nodes() {
+    let mut nodes = [RedisServer::start(), RedisServer::start(), RedisServer::start()];
+    let home = RedisServer::start();
+    let backend = RedisBackend::builder(home.url())
+        .redlock(nodes.iter().map(RedisServer::url))
+        .command_timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let options = LockOptions::default()
+        .ttl(Duration::from_secs(5))
+        .blocking(false);
+    let held = backend.lock("job", options).await.unwrap();
+    for node in &nodes {
+        assert_eq!(command(node.port(), "EXISTS job").unwrap(), ":1", "set on every node");
+    }
+    let refused = backend.lock("job", options).await.unwrap_err();
+    assert!(matches!(
+        refused,
+        BackendError::Lock {
+            source: LockError::WouldBlock { .. },
+            ..
+        }
+    ));
+    held.release().await.unwrap();
+    for node in &nodes {
+        assert_eq!(command(node.port(), "EXISTS job").unwrap(), ":0", "released everywhere");
+    }
+    let waited = backend
+        .lock(
+            "job",
+            options.blocking(true).blocking_timeout(Some(Duration::from_millis(50))),
+        )
+        .await;
+    assert!(waited.is_ok(), "free again");
+    let waiting = backend
+        .lock(
+            "job",
+            options.blocking(true).blocking_timeout(Some(Duration::from_millis(80))),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        waiting,
+        BackendError::Lock {
+            source: LockError::Timeout { .. },
+            ..
+        }
+    ));
+    nodes[0].kill();
+    let with_two = backend.lock("other", options).await;
+    assert!(with_two.is_ok(), "two of three is a majority");
+    nodes[1].kill();
+    let with_one = backend.lock("third", options).await;
+    assert!(with_one.is_err(), "one of three is not");
+}
