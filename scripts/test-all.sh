@@ -9,10 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the suite needs, as "command:package" pairs. Empty today: the in-memory
-# backend needs no server. The Redis and Memcached backends add "redis-server:redis-server"
-# and "memcached:memcached" here.
-needs=()
+# Debian packages the suite needs, as "command:package" pairs: the Redis tests start their own
+# redis-server processes (and build a cluster with redis-cli).
+needs=("redis-server:redis-server" "redis-cli:redis-tools")
 
 missing=()
 for pair in "${needs[@]+"${needs[@]}"}"; do

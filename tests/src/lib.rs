@@ -72,6 +72,41 @@ pub fn every_strategy() -> Vec<(&'static str, Configure)> {
     ]
 }
 
+/// Calls `$builder.strategy(..)` (on any throttle builder) with the built-in strategy named
+/// `$name`, configured as in [`every_strategy`].
+#[macro_export]
+macro_rules! with_strategy {
+    ($builder:expr, $name:expr) => {{
+        use $crate::strategies::*;
+        match $name {
+            "fixed-window" => $builder.strategy(FixedWindow::new()),
+            "sliding-window-counter" => $builder.strategy(SlidingWindowCounter::new()),
+            "sliding-window-log" => $builder.strategy(SlidingWindowLog::new()),
+            "token-bucket" => $builder.strategy(TokenBucket::new()),
+            "token-bucket-debt" => $builder.strategy(TokenBucketWithDebt::new(0)),
+            "leaky-bucket" => $builder.strategy(LeakyBucket::new()),
+            "leaky-bucket-queue" => $builder.strategy(LeakyBucketWithQueue::new()),
+            "gcra" => $builder.strategy(Gcra::new().burst(10)),
+            "tiered" => $builder.strategy(Tiered::new()),
+            "priority" => $builder.strategy(
+                Priority::new()
+                    .share(PriorityLevel::Normal, 1.0)
+                    .share(PriorityLevel::High, 1.0),
+            ),
+            "adaptive" => $builder.strategy(Adaptive::new()),
+            other => panic!("unknown strategy {other}"),
+        }
+    }};
+}
+
+/// The strategy types [`with_strategy!`] names.
+pub mod strategies {
+    pub use traffik_core::strategy::{
+        Adaptive, FixedWindow, Gcra, LeakyBucket, LeakyBucketWithQueue, Priority, PriorityLevel,
+        SlidingWindowCounter, SlidingWindowLog, Tiered, TokenBucket, TokenBucketWithDebt,
+    };
+}
+
 /// A throttle on `backend` limited to `rate`, using `configure`'s strategy, in its own registry.
 pub fn throttle(
     uid: &str,

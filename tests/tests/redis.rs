@@ -43,7 +43,13 @@ async fn every_decision_is_one_command_and_reads_are_one_read_only_call() {
     let backend = Arc::new(backend(&server, "trips").await);
     let clock = traffik_core::ManualClock::new(1_700_000_000_000);
     for (name, configure) in every_strategy() {
-        let throttle = throttle(&format!("trips-{name}"), "50/min", configure, backend.clone(), &clock);
+        let throttle = throttle(
+            &format!("trips-{name}"),
+            "50/min",
+            configure,
+            backend.clone(),
+            &clock,
+        );
         // Loads the scripts (EVALSHA, NOSCRIPT, SCRIPT LOAD, EVALSHA) before counting.
         throttle.hit("warm").await.unwrap();
         throttle.check("warm").await.unwrap();
@@ -56,9 +62,16 @@ async fn every_decision_is_one_command_and_reads_are_one_read_only_call() {
         let after = command_calls(&server);
         let delta = |name: &str| {
             after.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c)
-                - before.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c)
+                - before
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(0, |(_, c)| *c)
         };
-        assert_eq!(delta("evalsha"), 22, "{name}: one EVALSHA per decision, check and stat");
+        assert_eq!(
+            delta("evalsha"),
+            22,
+            "{name}: one EVALSHA per decision, check and stat"
+        );
         assert_eq!(delta("get"), 22, "{name}: each script read the state once");
         // Inside scripts Redis also counts TIME and the writes; nothing else ran, apart from
         // the INFO that read these figures.
@@ -88,11 +101,17 @@ async fn decisions_survive_script_flush() {
     let throttle = on(&backend, "flush", "3/min", Gcra::new().burst(3));
     assert!(throttle.hit("a").await.unwrap().is_allowed());
     assert_eq!(command(server.port(), "SCRIPT FLUSH").unwrap(), "+OK");
-    assert!(throttle.hit("a").await.unwrap().is_allowed(), "reloaded after NOSCRIPT");
+    assert!(
+        throttle.hit("a").await.unwrap().is_allowed(),
+        "reloaded after NOSCRIPT"
+    );
     assert_eq!(command(server.port(), "SCRIPT FLUSH").unwrap(), "+OK");
     assert_eq!(throttle.stat("a").await.unwrap().unwrap().hits_remaining, 1);
     assert!(throttle.hit("a").await.unwrap().is_allowed());
-    assert!(throttle.hit("a").await.unwrap().is_throttled(), "state kept across flushes");
+    assert!(
+        throttle.hit("a").await.unwrap().is_throttled(),
+        "state kept across flushes"
+    );
 }
 
 #[tokio::test]
@@ -220,7 +239,10 @@ async fn every_key_expires_reset_clears_only_the_namespace_and_close_deletes_not
     }
     ours.close().await.unwrap();
     assert_eq!(all_keys(&server).len(), keys.len(), "close deletes nothing");
-    assert!(matches!(ours.reset().await, Err(BackendError::Closed { .. })));
+    assert!(matches!(
+        ours.reset().await,
+        Err(BackendError::Closed { .. })
+    ));
     let reopened = backend(&server, "ours").await;
     reopened.reset().await.unwrap();
     let left = all_keys(&server);
@@ -230,7 +252,10 @@ async fn every_key_expires_reset_clears_only_the_namespace_and_close_deletes_not
 }
 
 fn all_keys(server: &RedisServer) -> Vec<String> {
-    let mut client = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    let mut client = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
     redis::cmd("KEYS").arg("*").query(&mut client).unwrap()
 }
 
@@ -256,7 +281,10 @@ async fn server_time_is_the_default_clock() {
         .unwrap()
         .as_millis() as u64;
     let oldest = log.oldest_entry_ms.expect("one entry");
-    assert!(oldest.abs_diff(now) < 5_000, "stamped with the server's time: {oldest} vs {now}");
+    assert!(
+        oldest.abs_diff(now) < 5_000,
+        "stamped with the server's time: {oldest} vs {now}"
+    );
 }
 
 #[tokio::test]
@@ -353,7 +381,12 @@ impl Strategy for Lifetime {
 
     fn stat(&self, state: Option<&u64>, hit: &Hit<'_>) -> StrategyStat {
         let used = state.copied().unwrap_or(0);
-        StrategyStat::new(hit.rate, hit.rate.limit() - used, Duration::ZERO, StatMetadata::None)
+        StrategyStat::new(
+            hit.rate,
+            hit.rate.limit() - used,
+            Duration::ZERO,
+            StatMetadata::None,
+        )
     }
 
     fn expires_at(&self, _: &u64, _: &Rate) -> Millis {
@@ -385,13 +418,20 @@ async fn custom_strategies_work_on_redis_under_concurrency() {
             admitted += usize::from(task.await.unwrap());
         }
         assert_eq!(admitted, 10, "{}", throttle.uid());
-        assert_eq!(throttle.stat("hot").await.unwrap().unwrap().hits_remaining, 0);
+        assert_eq!(
+            throttle.stat("hot").await.unwrap().unwrap().hits_remaining,
+            0
+        );
     }
 }
 
 #[tokio::test]
 async fn redlock_needs_a_majority_of_independent_nodes() {
-    let mut nodes = [RedisServer::start(), RedisServer::start(), RedisServer::start()];
+    let mut nodes = [
+        RedisServer::start(),
+        RedisServer::start(),
+        RedisServer::start(),
+    ];
     let home = RedisServer::start();
     let backend = RedisBackend::builder(home.url())
         .redlock(nodes.iter().map(RedisServer::url))
@@ -404,7 +444,11 @@ async fn redlock_needs_a_majority_of_independent_nodes() {
         .blocking(false);
     let held = backend.lock("job", options).await.unwrap();
     for node in &nodes {
-        assert_eq!(command(node.port(), "EXISTS job").unwrap(), ":1", "set on every node");
+        assert_eq!(
+            command(node.port(), "EXISTS job").unwrap(),
+            ":1",
+            "set on every node"
+        );
     }
     let refused = backend.lock("job", options).await.unwrap_err();
     assert!(matches!(
@@ -416,19 +460,27 @@ async fn redlock_needs_a_majority_of_independent_nodes() {
     ));
     held.release().await.unwrap();
     for node in &nodes {
-        assert_eq!(command(node.port(), "EXISTS job").unwrap(), ":0", "released everywhere");
+        assert_eq!(
+            command(node.port(), "EXISTS job").unwrap(),
+            ":0",
+            "released everywhere"
+        );
     }
     let waited = backend
         .lock(
             "job",
-            options.blocking(true).blocking_timeout(Some(Duration::from_millis(50))),
+            options
+                .blocking(true)
+                .blocking_timeout(Some(Duration::from_millis(50))),
         )
         .await;
     assert!(waited.is_ok(), "free again");
     let waiting = backend
         .lock(
             "job",
-            options.blocking(true).blocking_timeout(Some(Duration::from_millis(80))),
+            options
+                .blocking(true)
+                .blocking_timeout(Some(Duration::from_millis(80))),
         )
         .await
         .unwrap_err();
