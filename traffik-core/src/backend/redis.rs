@@ -186,7 +186,7 @@ impl RedisBackend {
         let (now, stored, admitted) = <(Millis, Option<String>, u8)>::from_redis_value(reply)
             .map_err(|error| invalid_reply("decide", error.to_string()))?;
         let at = Hit { now, ..hit };
-        let decision = strategy.apply_encoded(stored.as_deref(), &at).decision;
+        let decision = strategy.decide_encoded(stored.as_deref(), &at);
         if decision.is_allowed() != (admitted == 1) {
             return Err(invalid_reply(
                 "decide",
@@ -214,9 +214,7 @@ impl RedisBackend {
     ) -> Result<Decision, BackendError> {
         if mode == Mode::Peek {
             let (now, stored) = self.read("check", key, &hit).await?;
-            return Ok(strategy
-                .apply_encoded(stored.as_deref(), &Hit { now, ..hit })
-                .decision);
+            return Ok(strategy.decide_encoded(stored.as_deref(), &Hit { now, ..hit }));
         }
         match Native::of(strategy, &hit) {
             Some(native) => self.decide_natively(key, strategy, native, hit).await,

@@ -172,6 +172,10 @@ pub trait DynStrategy: Send + Sync + Debug + 'static {
     /// as absent, with a warning.
     fn apply_encoded(&self, stored: Option<&str>, hit: &Hit<'_>) -> EncodedTransition;
 
+    /// The decision of a hit on encoded state, without encoding the new state (for backends
+    /// that stored it themselves, such as a Redis script).
+    fn decide_encoded(&self, stored: Option<&str>, hit: &Hit<'_>) -> Decision;
+
     /// Reports encoded state.
     fn stat_encoded(&self, stored: Option<&str>, hit: &Hit<'_>) -> StrategyStat;
 }
@@ -233,6 +237,10 @@ impl<S: Strategy> DynStrategy for S {
             state: state.as_ref().map(encode_state::<S>),
             expires_at,
         }
+    }
+
+    fn decide_encoded(&self, stored: Option<&str>, hit: &Hit<'_>) -> Decision {
+        self.apply(&mut decode_or_absent::<S>(stored), hit)
     }
 
     fn stat_encoded(&self, stored: Option<&str>, hit: &Hit<'_>) -> StrategyStat {
