@@ -1,5 +1,7 @@
 //! Examples live in `examples/`; this library holds what the server examples share.
 
+pub mod quickstart;
+
 use std::net::SocketAddr;
 
 use axum::Router;

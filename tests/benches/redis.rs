@@ -96,7 +96,13 @@ fn redis_benchmark(
     let output = Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(["-c", &clients.to_string(), "-P", &pipeline.to_string()])
-        .args(["-n", &requests.to_string(), "-r", &KEYS.to_string(), "--csv"])
+        .args([
+            "-n",
+            &requests.to_string(),
+            "-r",
+            &KEYS.to_string(),
+            "--csv",
+        ])
         .args(["EVALSHA", sha, "1", &key])
         .args(args)
         .output()
@@ -163,13 +169,22 @@ fn main() {
         .unwrap_or(3);
     let server = RedisServer::start();
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(std::env::var("BENCH_WORKERS").ok().and_then(|w| w.parse().ok()).unwrap_or(2))
+        .worker_threads(
+            std::env::var("BENCH_WORKERS")
+                .ok()
+                .and_then(|w| w.parse().ok())
+                .unwrap_or(2),
+        )
         .enable_all()
         .build()
         .unwrap();
     let backend = Arc::new(
         runtime
-            .block_on(RedisBackend::builder(server.url()).namespace("traffik").connect())
+            .block_on(
+                RedisBackend::builder(server.url())
+                    .namespace("traffik")
+                    .connect(),
+            )
             .expect("connects"),
     );
     let strategies: Vec<(&str, Arc<dyn DynStrategy>)> = vec![
@@ -178,7 +193,9 @@ fn main() {
         ("gcra", Arc::new(Gcra::new().burst(1_000))),
         ("sliding-window-log", Arc::new(SlidingWindowLog::new())),
     ];
-    println!("| strategy | tasks | traffik decisions/s | p50 µs | p99 µs | redis-benchmark req/s (same script) | p50 µs | p99 µs | traffik / floor |");
+    println!(
+        "| strategy | tasks | traffik decisions/s | p50 µs | p99 µs | redis-benchmark req/s (same script) | p50 µs | p99 µs | traffik / floor |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (name, strategy) in &strategies {
         // Warm-up: loads the script and fills the keys.
@@ -188,11 +205,20 @@ fn main() {
             let ours = runtime.block_on(traffik(&backend, strategy, tasks, seconds));
             let requests = (ours.per_second * seconds as f64) as u64;
             let floors: Vec<(String, Measured)> = if tasks == 1 {
-                vec![("-c 1".to_owned(), redis_benchmark(server.port(), 1, 1, requests, &sha, name, &args))]
+                vec![(
+                    "-c 1".to_owned(),
+                    redis_benchmark(server.port(), 1, 1, requests, &sha, name, &args),
+                )]
             } else {
                 vec![
-                    ("-c 1 -P 64".to_owned(), redis_benchmark(server.port(), 1, 64, requests, &sha, name, &args)),
-                    ("-c 64".to_owned(), redis_benchmark(server.port(), 64, 1, requests, &sha, name, &args)),
+                    (
+                        "-c 1 -P 64".to_owned(),
+                        redis_benchmark(server.port(), 1, 64, requests, &sha, name, &args),
+                    ),
+                    (
+                        "-c 64".to_owned(),
+                        redis_benchmark(server.port(), 64, 1, requests, &sha, name, &args),
+                    ),
                 ]
             };
             for (how, floor) in floors {

@@ -120,6 +120,10 @@ pub mod prelude {
     };
 }
 
+#[cfg(all(doctest, feature = "redis"))]
+#[doc = include_str!("../../docs/redis.md")]
+struct RedisGuideDoctests;
+
 #[cfg(all(doctest, feature = "ws"))]
 #[doc = include_str!("../../docs/websocket.md")]
 struct WebSocketGuideDoctests;
