@@ -226,3 +226,28 @@ impl RedisBackendBuilder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn settings_that_cannot_work_are_config_errors() {
+        for builder in [
+            RedisBackendBuilder::node("redis://127.0.0.1:1").namespace("has:colon"),
+            RedisBackendBuilder::node("redis://127.0.0.1:1").connections(0),
+            RedisBackendBuilder::node("redis://127.0.0.1:1").command_timeout(Duration::ZERO),
+            RedisBackendBuilder::node("mongodb://127.0.0.1"),
+            RedisBackendBuilder::cluster(Vec::<String>::new()),
+        ] {
+            let error = builder.connect().await.unwrap_err();
+            assert!(matches!(error, RedisConnectError::Config(_)), "{error}");
+        }
+    }
+
+    #[test]
+    fn rediss_urls_are_accepted_exactly_when_tls_is_built() {
+        let opened = redis::Client::open("rediss://127.0.0.1:6380");
+        assert_eq!(opened.is_ok(), cfg!(feature = "redis-tls"), "{opened:?}");
+    }
+}
