@@ -162,6 +162,43 @@ async fn a_killed_redis_gives_typed_errors_quickly_and_recovery_follows() {
 }
 
 #[tokio::test]
+async fn a_stalled_redis_gives_a_timeout_bounded_by_the_command_timeout() {
+    let server = RedisServer::start();
+    let backend = backend(&server, "stall").await; // command timeout 300 ms
+    let throttle = on(&backend, "stall", "100/min", FixedWindow::new());
+    assert!(throttle.hit("a").await.unwrap().is_allowed());
+    // Redis stops answering every client for 1.5 s, as a stuck or overloaded server would.
+    assert_eq!(
+        command(server.port(), "CLIENT PAUSE 1500 ALL").unwrap(),
+        "+OK"
+    );
+    let started = Instant::now();
+    let error = throttle.hit("a").await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_millis(1_200),
+        "{:?}",
+        started.elapsed()
+    );
+    match error {
+        ThrottleError::Backend {
+            source: BackendError::Timeout {
+                operation, after, ..
+            },
+            ..
+        } => {
+            assert_eq!(operation, "decide");
+            assert_eq!(after, Duration::from_millis(300));
+        }
+        other => panic!("expected a timeout, got {other}"),
+    }
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    assert!(
+        throttle.hit("a").await.unwrap().is_allowed(),
+        "answers again after the stall"
+    );
+}
+
+#[tokio::test]
 async fn connecting_to_nothing_or_a_bad_url_is_a_typed_error() {
     let closed_port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -61,3 +61,38 @@ async fn cluster_passes_every_contract() {
     contract::reset_forgets_the_namespace(backend, &clock).await;
     contract::key_value_contract(&redis, Time::Real).await;
 }
+
+#[tokio::test]
+async fn cluster_reset_reaches_every_primary() {
+    let nodes = RedisCluster::start();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let backend: Arc<dyn Backend> = Arc::new(cluster(&nodes, "spread").await);
+    let (_, configure) = traffik_tests::every_strategy()[0];
+    let throttle =
+        traffik_tests::throttle("spread", "5/min", configure, Arc::clone(&backend), &clock);
+    for client in 0..200 {
+        throttle.hit(&format!("client-{client}")).await.unwrap();
+    }
+    let holding = |port| {
+        traffik_tests::redis_server::command(port, "DBSIZE")
+            .unwrap()
+            .trim_start_matches(':')
+            .parse::<u64>()
+            .unwrap()
+    };
+    for node in nodes.nodes() {
+        assert!(
+            holding(node.port()) > 0,
+            "200 clients land on every primary"
+        );
+    }
+    backend.reset().await.unwrap();
+    for node in nodes.nodes() {
+        assert_eq!(
+            holding(node.port()),
+            0,
+            "reset cleared primary {}",
+            node.port()
+        );
+    }
+}
