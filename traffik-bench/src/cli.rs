@@ -25,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Run scenarios against targets and write the results (Markdown, JSON, SVG).
     Run(RunArgs),
+    /// Write results.md and results.svg again from a run's results.json.
+    Render(RenderArgs),
     /// Serve one Rust target (the harness starts this itself).
     #[command(hide = true)]
     Serve(ServeArgs),
@@ -65,6 +67,16 @@ pub struct RunArgs {
     /// Do not pin the servers and the client to separate cores.
     #[arg(long)]
     pub no_pin: bool,
+}
+
+/// `traffik-bench render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// A results.json written by `traffik-bench run`.
+    pub json: PathBuf,
+    /// Where to write results.md and results.svg [default: beside the JSON].
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `traffik-bench serve`.

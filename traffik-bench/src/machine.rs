@@ -3,10 +3,10 @@
 
 use std::process::Command;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which cores the servers and the load client run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pinning {
     /// Every server process (and `redis-server`) runs on this core.
     pub server_core: usize,
@@ -15,7 +15,7 @@ pub struct Pinning {
 }
 
 /// The machine a run was measured on.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Machine {
     /// The CPU model, from `/proc/cpuinfo`.
     pub cpu: String,

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tokio::net::TcpListener;
-use traffik_bench::cli::{Cli, Command, RunArgs, ServeArgs};
+use traffik_bench::cli::{Cli, Command, RenderArgs, RunArgs, ServeArgs};
 use traffik_bench::machine::Machine;
 use traffik_bench::server::{self, ServerConfig};
 use traffik_bench::{BenchError, run};
@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => measure(&args),
+        Command::Render(args) => render(&args),
         Command::Serve(args) => serve(args),
     };
     match result {
@@ -57,6 +58,20 @@ fn measure(args: &RunArgs) -> Result<ExitCode, BenchError> {
     if !report.all_exact() {
         eprintln!("note: some limiters did not answer exactly as expected (marked ✗)");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render(args: &RenderArgs) -> Result<ExitCode, BenchError> {
+    let report = run::read(&args.json)?;
+    let dir = match &args.out {
+        Some(dir) => dir.clone(),
+        None => args
+            .json
+            .parent()
+            .map_or_else(|| ".".into(), std::path::Path::to_path_buf),
+    };
+    run::write_views(&report, &dir)?;
+    println!("{}", report.markdown());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,7 +6,7 @@ mod markdown;
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::load::Tally;
 use crate::machine::Machine;
@@ -15,7 +15,7 @@ use crate::stats::{Spread, percentile};
 use crate::target::Target;
 
 /// A whole run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// What it ran on.
     pub machine: Machine,
@@ -28,7 +28,7 @@ pub struct Report {
 }
 
 /// The run's settings.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Settings {
     /// Measured iterations per scenario and target.
     pub iterations: u32,
@@ -41,7 +41,7 @@ pub struct Settings {
 }
 
 /// One iteration of one scenario against one target.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Measurement {
     /// Requests (messages) sent.
     pub sent: u64,
@@ -100,7 +100,7 @@ impl Measurement {
 }
 
 /// One scenario against one target, over the iterations.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     /// The scenario.
     pub scenario: Scenario,
@@ -113,7 +113,7 @@ pub struct Row {
 }
 
 /// A row's figures over its iterations.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     /// Answers per second.
     pub per_second: Option<Spread>,

@@ -246,11 +246,34 @@ pub async fn run(
 /// When a file cannot be written or the chart cannot be drawn.
 pub fn write(report: &Report, dir: &Path) -> Result<(), BenchError> {
     std::fs::create_dir_all(dir).map_err(|e| BenchError::io(dir, e))?;
-    let markdown = dir.join("results.md");
-    std::fs::write(&markdown, report.markdown()).map_err(|e| BenchError::io(&markdown, e))?;
     let json = dir.join("results.json");
     let text = serde_json::to_string_pretty(report)
         .map_err(|e| BenchError::io(&json, std::io::Error::other(e)))?;
     std::fs::write(&json, text).map_err(|e| BenchError::io(&json, e))?;
+    write_views(report, dir)
+}
+
+/// Writes `results.md` and `results.svg` into `dir`.
+///
+/// # Errors
+/// When a file cannot be written or the chart cannot be drawn.
+pub fn write_views(report: &Report, dir: &Path) -> Result<(), BenchError> {
+    std::fs::create_dir_all(dir).map_err(|e| BenchError::io(dir, e))?;
+    let markdown = dir.join("results.md");
+    std::fs::write(&markdown, report.markdown()).map_err(|e| BenchError::io(&markdown, e))?;
     crate::report::chart::draw(report, &dir.join("results.svg"))
+}
+
+/// Reads a report from a `results.json`.
+///
+/// # Errors
+/// When the file cannot be read or is not a report.
+pub fn read(json: &Path) -> Result<Report, BenchError> {
+    let text = std::fs::read_to_string(json).map_err(|e| BenchError::io(json, e))?;
+    serde_json::from_str(&text).map_err(|e| {
+        BenchError::io(
+            json,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        )
+    })
 }

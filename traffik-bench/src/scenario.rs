@@ -2,10 +2,10 @@
 //! correct limiter must answer. Modelled on the Python library's own benchmark suite.
 
 use clap::ValueEnum;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// HTTP requests or WebSocket messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Protocol {
     /// `GET /test` over keep-alive HTTP/1.1 connections.
@@ -17,7 +17,9 @@ pub enum Protocol {
 /// One scenario. Rates are the limit the target is started with; counts are fixed, except in
 /// the timed (pure overhead) scenarios, which run for `--duration` under a limit that never
 /// refuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
     /// 80 sequential requests under 200/min: all admitted.
@@ -55,7 +57,7 @@ pub enum Scenario {
 }
 
 /// How the load is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Shape {
     /// `requests` one after another on one connection, from one client.
@@ -109,7 +111,7 @@ pub enum Shape {
 }
 
 /// What a correct limiter answers: admitted and refused counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Expected {
     /// Requests (messages) that must be admitted.
     pub allowed: u64,

@@ -1,6 +1,6 @@
 //! Percentiles of one run's latencies, and the median with min–max over iterations.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The `p`-th percentile (0–100) of `sorted` by nearest rank, `None` when empty.
 pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
@@ -12,7 +12,7 @@ pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
 }
 
 /// The median of a set of figures, with the smallest and the largest.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
     /// The median (the mean of the two middle values for an even count).
     pub median: f64,

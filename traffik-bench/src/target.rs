@@ -1,14 +1,16 @@
 //! [`Target`]: the servers the harness measures, and what each of them can be asked to do.
 
 use clap::ValueEnum;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::scenario::{Protocol, Scenario};
 
 /// A server under test. Every target serves `GET /test` (HTTP targets) or `/ws` (WebSocket
 /// targets) and an unthrottled `GET /__bench__/health`; clients are told apart by the
 /// `X-Client-ID` header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Target {
     /// axum with no limiter: the ceiling.

@@ -19,14 +19,24 @@ const PALETTE: [RGBColor; 11] = [
     RGBColor(31, 119, 180),  // Python
     RGBColor(23, 190, 207),  // Python middleware
     RGBColor(148, 103, 189), // Python on Redis
-    RGBColor(120, 120, 120), // ws axum
-    RGBColor(214, 39, 40),   // ws traffik
-    RGBColor(31, 119, 180),  // ws Python
+    RGBColor(190, 190, 190), // ws axum
+    RGBColor(255, 152, 150), // ws traffik
+    RGBColor(174, 199, 232), // ws Python
 ];
 
 fn color(target: Target) -> RGBColor {
     let index = Target::ALL.iter().position(|t| *t == target).unwrap_or(0);
     PALETTE[index]
+}
+
+fn per_second(value: f64) -> String {
+    if value >= 1e6 {
+        format!("{:.0}M", value / 1e6)
+    } else if value >= 1e3 {
+        format!("{:.0}k", value / 1e3)
+    } else {
+        format!("{value:.0}")
+    }
 }
 
 fn chart_error(error: impl std::fmt::Display) -> BenchError {
@@ -72,7 +82,8 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), BenchError> {
     let n = scenarios.len();
     let height = u32::try_from(120 + n * (widest * 12 + 14)).unwrap_or(4000);
     let low = rates.iter().map(|r| r.2).fold(f64::INFINITY, f64::min) / 2.0;
-    let high = rates.iter().map(|r| r.2).fold(0.0, f64::max) * 2.0;
+    // Room on the right for the legend.
+    let high = rates.iter().map(|r| r.2).fold(0.0, f64::max) * 12.0;
 
     let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
     root.fill(&WHITE).map_err(chart_error)?;
@@ -102,6 +113,7 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), BenchError> {
         .disable_y_mesh()
         .y_labels(n)
         .y_label_formatter(&name_at)
+        .x_label_formatter(&|x| per_second(*x))
         .x_desc("per second, log scale (median of the iterations)")
         .draw()
         .map_err(chart_error)?;
@@ -131,7 +143,7 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), BenchError> {
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .draw()
