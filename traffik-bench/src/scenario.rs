@@ -244,12 +244,10 @@ impl Scenario {
 
     /// What a correct limiter answers when `sent` requests (messages) were sent.
     pub fn expected(self, sent: u64) -> Expected {
-        let limit: u64 = self
+        let limit = self
             .rate()
-            .split('/')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(u64::MAX);
+            .parse::<traffik_axum::prelude::Rate>()
+            .map_or(u64::MAX, |rate| rate.limit());
         let allowed = match self.shape() {
             Shape::Timed | Shape::WsTimed { .. } => sent,
             Shape::Sequential { .. } | Shape::WsBurst { .. } => sent.min(limit),

@@ -151,13 +151,7 @@ pub(crate) async fn concurrent(
             })
         })
         .collect();
-    let mut tally = Tally::default();
-    for task in tasks {
-        match task.await {
-            Ok(part) => tally.merge(part),
-            Err(error) => tally.first_error = Some(format!("a load task failed: {error}")),
-        }
-    }
+    let mut tally = Tally::gather(tasks).await;
     tally.wall = started.elapsed();
     tally.unsent(planned, "connections were lost and could not be reopened");
     Ok(tally)
@@ -223,13 +217,7 @@ pub(crate) async fn timed(
             })
         })
         .collect();
-    let mut tally = Tally::default();
-    for task in tasks {
-        match task.await {
-            Ok(part) => tally.merge(part),
-            Err(error) => tally.first_error = Some(format!("a load task failed: {error}")),
-        }
-    }
+    let mut tally = Tally::gather(tasks).await;
     tally.wall = started.elapsed();
     Ok(tally)
 }

@@ -70,6 +70,18 @@ impl Tally {
         self.latencies_ns.extend(other.latencies_ns);
     }
 
+    /// The tallies of load tasks, merged; a task that panicked is recorded as the first error.
+    pub(crate) async fn gather(tasks: Vec<tokio::task::JoinHandle<Tally>>) -> Tally {
+        let mut tally = Tally::default();
+        for task in tasks {
+            match task.await {
+                Ok(part) => tally.merge(part),
+                Err(error) => tally.first_error = Some(format!("a load task failed: {error}")),
+            }
+        }
+        tally
+    }
+
     /// Answers per second of wall time.
     pub fn per_second(&self) -> f64 {
         let seconds = self.wall.as_secs_f64();

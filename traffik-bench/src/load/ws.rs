@@ -112,13 +112,7 @@ pub(crate) async fn sequential(
             })
         })
         .collect();
-    let mut tally = Tally::default();
-    for task in tasks {
-        match task.await {
-            Ok(part) => tally.merge(part),
-            Err(error) => tally.first_error = Some(format!("a load task failed: {error}")),
-        }
-    }
+    let mut tally = Tally::gather(tasks).await;
     tally.wall = started.elapsed();
     tally.unsent(connections * messages, "connections were lost");
     Ok(tally)
@@ -218,13 +212,7 @@ pub(crate) async fn timed(
             })
         })
         .collect();
-    let mut tally = Tally::default();
-    for task in tasks {
-        match task.await {
-            Ok(part) => tally.merge(part),
-            Err(error) => tally.first_error = Some(format!("a load task failed: {error}")),
-        }
-    }
+    let mut tally = Tally::gather(tasks).await;
     tally.wall = started.elapsed();
     Ok(tally)
 }
