@@ -12,15 +12,17 @@ use axum::Router;
 use axum::http::request::Parts;
 use axum::routing::get;
 use traffik_axum::prelude::*;
-use traffik_axum::{ClientIp, HttpThrottle, ThrottleLayer};
+use traffik_axum::{ClientIp, HttpThrottle, ProxyHeader, ThrottleLayer, TrustedProxies};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Behind a load balancer on 10.0.0.0/8, the client is read from X-Forwarded-For; a client
-    // talking to us directly cannot choose its bucket by sending that header.
-    let client_ip = ClientIp::new()
-        .trust(["10.0.0.0/8".parse()?, "127.0.0.1/32".parse()?])
-        .ipv6_prefix(64);
+    // Behind a load balancer on 10.0.0.0/8 (or a proxy on this host) that appends the peer to
+    // X-Forwarded-For, the client is read from that header, and only from it; a client talking
+    // to us directly cannot choose its bucket by sending it. IPv6 clients count per /64.
+    let client_ip = ClientIp::behind(
+        ProxyHeader::XForwardedFor,
+        TrustedProxies::parse_networks(["10.0.0.0/8", "127.0.0.1"])?,
+    );
     let identify = Identifier::new(move |parts: &Parts| {
         match parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
             Some(key) if key.starts_with("internal-") => EXEMPTED,

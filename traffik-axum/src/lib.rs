@@ -9,8 +9,9 @@
 //! | [`HttpThrottle::enforce`] | inside a handler, with a per-call cost (`?` answers the 429) |
 //! | [`HttpThrottle::check_request`] / [`stat_request`](HttpThrottle::stat_request) | look without consuming |
 //!
-//! Clients are identified by [`ClientIp`] (the TCP peer; forwarding headers only from trusted
-//! proxies), or by any [`Identifier`](traffik_core::throttle::Identifier) over the request's
+//! Clients are identified by [`ClientIp`] (the TCP peer; behind proxies, the one
+//! [`ProxyHeader`] they write, believed only from [`TrustedProxies`]; IPv6 by `/64`), or by
+//! any [`Identifier`](traffik_core::throttle::Identifier) over the request's
 //! [`Parts`](http::request::Parts) (an API-key header, an extension; return
 //! [`EXEMPTED`](traffik_core::EXEMPTED) to skip). Refusals are `429 Too Many Requests` with
 //! `Retry-After`, the throttle's [`Headers`](traffik_core::headers::Headers), or the response of
@@ -74,7 +75,9 @@ mod throttle;
 pub mod ws;
 
 pub use backend::RequestBackend;
-pub use client_ip::{ClientIp, UNKNOWN_PEER};
+pub use client_ip::{
+    ClientIp, DEFAULT_IPV6_PREFIX, InvalidProxyNetwork, ProxyHeader, TrustedProxies, UNKNOWN_PEER,
+};
 pub use enforce::Enforce;
 pub use extract::Throttled;
 pub use handler::ThrottledHandler;
@@ -115,8 +118,9 @@ pub mod prelude {
     pub use traffik_core::{RedisBackend, backend::redis::TimeSource};
 
     pub use crate::{
-        ClientIp, HttpThrottle, RateLimitHeadersLayer, RequestBackend, Scope, ThrottleLayer,
-        ThrottleRejection, ThrottleRule, Throttled, ThrottledHandler,
+        ClientIp, HttpThrottle, ProxyHeader, RateLimitHeadersLayer, RequestBackend, Scope,
+        ThrottleLayer, ThrottleRejection, ThrottleRule, Throttled, ThrottledHandler,
+        TrustedProxies,
     };
 }
 

@@ -11,12 +11,15 @@ use http::{Method, StatusCode};
 use tokio::task::JoinSet;
 use traffik_axum::prelude::*;
 use traffik_axum::{
-    ClientIp, HttpThrottle, ThrottleLayer, ThrottlePolicy, ThrottleRejection, ThrottleRule,
-    Throttled,
+    ClientIp, HttpThrottle, ProxyHeader, ThrottleLayer, ThrottlePolicy, ThrottleRejection,
+    ThrottleRule, Throttled, TrustedProxies,
 };
 use traffik_core::ManualClock;
 
+#[path = "../support/mod.rs"]
 mod support;
+
+mod client_ip;
 
 use support::serve;
 
@@ -37,9 +40,7 @@ fn throttle_on(rate: &str, clock: &ManualClock) -> traffik_axum::HttpThrottleBui
 fn behind_local_proxy(rate: &str) -> HttpThrottle {
     throttle(rate)
         .identifier(
-            ClientIp::new()
-                .trust(["127.0.0.1/32".parse().unwrap()])
-                .identifier(),
+            ClientIp::behind(ProxyHeader::XForwardedFor, TrustedProxies::loopback()).identifier(),
         )
         .build()
         .unwrap()
