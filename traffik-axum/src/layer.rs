@@ -25,7 +25,11 @@ use crate::throttle::{HttpThrottle, Scope};
 /// Rules run in order; the first that refuses answers (a 429, never a service error), and the
 /// rest do not run. Each matching throttle's rate-limit headers are added to the response. By
 /// default a layer's throttle keeps **one budget per client across everything the layer
-/// covers** ([`Scope::Shared`]); give the throttle another [`Scope`] for per-route budgets.
+/// covers** ([`Scope::Shared`]); give the throttle another [`Scope`] for per-route budgets
+/// (which need the layer on the `Router`, where it runs after routing). CORS preflights are
+/// not counted unless the throttle says
+/// [`count_preflights`](crate::HttpThrottleBuilder::count_preflights); put tower-http's
+/// `CorsLayer` outside this layer so refusals carry the CORS headers.
 ///
 /// With synchronous inputs and the in-memory backend the decision is made inside
 /// `Service::call`, with no boxed future; otherwise the request takes a boxed asynchronous path.

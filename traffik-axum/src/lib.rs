@@ -58,6 +58,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+mod canonical_path;
 mod client_ip;
 mod enforce;
 mod extract;

@@ -9,16 +9,19 @@ use http::request::Parts;
 use traffik_core::BoxFuture;
 
 use crate::HttpThrottle;
+use crate::canonical_path::canonical_path;
 use crate::path_pattern::PathPattern;
+use crate::throttle::budget_method;
 
 type AsyncPredicate = Arc<dyn for<'a> Fn(&'a Parts) -> BoxFuture<'a, bool> + Send + Sync>;
 type SyncPredicate = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
 
 /// A throttle applied to the requests that match every given criterion.
 ///
-/// Criteria are checked cheapest first: the method set (case-insensitive), then the path
-/// pattern (anchored at both ends), then the asynchronous predicate. A rule with no criteria
-/// applies to every request.
+/// Criteria are checked cheapest first: the method set (case-insensitive; `GET` covers `HEAD`,
+/// which axum answers with the `GET` handler), then the path pattern (anchored at both ends,
+/// matched against the canonical path, so `/items/%31` and `/items//1` are `/items/1`), then
+/// the asynchronous predicate. A rule with no criteria applies to every request.
 ///
 /// ```
 /// use http::Method;
@@ -65,7 +68,8 @@ impl ThrottleRule {
         self
     }
 
-    /// Only requests with one of these methods (compared case-insensitively).
+    /// Only requests with one of these methods (compared case-insensitively; `GET` also covers
+    /// `HEAD`).
     #[must_use]
     pub fn methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
         self.methods = Some(methods.into_iter().collect());
@@ -105,16 +109,18 @@ impl ThrottleRule {
     /// Whether the method, path and synchronous predicate criteria hold (an asynchronous
     /// predicate is checked after).
     pub(crate) fn matches_cheap(&self, parts: &Parts) -> bool {
+        let method = budget_method(&parts.method);
         if let Some(methods) = &self.methods
-            && !methods
-                .iter()
-                .any(|m| m.as_str().eq_ignore_ascii_case(parts.method.as_str()))
+            && !methods.iter().any(|m| {
+                m.as_str().eq_ignore_ascii_case(method.as_str())
+                    || m.as_str().eq_ignore_ascii_case(parts.method.as_str())
+            })
         {
             return false;
         }
         self.path
             .as_ref()
-            .is_none_or(|pattern| pattern.matches(parts.uri.path()))
+            .is_none_or(|pattern| pattern.matches(&canonical_path(parts.uri.path())))
             && self
                 .predicate
                 .as_ref()
@@ -176,5 +182,24 @@ mod tests {
         assert!(any.matches_cheap(&parts("PATCH", "/whatever")));
         let internal = rule().predicate(|parts| parts.headers.contains_key("x-internal"));
         assert!(!internal.matches_cheap(&parts("GET", "/")));
+    }
+
+    #[test]
+    fn other_spellings_of_a_covered_request_are_covered() {
+        let reads = rule().methods([Method::GET]).path("/items/1");
+        for (method, path) in [
+            ("GET", "/items/1"),
+            ("HEAD", "/items/1"),
+            ("GET", "/items/%31"),
+            ("GET", "//items/./1/"),
+            ("HEAD", "/%69tems/1"),
+        ] {
+            assert!(reads.matches_cheap(&parts(method, path)), "{method} {path}");
+        }
+        assert!(!reads.matches_cheap(&parts("POST", "/items/1")));
+        // A rule written for HEAD alone does not cover GET.
+        let heads = rule().methods([Method::HEAD]);
+        assert!(heads.matches_cheap(&parts("HEAD", "/")));
+        assert!(!heads.matches_cheap(&parts("GET", "/")));
     }
 }

@@ -8,38 +8,51 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::MatchedPath;
+use http::header::{ACCESS_CONTROL_REQUEST_METHOD, ORIGIN};
 use http::request::Parts;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use traffik_core::backend::Backend;
 use traffik_core::headers::Headers;
 use traffik_core::throttle::{
     CostFn, HitOptions, Identifier, IntoRate, OnError, RateFn, ThrottleBuilder,
 };
 use traffik_core::{
-    Clock, ConfigError, Context, Decision, StrategyStat, Throttle, ThrottleRegistry,
+    Clock, ConfigError, Context, Decision, SkipReason, StrategyStat, Throttle, ThrottleRegistry,
 };
 
 use crate::backend::RequestBackend;
+use crate::canonical_path::canonical_path;
 use crate::client_ip::ClientIp;
 use crate::enforce::{CallOptions, Enforce};
 use crate::handler::ThrottledHandler;
 use crate::rejection::{ThrottleRejection, TooManyRequests, prefers_json};
 
 /// Which requests of one client share a budget.
+///
+/// Whatever the scope, one resource has one budget however it is spelled: `HEAD` shares the
+/// budget of `GET` (axum answers `HEAD` with the `GET` handler), route scopes key by the
+/// template the router resolved, and [`Scope::Path`] keys by the canonical path
+/// (`/items/%31`, `/items//1` and `/items/1/` are `/items/1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Scope {
     /// One budget per client for everything the throttle guards (a router-wide limit).
     Shared,
     /// One budget per client per route template and method: `GET /items/{id}` is one budget
-    /// for every id (axum's [`MatchedPath`]; the raw path where no route matched).
+    /// for every id (axum's [`MatchedPath`]). Requests no route matched (the fallback) share
+    /// one budget per method: they are one resource, however many paths a scanner tries. A
+    /// layer must sit on the `Router` (`Router::layer`, `route_layer`), where it runs after
+    /// routing, to see the template; outside the router every request looks unmatched.
     #[default]
     Route,
     /// Per route template, all methods together.
     RouteAnyMethod,
-    /// Per method and raw path: `/items/1` and `/items/2` are separate budgets.
+    /// Per method and canonical path: `/items/1` and `/items/2` are separate budgets.
     Path,
 }
+
+/// The scope of requests no route matched (a route template always starts with `/`).
+const FALLBACK_SCOPE: &str = "*";
 
 impl Scope {
     /// The scope string of a request (`None` for [`Scope::Shared`]).
@@ -51,25 +64,23 @@ impl Scope {
     /// Writes the scope string of a request into `out` (cleared first); `false` for
     /// [`Scope::Shared`], which has none.
     fn write(self, parts: &Parts, out: &mut String) -> bool {
-        let route = || {
-            parts
-                .extensions
-                .get::<MatchedPath>()
-                .map_or_else(|| parts.uri.path(), MatchedPath::as_str)
-        };
         out.clear();
-        let (method, path) = match self {
-            Scope::Shared => return false,
-            Scope::Route => (Some(&parts.method), route()),
-            Scope::RouteAnyMethod => (None, route()),
-            Scope::Path => (Some(&parts.method), parts.uri.path()),
-        };
         // `GET/items/{id}`: a path always starts with `/` and a method never holds one, so no
         // separator is needed (and none needs escaping in the key).
-        if let Some(method) = method {
-            out.push_str(method.as_str());
+        match self {
+            Scope::Shared => return false,
+            Scope::Route | Scope::Path => out.push_str(budget_method(&parts.method).as_str()),
+            Scope::RouteAnyMethod => {}
         }
-        out.push_str(path);
+        match self {
+            Scope::Path => out.push_str(&canonical_path(parts.uri.path())),
+            _ => out.push_str(
+                parts
+                    .extensions
+                    .get::<MatchedPath>()
+                    .map_or(FALLBACK_SCOPE, MatchedPath::as_str),
+            ),
+        }
         true
     }
 
@@ -91,10 +102,29 @@ impl Scope {
     }
 }
 
+/// The method whose budget a request spends: `HEAD` is answered by the `GET` handler, so it
+/// spends `GET`'s.
+pub(crate) fn budget_method(method: &Method) -> &Method {
+    if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    }
+}
+
+/// Whether the request is a CORS preflight: `OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method` (the Fetch standard's definition).
+pub(crate) fn is_cors_preflight(parts: &Parts) -> bool {
+    parts.method == Method::OPTIONS
+        && parts.headers.contains_key(ORIGIN)
+        && parts.headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD)
+}
+
 struct HttpSettings {
     headers: Headers,
     scope: Option<Scope>,
     on_throttled: Option<ThrottledHandler>,
+    count_preflights: bool,
 }
 
 /// A throttle for HTTP requests: a core [`Throttle`] whose connection is the request's
@@ -130,6 +160,7 @@ impl HttpThrottle {
             headers: Headers::none(),
             scope: None,
             on_throttled: None,
+            count_preflights: false,
         }
     }
 
@@ -179,6 +210,9 @@ impl HttpThrottle {
     /// What a hit would get now, consuming nothing (the pre-check of "check, then consume
     /// after success").
     pub async fn check_request(&self, parts: &Parts) -> Result<Decision, ThrottleRejection> {
+        if let Some(skipped) = self.preflight(parts) {
+            return Ok(skipped);
+        }
         let scope = self.scope_of(parts, Scope::Route);
         let options = Self::options(parts, scope.as_deref(), None, None);
         self.throttle
@@ -206,6 +240,9 @@ impl HttpThrottle {
         default_scope: Scope,
         call: CallOptions<'_>,
     ) -> Result<Decision, ThrottleRejection> {
+        if let Some(skipped) = self.preflight(parts) {
+            return Ok(skipped);
+        }
         let scope = self.scope_of(parts, default_scope);
         let options = Self::options(parts, scope.as_deref(), call.cost, call.context);
         let decision = self
@@ -223,6 +260,9 @@ impl HttpThrottle {
         default_scope: Scope,
         cost: Option<u64>,
     ) -> Option<Result<Decision, ThrottleRejection>> {
+        if let Some(skipped) = self.preflight(parts) {
+            return Some(Ok(skipped));
+        }
         let scope = self.http.scope.unwrap_or(default_scope);
         scope.with(parts, |scope| {
             let options = Self::options(parts, scope, cost, None);
@@ -231,6 +271,12 @@ impl HttpThrottle {
                 Err(error) => Err(ThrottleRejection::from_error(error)),
             })
         })
+    }
+
+    /// The skipped decision of a CORS preflight this throttle does not count.
+    fn preflight(&self, parts: &Parts) -> Option<Decision> {
+        (!self.http.count_preflights && is_cors_preflight(parts))
+            .then(|| Decision::skipped(SkipReason::Preflight))
     }
 
     pub(crate) fn scope_of(&self, parts: &Parts, default_scope: Scope) -> Option<String> {
@@ -340,6 +386,7 @@ impl fmt::Debug for HttpThrottle {
             .field("throttle", &self.throttle)
             .field("scope", &self.http.scope)
             .field("headers", &self.http.headers)
+            .field("count_preflights", &self.http.count_preflights)
             .finish_non_exhaustive()
     }
 }
@@ -351,6 +398,7 @@ pub struct HttpThrottleBuilder {
     headers: Headers,
     scope: Option<Scope>,
     on_throttled: Option<ThrottledHandler>,
+    count_preflights: bool,
 }
 
 impl HttpThrottleBuilder {
@@ -436,6 +484,15 @@ impl HttpThrottleBuilder {
         self
     }
 
+    /// Counts CORS preflights (`OPTIONS` with `Origin` and `Access-Control-Request-Method`)
+    /// like any other request. By default they are let through uncounted
+    /// ([`SkipReason::Preflight`]): a browser sends one before each cross-origin request it
+    /// must check, and counting it would halve the budget of the real requests.
+    pub fn count_preflights(mut self, count: bool) -> Self {
+        self.count_preflights = count;
+        self
+    }
+
     /// The response to a refused request, instead of the backend's default handler (see
     /// [`ThrottledHandler`]) or the built-in 429.
     pub fn on_throttled(mut self, handler: ThrottledHandler) -> Self {
@@ -451,6 +508,7 @@ impl HttpThrottleBuilder {
                 headers: self.headers,
                 scope: self.scope,
                 on_throttled: self.on_throttled,
+                count_preflights: self.count_preflights,
             }),
         })
     }
@@ -497,11 +555,61 @@ mod tests {
 
     #[test]
     fn scopes() {
-        let get = parts(Method::GET, "/items/7?x=1");
+        let mut get = parts(Method::GET, "/items/%37/?x=1");
         assert_eq!(Scope::Shared.of(&get), None);
-        assert_eq!(Scope::Route.of(&get).unwrap(), "GET/items/7");
-        assert_eq!(Scope::RouteAnyMethod.of(&get).unwrap(), "/items/7");
+        // No route matched: the fallback's one budget.
+        assert_eq!(Scope::Route.of(&get).unwrap(), "GET*");
+        assert_eq!(Scope::RouteAnyMethod.of(&get).unwrap(), "*");
         assert_eq!(Scope::Path.of(&get).unwrap(), "GET/items/7");
+        get.extensions.insert(matched("/items/{id}"));
+        assert_eq!(Scope::Route.of(&get).unwrap(), "GET/items/{id}");
+        assert_eq!(Scope::RouteAnyMethod.of(&get).unwrap(), "/items/{id}");
+    }
+
+    #[test]
+    fn head_spends_the_budget_of_get_in_every_scope() {
+        for scope in [Scope::Route, Scope::RouteAnyMethod, Scope::Path] {
+            let mut get = parts(Method::GET, "/items/7");
+            let mut head = parts(Method::HEAD, "/items/7");
+            assert_eq!(scope.of(&get), scope.of(&head), "{scope:?}");
+            get.extensions.insert(matched("/items/{id}"));
+            head.extensions.insert(matched("/items/{id}"));
+            assert_eq!(scope.of(&get), scope.of(&head), "{scope:?}");
+        }
+        assert_ne!(
+            Scope::Route.of(&parts(Method::POST, "/items/7")),
+            Scope::Route.of(&parts(Method::GET, "/items/7"))
+        );
+    }
+
+    /// The `MatchedPath` axum's router inserts for `template`.
+    fn matched(template: &'static str) -> MatchedPath {
+        use axum::extract::FromRequestParts;
+        use axum::routing::get;
+        use tower::ServiceExt;
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let router = axum::Router::new().route(
+            template,
+            get(move |parts: Parts| {
+                let sender = sender.clone();
+                async move {
+                    let mut parts = parts;
+                    let matched = MatchedPath::from_request_parts(&mut parts, &())
+                        .await
+                        .unwrap();
+                    sender.send(matched).unwrap();
+                }
+            }),
+        );
+        let path = template.replace("{id}", "1");
+        let request = Request::builder()
+            .uri(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        futures_util::FutureExt::now_or_never(router.oneshot(request))
+            .expect("the handler is ready at once")
+            .unwrap();
+        receiver.recv().unwrap()
     }
 
     #[tokio::test]
@@ -511,7 +619,8 @@ mod tests {
             .headers(Headers::throttled_only())
             .build()
             .unwrap();
-        let request = parts(Method::GET, "/");
+        let mut request = parts(Method::GET, "/");
+        request.extensions.insert(matched("/"));
         assert_eq!(throttle.enforce(&request).await.unwrap().remaining, 0);
         assert!(
             throttle
@@ -535,11 +644,21 @@ mod tests {
         assert_eq!(response.headers()["x-ratelimit-limit"], "1");
         assert_eq!(response.headers()["x-ratelimit-remaining"], "0");
         // Another route has its own budget (the default scope is per route).
+        let mut other = parts(Method::GET, "/other");
+        other.extensions.insert(matched("/other"));
+        assert!(throttle.enforce(&other).await.is_ok());
+        // So do requests no route matched: one budget for all of them.
         assert!(
             throttle
-                .enforce(&parts(Method::GET, "/other"))
+                .enforce(&parts(Method::GET, "/nowhere"))
                 .await
                 .is_ok()
+        );
+        assert!(
+            throttle
+                .enforce(&parts(Method::GET, "/elsewhere"))
+                .await
+                .is_err()
         );
     }
 

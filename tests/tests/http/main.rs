@@ -19,6 +19,7 @@ use traffik_core::ManualClock;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod budgets;
 mod client_ip;
 
 use support::serve;
