@@ -110,6 +110,10 @@ async fn create_note(
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The backend of every throttle that names none of its own.
     ThrottleRegistry::global().set_default_backend(MemoryBackend::new());
+    // Every throttle the attributes declare, built now: a mistake (a duplicate uid, say) stops
+    // the program here instead of answering 500 at the first request.
+    let built = traffik_axum::build_declared_throttles()?;
+    tracing::info!(built, "declared throttles ready");
     let app = Router::new()
         .route("/items", get(items))
         .route("/search", get(search))

@@ -64,9 +64,11 @@ async fn upload(
 /// the attribute's throttles use it too).
 ///
 /// # Errors
-/// When a throttle's settings cannot work.
-pub fn app(backend: impl IntoBackend) -> Result<Router, ConfigError> {
+/// When a throttle's settings cannot work: every throttle declared in the program (the
+/// attribute's included) is built here, at start-up, not at its first request.
+pub fn app(backend: impl IntoBackend) -> Result<Router, Box<dyn std::error::Error>> {
     ThrottleRegistry::global().set_default_backend_shared(backend.into_backend());
+    traffik_axum::build_declared_throttles()?;
     let state = AppState {
         per_client: HttpThrottle::builder("quickstart-index", "5/10s")
             .headers(Headers::always().ietf("per-client"))

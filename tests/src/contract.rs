@@ -136,14 +136,51 @@ pub async fn reads_consume_nothing(backend: Arc<dyn Backend>, clock: &ManualCloc
     }
 }
 
-/// `reset` forgets this backend's keys.
-pub async fn reset_forgets_the_namespace(backend: Arc<dyn Backend>, clock: &ManualClock) {
+/// `reset` forgets this backend's keys, and only them: `nested` is a backend on the same store
+/// whose namespace extends this one's with `:` (`app` and `app:child`), and uids hold `:` too.
+pub async fn reset_forgets_the_namespace(
+    backend: Arc<dyn Backend>,
+    nested: Arc<dyn Backend>,
+    clock: &ManualClock,
+) {
+    assert_eq!(
+        nested.namespace(),
+        format!("{}:child", backend.namespace()),
+        "the nested backend's namespace"
+    );
     let (_, configure) = every_strategy()[0];
-    let throttle = throttle("reset", "1/min", configure, Arc::clone(&backend), clock);
-    assert!(throttle.hit("client").await.unwrap().is_allowed());
-    assert!(throttle.hit("client").await.unwrap().is_throttled());
+    let mine = throttle(
+        "reset:items",
+        "1/min",
+        configure,
+        Arc::clone(&backend),
+        clock,
+    );
+    // `{namespace}:child` + uid `items` spells what `{namespace}` + uid `child:items` would
+    // without escaping: the two must not share a budget.
+    let forger = throttle(
+        "child:items",
+        "1/min",
+        configure,
+        Arc::clone(&backend),
+        clock,
+    );
+    let other = throttle("items", "1/min", configure, Arc::clone(&nested), clock);
+    assert!(mine.hit("client").await.unwrap().is_allowed());
+    assert!(mine.hit("client").await.unwrap().is_throttled());
+    assert!(other.hit("client").await.unwrap().is_allowed());
+    assert!(
+        forger.hit("client").await.unwrap().is_allowed(),
+        "a uid with `:` forged another namespace's key"
+    );
     backend.reset().await.unwrap();
-    assert!(throttle.hit("client").await.unwrap().is_allowed());
+    assert!(mine.hit("client").await.unwrap().is_allowed());
+    assert!(
+        other.hit("client").await.unwrap().is_throttled(),
+        "the reset of `{}` reached `{}`",
+        backend.namespace(),
+        nested.namespace()
+    );
 }
 
 /// How a contract check lets time pass: a manual clock the store reads, or real time for a

@@ -33,7 +33,9 @@ async fn reads_consume_nothing() {
 #[tokio::test]
 async fn reset_forgets_the_namespace() {
     let clock = ManualClock::new(1_700_000_000_000);
-    contract::reset_forgets_the_namespace(Arc::new(memory(&clock, "mem")), &clock).await;
+    let backend = memory(&clock, "mem");
+    let nested = Arc::new(backend.with_namespace("mem:child").unwrap());
+    contract::reset_forgets_the_namespace(Arc::new(backend), nested, &clock).await;
 }
 
 #[tokio::test]

@@ -216,7 +216,7 @@ async fn connecting_to_nothing_or_a_bad_url_is_a_typed_error() {
     let error = RedisBackend::connect("http://nope").await.unwrap_err();
     assert!(matches!(error, RedisConnectError::Config(_)), "{error}");
     let error = RedisBackend::builder("redis://127.0.0.1:1")
-        .namespace("bad:namespace")
+        .namespace("bad{namespace}")
         .connect()
         .await
         .unwrap_err();
@@ -534,4 +534,152 @@ async fn redlock_needs_a_majority_of_independent_nodes() {
     nodes[1].kill();
     let with_one = backend.lock("third", options).await;
     assert!(with_one.is_err(), "one of three is not");
+}
+
+/// The variable telling [`lock_settings_child`] which half of the check to run.
+const LOCK_CHILD: &str = "TRAFFIK_TEST_LOCK_CHILD";
+
+/// Runs [`lock_settings_child`] in a child process with `variables` set (the environment of a
+/// running test harness cannot be changed safely), and requires it to pass.
+fn run_lock_child(mode: &str, variables: &[(&str, &str)]) {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "lock_settings_child", "--ignored", "--nocapture"])
+        .env(LOCK_CHILD, mode)
+        .envs(variables.iter().copied())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && report.contains("1 passed"),
+        "the {mode} child failed:\n{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn lock_settings_come_from_the_environment_on_every_backend_that_locks() {
+    run_lock_child(
+        "valid",
+        &[
+            (traffik_core::backend::LOCK_TTL_ENV, "0.4"),
+            (traffik_core::backend::BLOCKING_ENV, "false"),
+            (traffik_core::backend::BLOCKING_TIMEOUT_ENV, "none"),
+        ],
+    );
+    run_lock_child("invalid", &[(traffik_core::backend::LOCK_TTL_ENV, "soon")]);
+}
+
+/// The child half of [`lock_settings_come_from_the_environment_on_every_backend_that_locks`]:
+/// with `TRAFFIK_DEFAULT_*` set, the in-memory, Redis and key-value backends built without lock
+/// options lock with those settings; with an invalid one, each reports it. Without the parent's
+/// variables it checks nothing.
+#[tokio::test]
+#[ignore = "run by lock_settings_come_from_the_environment_on_every_backend_that_locks"]
+async fn lock_settings_child() {
+    use traffik_core::backend::KeyValueBackend;
+    use traffik_core::{ConfigError, MemoryBackend};
+
+    let Ok(mode) = std::env::var(LOCK_CHILD) else {
+        return;
+    };
+    let server = RedisServer::start();
+    if mode == "invalid" {
+        assert!(matches!(
+            MemoryBackend::builder().build(),
+            Err(ConfigError::LockSettings(_))
+        ));
+        assert!(matches!(
+            KeyValueBackend::new(MemoryBackend::new(), "kv"),
+            Err(ConfigError::LockSettings(_))
+        ));
+        assert!(matches!(
+            RedisBackend::builder(server.url()).connect().await,
+            Err(RedisConnectError::Config(ConfigError::LockSettings(_)))
+        ));
+        return;
+    }
+    let expected = LockOptions {
+        ttl: Duration::from_millis(400),
+        blocking: false,
+        blocking_timeout: None,
+    };
+    let redis = RedisBackend::builder(server.url()).connect().await.unwrap();
+    let memory = MemoryBackend::builder().build().unwrap();
+    let stores: [(&str, &dyn KeyValueStore); 3] = [
+        ("memory (builder)", &memory),
+        ("memory (new)", &MemoryBackend::new()),
+        ("redis", &redis),
+    ];
+    for (name, store) in stores {
+        assert_eq!(store.lock_options(), expected, "{name}");
+        let held = store.lock("env-probe", store.lock_options()).await.unwrap();
+        let started = Instant::now();
+        let second = store.lock("env-probe", store.lock_options()).await;
+        assert!(
+            matches!(
+                second,
+                Err(BackendError::Lock {
+                    source: LockError::WouldBlock { .. },
+                    ..
+                })
+            ),
+            "{name}: {second:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(200),
+            "{name}: did not block"
+        );
+        held.release().await.unwrap();
+        // The ttl from the environment frees a lock its holder never releases.
+        let _stuck = store.lock("env-ttl", store.lock_options()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        assert!(
+            store.lock("env-ttl", store.lock_options()).await.is_ok(),
+            "{name}: the lock outlived the environment's ttl"
+        );
+    }
+    // The generic executor over any store takes each decision's lock with those settings: a
+    // held lock on the key refuses at once instead of waiting.
+    let executor = KeyValueBackend::new(redis.clone(), "env-kv").unwrap();
+    let context = traffik_core::Context::new();
+    let hit = Hit::new(1_700_000_000_000, Rate::per_second(1), 1, &context);
+    let key = "env-kv:probe:{client}:custom";
+    let _held = redis
+        .lock(&format!("{key}:lock"), redis.lock_options())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let decision = executor
+        .decide(key, &Custom, hit, traffik_core::backend::Mode::Consume)
+        .await;
+    assert!(
+        matches!(
+            decision,
+            Err(BackendError::Lock {
+                source: LockError::WouldBlock { .. },
+                ..
+            })
+        ),
+        "{decision:?}"
+    );
+    assert!(started.elapsed() < Duration::from_millis(200));
+}
+
+/// A strategy with no script, so every backend runs it under the contract's lock.
+#[derive(Debug, Clone, Copy)]
+struct Custom;
+
+impl Strategy for Custom {
+    type State = u64;
+    const NAME: &'static str = "custom";
+    fn apply(&self, state: &mut Option<u64>, hit: &Hit<'_>) -> Decision {
+        *state = Some(state.unwrap_or(0) + hit.cost);
+        Decision::allowed(hit.rate.limit(), 0, Duration::ZERO)
+    }
+    fn stat(&self, _: Option<&u64>, hit: &Hit<'_>) -> StrategyStat {
+        StrategyStat::new(hit.rate, 0, Duration::ZERO, StatMetadata::None)
+    }
+    fn expires_at(&self, _: &u64, _: &Rate) -> Millis {
+        Millis::MAX
+    }
 }

@@ -60,6 +60,7 @@
 mod backend;
 mod canonical_path;
 mod client_ip;
+mod declared;
 mod enforce;
 mod extract;
 mod handler;
@@ -79,6 +80,7 @@ pub use backend::RequestBackend;
 pub use client_ip::{
     ClientIp, DEFAULT_IPV6_PREFIX, InvalidProxyNetwork, ProxyHeader, TrustedProxies, UNKNOWN_PEER,
 };
+pub use declared::{DeclarationError, DeclarationErrors, build_declared_throttles};
 pub use enforce::Enforce;
 pub use extract::Throttled;
 pub use handler::ThrottledHandler;
@@ -97,7 +99,9 @@ pub use traffik_macros::throttled;
 
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::declared::Declaration;
     pub use crate::macro_support::*;
+    pub use inventory;
 }
 
 /// What most applications need, in one import.

@@ -46,7 +46,9 @@ pub trait ThrottlePolicy<S>: Send + Sync + 'static {
 /// works with any router state.
 ///
 /// A throttle that cannot be built (a duplicate uid, say) does not panic: every request it
-/// guards is answered `500` with the error, which is also logged.
+/// guards is answered `500` with the error, which is also logged. Call
+/// [`build_declared_throttles`](crate::build_declared_throttles) at start-up to build every
+/// declared throttle at once and stop on any such error before serving.
 ///
 /// ```
 /// use axum::{Router, routing::get};
@@ -72,13 +74,29 @@ macro_rules! throttle_policy {
         #[derive(Debug, Clone, Copy)]
         $vis struct $name;
 
-        impl<S> $crate::ThrottlePolicy<S> for $name {
-            fn throttle(_: &S) -> ::core::result::Result<&$crate::HttpThrottle, &$crate::prelude::ConfigError> {
+        const _: () = {
+            fn build() -> ::core::result::Result<
+                &'static $crate::HttpThrottle,
+                &'static $crate::prelude::ConfigError,
+            > {
                 static THROTTLE: ::std::sync::LazyLock<
                     ::core::result::Result<$crate::HttpThrottle, $crate::prelude::ConfigError>,
                 > = ::std::sync::LazyLock::new(|| $build);
                 THROTTLE.as_ref()
             }
-        }
+
+            $crate::__private::inventory::submit! {
+                $crate::__private::Declaration::new(
+                    ::core::concat!(::core::module_path!(), "::", ::core::stringify!($name)),
+                    build,
+                )
+            }
+
+            impl<S> $crate::ThrottlePolicy<S> for $name {
+                fn throttle(_: &S) -> ::core::result::Result<&$crate::HttpThrottle, &$crate::prelude::ConfigError> {
+                    build()
+                }
+            }
+        };
     )+};
 }

@@ -4,7 +4,10 @@
 //! slot. Identities and scopes are percent-escaped (only `A–Z a–z 0–9 . _ ~ - /` pass through),
 //! so no input can inject a `:` or a brace and collide with another key; one longer than
 //! [`MAX_ESCAPED_LEN`] bytes once escaped is replaced by `#` + its SHA-256 (64 hex digits),
-//! which bounds every key. Namespaces and uids are validated instead of escaped.
+//! which bounds every key. Namespaces and uids are validated (letters, digits, `.`, `_`, `-`,
+//! `/` and `:`) and written with `:` as `%3A`, so a separator can only ever be one: namespace
+//! `a:b` with uid `c` and namespace `a` with uid `b:c` are different keys, and a namespace's
+//! [`namespace_prefix`] never covers another namespace's keys.
 
 use std::fmt::Write;
 use std::net::IpAddr;
@@ -55,9 +58,9 @@ pub(crate) fn write_key(
     strategy: &str,
 ) {
     out.clear();
-    out.push_str(namespace);
+    push_name(out, namespace);
     out.push(':');
-    out.push_str(uid);
+    push_name(out, uid);
     out.push_str(":{");
     push_tail(out, identity, scope);
     out.push(':');
@@ -113,8 +116,13 @@ pub(crate) struct KeyTemplate {
 
 impl KeyTemplate {
     pub(crate) fn new(namespace: &str, uid: &str, strategy: &str) -> Self {
+        let mut prefix = String::with_capacity(namespace.len() + uid.len() + 3);
+        push_name(&mut prefix, namespace);
+        prefix.push(':');
+        push_name(&mut prefix, uid);
+        prefix.push_str(":{");
         KeyTemplate {
-            prefix: format!("{namespace}:{uid}:{{"),
+            prefix,
             suffix: format!(":{strategy}"),
         }
     }
@@ -127,6 +135,37 @@ impl KeyTemplate {
         push_tail(out, identity, scope);
         out.push_str(&self.suffix);
     }
+}
+
+/// A validated namespace or uid, with `:` written as `%3A` (no other byte of a valid name needs
+/// escaping, and `%` is not allowed in one, so the escape cannot be forged).
+fn push_name(out: &mut String, name: &str) {
+    let mut parts = name.split(':');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for part in parts {
+        out.push_str("%3A");
+        out.push_str(part);
+    }
+}
+
+/// The prefix of every key stored under `namespace` (`{namespace}:`, with `:` inside the
+/// namespace escaped): what a namespace-wide `reset` deletes, and nothing of another namespace.
+///
+/// ```
+/// use traffik_core::key::{namespace_prefix, storage_key};
+///
+/// assert_eq!(namespace_prefix("myapp:prod"), "myapp%3Aprod:");
+/// assert!(storage_key("myapp:prod", "api", "1.2.3.4", None, "gcra").starts_with(&namespace_prefix("myapp:prod")));
+/// assert!(!storage_key("myapp:prod", "api", "1.2.3.4", None, "gcra").starts_with(&namespace_prefix("myapp")));
+/// ```
+#[must_use]
+pub fn namespace_prefix(namespace: &str) -> String {
+    let mut prefix = String::with_capacity(namespace.len() + 4);
+    push_name(&mut prefix, namespace);
+    prefix.push(':');
+    prefix
 }
 
 /// `{identity}` closed, then `:{scope}` when there is one.
@@ -215,16 +254,17 @@ fn validate_name(kind: &'static str, name: &str) -> Result<(), String> {
     }
     match name
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')))
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':')))
     {
         Some(bad) => Err(format!(
-            "{bad:?} is not allowed in a {kind} (use letters, digits, `.`, `_`, `-`, `/`)"
+            "{bad:?} is not allowed in a {kind} (use letters, digits, `.`, `_`, `-`, `/`, `:`)"
         )),
         None => Ok(()),
     }
 }
 
-/// Checks a throttle uid: 1 to 64 bytes of letters, digits, `.`, `_`, `-` and `/`.
+/// Checks a throttle uid: 1 to 64 bytes of letters, digits, `.`, `_`, `-`, `/` and `:` (the
+/// reference's `"api:items"` convention).
 pub fn validate_uid(uid: &str) -> Result<(), ConfigError> {
     validate_name("uid", uid).map_err(|reason| ConfigError::InvalidUid {
         uid: uid.to_owned(),
@@ -342,13 +382,53 @@ mod tests {
     #[test]
     fn validates_names() {
         assert!(validate_uid("api/v1.search_2-x").is_ok());
-        for bad in ["", "has space", "a:b", "a{b}", "é", &"x".repeat(65)] {
+        assert!(validate_uid("api:items").is_ok());
+        assert!(validate_namespace("myapp:prod").is_ok());
+        for bad in ["", "has space", "a%3Ab", "a{b}", "é", &"x".repeat(65)] {
             assert!(validate_uid(bad).is_err(), "{bad:?}");
             assert!(validate_namespace(bad).is_err(), "{bad:?}");
         }
     }
 
+    #[test]
+    fn colons_in_names_cannot_forge_another_key() {
+        // Namespace `a:b` + uid `c` against namespace `a` + uid `b:c`, and a uid that tries to
+        // swallow the hash tag's separator.
+        let key = |namespace, uid, identity| storage_key(namespace, uid, identity, None, "s");
+        assert_eq!(key("a:b", "c", "x"), "a%3Ab:c:{x}:s");
+        assert_eq!(key("a", "b:c", "x"), "a:b%3Ac:{x}:s");
+        assert_ne!(key("a:b", "c", "x"), key("a", "b:c", "x"));
+        assert_ne!(key("a", "b:", "x"), key("a:b", "", "x"));
+        assert_eq!(
+            KeyTemplate::new("myapp:prod", "api:items", "s").prefix,
+            "myapp%3Aprod:api%3Aitems:{"
+        );
+        assert!(!key("a:b", "c", "x").starts_with(&namespace_prefix("a")));
+        assert!(key("a:b", "c", "x").starts_with(&namespace_prefix("a:b")));
+    }
+
+    /// A valid namespace or uid: 1 to 8 of the characters a name may hold.
+    fn name() -> impl Strategy<Value = String> {
+        "[a-c:./_-]{1,8}"
+    }
+
     proptest! {
+        #[test]
+        fn distinct_names_and_identities_never_share_a_key(
+            a in (name(), name(), any::<String>()),
+            b in (name(), name(), any::<String>()),
+        ) {
+            prop_assume!(a != b);
+            prop_assert_ne!(
+                storage_key(&a.0, &a.1, &a.2, None, "s"),
+                storage_key(&b.0, &b.1, &b.2, None, "s")
+            );
+            // A namespace's reset never reaches another namespace's keys.
+            if a.0 != b.0 {
+                prop_assert!(!storage_key(&b.0, &b.1, &b.2, None, "s").starts_with(&namespace_prefix(&a.0)));
+            }
+        }
+
         #[test]
         fn distinct_identities_never_share_a_key(a in any::<String>(), b in any::<String>()) {
             prop_assume!(a != b);

@@ -52,53 +52,81 @@ fn expand(spec: Spec, mut function: ItemFn) -> TokenStream {
     let mut rate_index = 0;
     for (index, limit) in spec.limits.iter().enumerate() {
         let marker = format_ident!("__traffik_{}_{}", function_name, index);
-        let policy = match limit {
-            CheckedLimit::Policy(path) => {
-                arguments.push(quote!(::traffik_axum::__private::Throttled<#path>));
-                continue;
-            }
-            CheckedLimit::Static(path) => quote! {
-                ::traffik_axum::__private::StaticThrottle::get(&*#path)
-            },
-            CheckedLimit::Rate { limit, period_ms } => {
-                let uid = uid(&spec.options, &function_name, rate_index, rates);
-                rate_index += 1;
-                let settings = settings(&spec.options);
-                quote! {
-                    static THROTTLE: ::traffik_axum::__private::LazyLock<
-                        ::core::result::Result<
-                            ::traffik_axum::__private::HttpThrottle,
-                            ::traffik_axum::__private::ConfigError,
-                        >,
-                    > = ::traffik_axum::__private::LazyLock::new(|| {
-                        ::traffik_axum::__private::HttpThrottle::builder(
-                            #uid,
-                            ::traffik_axum::__private::Rate::per_millis(#limit, #period_ms),
-                        )
-                        #settings
-                        .build()
-                    });
-                    THROTTLE.as_ref()
-                }
-            }
-        };
-        items.push(quote! {
+        let marker_item = quote! {
             #[doc(hidden)]
             #[allow(non_camel_case_types)]
             #[derive(Debug, Clone, Copy)]
             #visibility struct #marker;
-
-            impl<S> ::traffik_axum::__private::ThrottlePolicy<S> for #marker {
-                fn throttle(
-                    _: &S,
-                ) -> ::core::result::Result<
-                    &::traffik_axum::__private::HttpThrottle,
-                    &::traffik_axum::__private::ConfigError,
-                > {
-                    #policy
-                }
+        };
+        match limit {
+            CheckedLimit::Policy(path) => {
+                arguments.push(quote!(::traffik_axum::__private::Throttled<#path>));
+                continue;
             }
-        });
+            CheckedLimit::Static(path) => items.push(quote! {
+                #marker_item
+
+                impl<S> ::traffik_axum::__private::ThrottlePolicy<S> for #marker {
+                    fn throttle(
+                        _: &S,
+                    ) -> ::core::result::Result<
+                        &::traffik_axum::__private::HttpThrottle,
+                        &::traffik_axum::__private::ConfigError,
+                    > {
+                        ::traffik_axum::__private::StaticThrottle::get(&*#path)
+                    }
+                }
+            }),
+            CheckedLimit::Rate { limit, period_ms } => {
+                let uid = uid(&spec.options, &function_name, rate_index, rates);
+                rate_index += 1;
+                let settings = settings(&spec.options);
+                let declaration = format!("::{function_name}[{index}]");
+                items.push(quote! {
+                    #marker_item
+
+                    const _: () = {
+                        fn build() -> ::core::result::Result<
+                            &'static ::traffik_axum::__private::HttpThrottle,
+                            &'static ::traffik_axum::__private::ConfigError,
+                        > {
+                            static THROTTLE: ::traffik_axum::__private::LazyLock<
+                                ::core::result::Result<
+                                    ::traffik_axum::__private::HttpThrottle,
+                                    ::traffik_axum::__private::ConfigError,
+                                >,
+                            > = ::traffik_axum::__private::LazyLock::new(|| {
+                                ::traffik_axum::__private::HttpThrottle::builder(
+                                    #uid,
+                                    ::traffik_axum::__private::Rate::per_millis(#limit, #period_ms),
+                                )
+                                #settings
+                                .build()
+                            });
+                            THROTTLE.as_ref()
+                        }
+
+                        ::traffik_axum::__private::inventory::submit! {
+                            ::traffik_axum::__private::Declaration::new(
+                                ::core::concat!(::core::module_path!(), #declaration),
+                                build,
+                            )
+                        }
+
+                        impl<S> ::traffik_axum::__private::ThrottlePolicy<S> for #marker {
+                            fn throttle(
+                                _: &S,
+                            ) -> ::core::result::Result<
+                                &::traffik_axum::__private::HttpThrottle,
+                                &::traffik_axum::__private::ConfigError,
+                            > {
+                                build()
+                            }
+                        }
+                    };
+                });
+            }
+        }
         arguments.push(quote!(::traffik_axum::__private::Throttled<#marker>));
     }
     for (position, argument) in arguments.into_iter().enumerate() {
@@ -261,6 +289,8 @@ mod tests {
             "Headers",
             "LazyLock",
             "Rate",
+            "Declaration",
+            "inventory",
         ] {
             for (index, _) in output.match_indices(&format!(":: {path}")) {
                 let before = &output[..index];

@@ -42,7 +42,11 @@ fn state(throttle: HttpThrottle) -> Counted {
 }
 
 /// A request: method, path, headers.
-type Request = (Method, &'static str, &'static [(&'static str, &'static str)]);
+type Request = (
+    Method,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
 
 /// The statuses of `requests`, in order.
 async fn statuses(base: &str, requests: &[Request]) -> Vec<u16> {

@@ -24,7 +24,7 @@ use crate::{ConfigError, Decision, MaybeReady, OnError, StrategyStat};
 /// assert!(throttle.hit("a").await?.is_allowed());
 /// assert!(throttle.hit("a").await?.is_allowed());
 /// assert!(throttle.hit("a").await?.is_throttled());
-/// assert!(KeyValueBackend::new(MemoryBackend::new(), "bad:namespace").is_err());
+/// assert!(KeyValueBackend::new(MemoryBackend::new(), "bad namespace").is_err());
 /// # Ok(()) }
 /// ```
 pub struct KeyValueBackend<S> {
@@ -36,20 +36,23 @@ pub struct KeyValueBackend<S> {
 }
 
 impl<S: KeyValueStore> KeyValueBackend<S> {
-    /// Wraps `store`; keys are prefixed with `namespace` (letters, digits, `.`, `_`, `-`, `/`).
+    /// Wraps `store`; keys are prefixed with `namespace` (letters, digits, `.`, `_`, `-`, `/`,
+    /// `:`). Decisions lock with the `TRAFFIK_DEFAULT_*` settings ([`LockOptions::from_env`])
+    /// unless [`lock_options`](Self::lock_options) says otherwise; an invalid variable is a
+    /// [`ConfigError::LockSettings`].
     pub fn new(store: S, namespace: impl Into<String>) -> Result<Self, ConfigError> {
         let namespace = namespace.into();
         validate_namespace(&namespace)?;
         Ok(KeyValueBackend {
             store,
             namespace,
-            lock_options: LockOptions::default(),
+            lock_options: LockOptions::from_env()?,
             on_error: None,
             extensions: Extensions::new(),
         })
     }
 
-    /// How each decision takes its lock.
+    /// How each decision takes its lock (default: the `TRAFFIK_DEFAULT_*` settings).
     #[must_use]
     pub fn lock_options(mut self, options: LockOptions) -> Self {
         self.lock_options = options;

@@ -385,7 +385,7 @@ impl Backend for MemoryBackend {
     }
 
     fn reset(&self) -> BackendFuture<'_, ()> {
-        let prefix = format!("{}:", self.namespace);
+        let prefix = crate::key::namespace_prefix(&self.namespace);
         MaybeReady::ready(self.check_open().map(|()| {
             self.shared.store.retain(|key, _| !key.starts_with(&prefix));
         }))
@@ -733,6 +733,6 @@ mod tests {
                 .build()
                 .is_err()
         );
-        assert!(backend.with_namespace("a:b").is_err());
+        assert!(backend.with_namespace("a{b").is_err());
     }
 }

@@ -9,9 +9,9 @@ use super::connection::{Connections, Handle};
 use super::error::{RedisConnectError, from_redis, invalid_setting, timeout};
 use super::lock::Redlock;
 use super::{Inner, RedisBackend};
-use crate::OnError;
 use crate::backend::{Extensions, LockOptions};
 use crate::key::validate_namespace;
+use crate::{ConfigError, OnError};
 
 /// Which clock decisions read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,7 +41,7 @@ pub struct RedisBackendBuilder {
     connect_timeout: Duration,
     command_timeout: Duration,
     time: TimeSource,
-    lock_options: LockOptions,
+    lock_options: Option<LockOptions>,
     redlock: Vec<String>,
     on_error: Option<OnError>,
     extensions: Extensions,
@@ -68,14 +68,14 @@ impl RedisBackendBuilder {
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_millis(500),
             time: TimeSource::Server,
-            lock_options: LockOptions::default(),
+            lock_options: None,
             redlock: Vec::new(),
             on_error: None,
             extensions: Extensions::new(),
         }
     }
 
-    /// The prefix of every key (default `traffik`; letters, digits, `.`, `_`, `-`, `/`).
+    /// The prefix of every key (default `traffik`; letters, digits, `.`, `_`, `-`, `/`, `:`).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
         self
@@ -109,10 +109,11 @@ impl RedisBackendBuilder {
         self
     }
 
-    /// How the key-value contract's locks are taken (custom strategies; default
-    /// [`LockOptions::default`]).
+    /// How the key-value contract's locks are taken (custom strategies; default: the
+    /// `TRAFFIK_DEFAULT_*` settings, [`LockOptions::from_env`], read by
+    /// [`connect`](Self::connect), where an invalid variable is a configuration error).
     pub fn lock_options(mut self, options: LockOptions) -> Self {
-        self.lock_options = options;
+        self.lock_options = Some(options);
         self
     }
 
@@ -145,6 +146,10 @@ impl RedisBackendBuilder {
         if self.command_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(invalid_setting("timeouts must be longer than zero").into());
         }
+        let lock_options = match self.lock_options {
+            Some(options) => options,
+            None => LockOptions::from_env().map_err(ConfigError::from)?,
+        };
         if !(1..=64).contains(&self.connections) {
             return Err(invalid_setting(format!(
                 "connections must be between 1 and 64, not {}",
@@ -179,7 +184,7 @@ impl RedisBackendBuilder {
             namespace: self.namespace,
             command_timeout: self.command_timeout,
             time: self.time,
-            lock_options: self.lock_options,
+            lock_options,
             redlock,
             on_error: self.on_error,
             extensions: self.extensions,
@@ -234,7 +239,7 @@ mod tests {
     #[tokio::test]
     async fn settings_that_cannot_work_are_config_errors() {
         for builder in [
-            RedisBackendBuilder::node("redis://127.0.0.1:1").namespace("has:colon"),
+            RedisBackendBuilder::node("redis://127.0.0.1:1").namespace("has space"),
             RedisBackendBuilder::node("redis://127.0.0.1:1").connections(0),
             RedisBackendBuilder::node("redis://127.0.0.1:1").command_timeout(Duration::ZERO),
             RedisBackendBuilder::node("mongodb://127.0.0.1"),

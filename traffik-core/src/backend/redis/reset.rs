@@ -13,7 +13,11 @@ use crate::backend::BackendError;
 const BATCH: usize = 500;
 
 pub(super) async fn clear_namespace(backend: &RedisBackend) -> Result<(), BackendError> {
-    let pattern = format!("{}:*", backend.inner.namespace);
+    // Valid namespaces hold no glob character (`*?[]\\`), so the prefix matches literally.
+    let pattern = format!(
+        "{}*",
+        crate::key::namespace_prefix(&backend.inner.namespace)
+    );
     match backend.inner.connections.get() {
         Handle::Node(connection) => {
             clear_node(backend, Handle::Node(connection), None, &pattern).await
