@@ -328,3 +328,164 @@ pub async fn key_value_contract(store: &dyn KeyValueStore, clock: Time<'_>) {
         })
     ));
 }
+
+/// Every strategy as configured for [`on_rate_clients_are_never_refused`]: the defaults, but
+/// the adaptive strategy with a load threshold of 1 (by design it lowers the limit of a client
+/// whose demand passes `load_threshold × limit`, 0.8 by default, so a client at 100 % of its
+/// rate is "overloaded" there), and every priority level with the whole budget (a level's share
+/// is its budget by design).
+fn on_rate_strategies() -> Vec<(&'static str, crate::Configure)> {
+    use traffik_core::strategy::{Adaptive, Priority, PriorityLevel};
+    every_strategy()
+        .into_iter()
+        .map(|(name, configure)| match name {
+            "adaptive" => (
+                name,
+                (|b| b.strategy(Adaptive::new().load_threshold(1.0))) as crate::Configure,
+            ),
+            "priority" => (
+                name,
+                (|b| {
+                    b.strategy(
+                        [
+                            PriorityLevel::Low,
+                            PriorityLevel::Normal,
+                            PriorityLevel::High,
+                            PriorityLevel::Critical,
+                        ]
+                        .into_iter()
+                        .fold(Priority::new(), |priority, level| {
+                            priority.share(level, 1.0)
+                        }),
+                    )
+                }) as crate::Configure,
+            ),
+            _ => (name, configure),
+        })
+        .collect()
+}
+
+/// A client whose hits are spaced exactly `period / limit` apart is never refused, by any
+/// strategy, at limits 1, 2, 3, 10 and 100, several periods and any phase against the
+/// windows.
+pub async fn on_rate_clients_are_never_refused(backend: Arc<dyn Backend>, clock: &ManualClock) {
+    for (name, configure) in on_rate_strategies() {
+        for limit in [1u64, 2, 3, 10, 100] {
+            for period in [600u64, 60_000, 3_600_000] {
+                let spacing = period / limit;
+                let rate = Rate::per_millis(limit, period);
+                for phase in [0, 1, spacing / 2, spacing - 1] {
+                    let uid = format!("on-rate-{name}-{limit}-{period}-{phase}");
+                    let throttle = throttle(
+                        &uid,
+                        &rate.to_string(),
+                        configure,
+                        Arc::clone(&backend),
+                        clock,
+                    );
+                    // Start on a window boundary, shifted by the phase.
+                    let start = clock_now(clock).div_ceil(period) * period + phase;
+                    clock.set(start);
+                    for n in 0..(2 * limit + 2) {
+                        clock.set(start + n * spacing);
+                        let decision = throttle.hit("client").await.expect("backend answers");
+                        assert!(
+                            decision.is_allowed(),
+                            "{name} at {rate} (every {spacing} ms, phase {phase}): hit {n} refused: {decision:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Rates at the edge of what a backend decides exactly (for Redis, 2^52 for a script's integers)
+/// decide exactly what the pure transitions decide, with large costs; the rate one past the
+/// edge is refused when the throttle is built, or accepted when the backend has no such edge.
+pub async fn strategies_match_at_the_edges_of_exact_ranges(
+    backend: Arc<dyn Backend>,
+    clock: &ManualClock,
+    edges: bool,
+) {
+    const E52: u64 = 1 << 52;
+    for (name, configure) in every_strategy() {
+        let (edge, beyond) = match name {
+            "sliding-window-counter" => (
+                Rate::per_millis(1 << 42, 1 << 10),
+                Rate::per_millis((1 << 42) + 1, 1 << 10),
+            ),
+            "sliding-window-log" => (
+                Rate::per_millis(E52 / 2, 1_000),
+                Rate::per_millis(E52 / 2 + 1, 1_000),
+            ),
+            "fixed-window" | "tiered" | "priority" | "adaptive" => (
+                Rate::per_millis(E52, 1_000),
+                Rate::per_millis(E52 + 1, 1_000),
+            ),
+            // GCRA (burst 10) keeps `τ + T` = 10 emission intervals below 2^53 on every backend.
+            "gcra" => (Rate::per_millis(3, 1 << 49), Rate::per_millis(3, 1 << 50)),
+            // The buckets keep their scaled units below 2^53 on every backend. (A
+            // period of 2^20 ms keeps the keys' expiry long: Redis expires them in real time,
+            // while this test's clock is the caller's.)
+            _ => (
+                Rate::per_millis(E52, 1 << 20),
+                Rate::per_millis(1 << 53, 1 << 20),
+            ),
+        };
+        let built = configure(traffik_core::Throttle::builder(
+            format!("beyond-{name}"),
+            beyond,
+        ))
+        .shared_backend(Arc::clone(&backend))
+        .registry(&traffik_core::ThrottleRegistry::new())
+        .build();
+        let bucket = matches!(
+            name,
+            "token-bucket" | "token-bucket-debt" | "leaky-bucket" | "leaky-bucket-queue" | "gcra"
+        );
+        match (&built, edges || bucket) {
+            (Err(error), true) => assert!(
+                error.to_string().contains("exact"),
+                "{name} at {beyond}: {error}"
+            ),
+            (Ok(_), false) => {}
+            (result, _) => panic!("{name} at {beyond} on {}: {result:?}", backend.name()),
+        }
+        for seed in 1..=3 {
+            let uid = format!("edge-{seed}-{name}");
+            let throttle = throttle(
+                &uid,
+                &edge.to_string(),
+                configure,
+                Arc::clone(&backend),
+                clock,
+            );
+            let strategy = strategy_by_name(name);
+            let mut reference = ErasedState::new();
+            let context = Context::new();
+            let mut steps = Sequence::new(seed);
+            for step in 0..60 {
+                // At most 100 s a step: the caller's clock stays far below 2^52 ms.
+                let gap = steps.below((edge.period_ms() / 2).min(100_000) + 2);
+                clock.advance(Duration::from_millis(gap));
+                let cost = 1 + steps.below(edge.limit() / 3);
+                let expected = strategy
+                    .apply_erased(
+                        &mut reference,
+                        &Hit::new(clock_now(clock), edge, cost, &context),
+                        false,
+                    )
+                    .0;
+                let actual = throttle
+                    .hit_with("client", HitOptions::new().cost(cost))
+                    .await
+                    .expect("backend answers");
+                assert_eq!(
+                    actual, expected,
+                    "{name} at {edge}, seed {seed}, step {step} (cost {cost}): backend and pure transition disagree"
+                );
+            }
+        }
+    }
+}

@@ -31,6 +31,22 @@ async fn reads_consume_nothing() {
 }
 
 #[tokio::test]
+async fn on_rate_clients_are_never_refused() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    for (_, backend) in memory_backends(&clock) {
+        contract::on_rate_clients_are_never_refused(backend, &clock).await;
+    }
+}
+
+#[tokio::test]
+async fn extreme_rates_match_their_pure_transitions() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    for (_, backend) in memory_backends(&clock) {
+        contract::strategies_match_at_the_edges_of_exact_ranges(backend, &clock, false).await;
+    }
+}
+
+#[tokio::test]
 async fn reset_forgets_the_namespace() {
     let clock = ManualClock::new(1_700_000_000_000);
     let backend = memory(&clock, "mem");

@@ -43,6 +43,15 @@ async fn single_node_passes_the_strategy_contract() {
 }
 
 #[tokio::test]
+async fn single_node_never_refuses_an_on_rate_client_and_is_exact_to_the_edge_of_its_range() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let backend: Arc<dyn Backend> = Arc::new(node(&server, "ranges").await);
+    contract::on_rate_clients_are_never_refused(Arc::clone(&backend), &clock).await;
+    contract::strategies_match_at_the_edges_of_exact_ranges(backend, &clock, true).await;
+}
+
+#[tokio::test]
 async fn single_node_passes_the_key_value_contract() {
     let server = RedisServer::start();
     let backend = node(&server, "kv").await;

@@ -127,6 +127,16 @@ pub trait Backend: Send + Sync + Debug + 'static {
         None
     }
 
+    /// Checks that this backend decides `strategy` at `rate` exactly, before any hit: a throttle
+    /// with its own backend and a fixed rate calls it when built (a
+    /// [`ConfigError::UnsupportedRate`](crate::ConfigError::UnsupportedRate) then), and a
+    /// backend whose range depends on the hit also checks each decision (a
+    /// [`BackendError::Unsupported`]). The default accepts every rate.
+    fn check_rate(&self, strategy: &dyn DynStrategy, rate: &crate::Rate) -> Result<(), String> {
+        let _ = (strategy, rate);
+        Ok(())
+    }
+
     /// Reads the key's state without changing it.
     fn stat<'a>(
         &'a self,

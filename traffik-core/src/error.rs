@@ -59,6 +59,23 @@ pub enum ConfigError {
         #[source]
         source: StrategyConfigError,
     },
+    /// The throttle's backend cannot decide its strategy at its rate exactly (a Redis script
+    /// computes in IEEE doubles, exact only below 2^53).
+    #[error(
+        "throttle `{uid}`: the {backend} backend cannot run `{strategy}` at {rate} exactly: {reason}"
+    )]
+    UnsupportedRate {
+        /// The throttle's uid.
+        uid: String,
+        /// The backend's name.
+        backend: String,
+        /// The strategy's name.
+        strategy: &'static str,
+        /// The rate.
+        rate: crate::Rate,
+        /// The bound it passes, and what to do.
+        reason: String,
+    },
     /// A backend setting cannot work.
     #[error("{backend} backend: {reason}")]
     InvalidBackend {

@@ -153,6 +153,17 @@ impl<C: ?Sized> Config<C> {
                     uid: uid.to_owned(),
                     source,
                 })?;
+            if let Some(backend) = &self.backend {
+                backend
+                    .check_rate(strategy.as_ref(), &rate)
+                    .map_err(|reason| ConfigError::UnsupportedRate {
+                        uid: uid.to_owned(),
+                        backend: backend.name().to_owned(),
+                        strategy: strategy.name(),
+                        rate,
+                        reason,
+                    })?;
+            }
         }
         Ok(())
     }

@@ -59,6 +59,15 @@ pub enum BackendError {
         /// What was wrong with it.
         reason: String,
     },
+    /// The backend cannot decide this hit exactly (a Redis script at a rate, or with a clock,
+    /// beyond the range its doubles hold exactly). Nothing was stored.
+    #[error("backend `{backend}` cannot decide this hit exactly: {reason}")]
+    Unsupported {
+        /// The backend's name.
+        backend: String,
+        /// The bound the hit passes.
+        reason: String,
+    },
     /// A lock could not be taken or released.
     #[error("backend `{backend}`: {source}")]
     Lock {

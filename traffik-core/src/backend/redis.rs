@@ -51,7 +51,7 @@ use self::lock::Redlock;
 use crate::backend::{
     Backend, BackendError, BackendFuture, Extensions, KeyValueStore, LockOptions, Mode,
 };
-use crate::strategy::native::Native;
+use crate::strategy::native::{LUA_EXACT, Native};
 use crate::strategy::{DynStrategy, Hit};
 use crate::{Decision, MaybeReady, Millis, OnError, StrategyStat};
 
@@ -171,6 +171,7 @@ impl RedisBackend {
         native: Native,
         hit: Hit<'_>,
     ) -> Result<Decision, BackendError> {
+        self.check_exact(&native, &hit)?;
         let invocation = scripts::decision(
             &native,
             key,
@@ -203,6 +204,21 @@ impl RedisBackend {
             ));
         }
         Ok(decision)
+    }
+
+    /// Refuses, before running it, a script that would compute this hit inexactly.
+    fn check_exact(&self, native: &Native, hit: &Hit<'_>) -> Result<(), BackendError> {
+        let unsupported = |reason| BackendError::Unsupported {
+            backend: NAME.to_owned(),
+            reason,
+        };
+        native.exact_in_lua().map_err(unsupported)?;
+        match self.now(hit) {
+            Some(now) if now > LUA_EXACT => Err(unsupported(format!(
+                "the caller's clock ({now} ms) is past 2^52 ms, the range Lua's doubles hold exactly"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     async fn decide_any(
@@ -251,6 +267,14 @@ impl Backend for RedisBackend {
         mode: Mode,
     ) -> BackendFuture<'a, Decision> {
         MaybeReady::boxed(self.decide_any(key, strategy, hit, mode))
+    }
+
+    fn check_rate(&self, strategy: &dyn DynStrategy, rate: &crate::Rate) -> Result<(), String> {
+        let context = crate::Context::new();
+        match Native::of(strategy, &Hit::new(0, *rate, 1, &context)) {
+            Some(native) => native.exact_in_lua(),
+            None => Ok(()),
+        }
     }
 
     fn stat<'a>(

@@ -185,7 +185,11 @@ impl Strategy for Adaptive {
         let period = hit.rate.period_ms();
         let mut rolled = self.roll(state.as_ref(), hit.now, &hit.rate);
         let reset = millis(u128::from(
-            ((rolled.window + 1) * period).saturating_sub(hit.now),
+            rolled
+                .window
+                .saturating_add(1)
+                .saturating_mul(period)
+                .saturating_sub(hit.now),
         ));
         let remaining = rolled.limit.saturating_sub(rolled.count);
         if hit.cost > hit.rate.limit() {
@@ -205,7 +209,10 @@ impl Strategy for Adaptive {
     fn stat(&self, state: Option<&AdaptiveState>, hit: &Hit<'_>) -> StrategyStat {
         let rolled = self.roll(state, hit.now, &hit.rate);
         let remaining = rolled.limit.saturating_sub(rolled.count);
-        let end = (rolled.window + 1) * hit.rate.period_ms();
+        let end = rolled
+            .window
+            .saturating_add(1)
+            .saturating_mul(hit.rate.period_ms());
         let wait = if remaining == 0 {
             millis(u128::from(end.saturating_sub(hit.now)))
         } else {
@@ -230,7 +237,10 @@ impl Strategy for Adaptive {
         } else {
             self.unsettled_windows(limit)
         };
-        (state.window + windows).saturating_mul(rate.period_ms())
+        state
+            .window
+            .saturating_add(windows)
+            .saturating_mul(rate.period_ms())
     }
 
     fn validate(&self, _rate: &Rate) -> Result<(), StrategyConfigError> {

@@ -118,6 +118,7 @@ impl Strategy for CriticalPriority {
 
 /// Object-safe access to a `Sim` of any strategy.
 trait Probe {
+    fn validate(&self) -> Result<(), StrategyConfigError>;
     fn at(&mut self, now: Millis);
     fn hit(&mut self, cost: u64) -> Decision;
     fn stat(&self) -> StrategyStat;
@@ -126,6 +127,9 @@ trait Probe {
 }
 
 impl<S: Strategy + Clone> Probe for Sim<S> {
+    fn validate(&self) -> Result<(), StrategyConfigError> {
+        self.strategy.validate(&self.rate)
+    }
     fn at(&mut self, now: Millis) {
         Sim::at(self, now);
     }
@@ -329,6 +333,83 @@ proptest! {
             for &(start, _) in &admitted {
                 let in_period: u64 = admitted.iter().filter(|(at, _)| *at >= start && *at < start + period).map(|(_, c)| c).sum();
                 prop_assert!(in_period <= bound, "{}: {} admitted within one period from {}", name, in_period, start);
+            }
+        }
+    }
+}
+
+/// Every built-in strategy as configured by users, including the configurations whose
+/// parameters scale with the rate (bursts, debt, capacities).
+fn every_configuration() -> Vec<Maker> {
+    fn probe<S: Strategy + Clone>(strategy: S) -> Box<dyn Fn(Rate) -> Box<dyn Probe>> {
+        Box::new(move |rate| Box::new(Sim::new(strategy.clone(), rate)))
+    }
+    let mut all = core_strategies();
+    all.extend([
+        ("gcra", probe(Gcra::new())),
+        ("gcra(burst=u64::MAX)", probe(Gcra::new().burst(u64::MAX))),
+        (
+            "token-bucket(burst=u64::MAX)",
+            probe(TokenBucket::new().burst(u64::MAX)),
+        ),
+        (
+            "token-bucket-debt(u64::MAX)",
+            probe(TokenBucketWithDebt::new(u64::MAX)),
+        ),
+        (
+            "leaky-bucket(capacity=u64::MAX)",
+            probe(LeakyBucket::new().capacity(u64::MAX)),
+        ),
+        (
+            "sliding-window-log(max_entries=3)",
+            probe(SlidingWindowLog::new().max_entries(3)),
+        ),
+        ("priority", probe(Priority::new())),
+    ]);
+    all
+}
+
+/// Values at and around the edges of `u64`, and ordinary ones.
+fn edge_u64() -> impl proptest::strategy::Strategy<Value = u64> {
+    use proptest::prelude::Just;
+    proptest::prop_oneof![
+        Just(1u64),
+        Just(2),
+        Just(u64::MAX),
+        Just(u64::MAX - 1),
+        Just(u64::MAX / 2),
+        Just(u64::MAX / 2 + 1),
+        Just(1 << 53),
+        Just((1 << 53) + 1),
+        Just(u64::from(u32::MAX)),
+        1u64..1_000,
+        1u64..=u64::MAX,
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any limit, period, cost and clock (backwards included): every strategy decides and
+    /// reports without overflowing, in debug builds too (where overflow panics).
+    #[test]
+    fn extreme_inputs_never_panic(
+        limit in edge_u64(),
+        period in edge_u64(),
+        steps in prop::collection::vec((edge_u64(), edge_u64()), 1..12),
+    ) {
+        let rate = Rate::per_millis(limit, period);
+        for (name, make) in every_configuration() {
+            if make(rate).validate().is_err() {
+                continue; // refused at build: never reaches a decision
+            }
+            let mut sim = make(rate);
+            for &(now, cost) in &steps {
+                sim.at(now);
+                let decision = sim.hit(cost);
+                prop_assert!(decision.remaining <= decision.limit.max(limit), "{}: {:?}", name, decision);
+                let _ = sim.stat();
+                let _ = sim.expires_at();
             }
         }
     }

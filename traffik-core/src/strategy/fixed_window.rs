@@ -64,7 +64,9 @@ impl WindowState {
 
     /// When the window ends: from then on the state means nothing.
     pub(crate) fn ends_at(&self, rate: &Rate) -> Millis {
-        (self.window + 1).saturating_mul(rate.period_ms())
+        self.window
+            .saturating_add(1)
+            .saturating_mul(rate.period_ms())
     }
 }
 
@@ -112,7 +114,8 @@ pub(crate) fn step(
 ) -> Decision {
     let period = hit.rate.period_ms();
     let window = current_window(state, hit.now, period);
-    let end = (window.window + 1) * period;
+    // The last window before `u64::MAX` ms never ends (saturating), 584 million years on.
+    let end = window.window.saturating_add(1).saturating_mul(period);
     let reset = millis(u128::from(end.saturating_sub(hit.now)));
     let remaining = limit.saturating_sub(window.count);
     if hit.cost > capacity_limit {
@@ -138,7 +141,10 @@ pub(crate) fn window_stat(
         Some(s) if s.window >= current => (s.window, s.count),
         _ => (current, 0),
     };
-    let (start, end) = (window * period, (window + 1) * period);
+    let (start, end) = (
+        window.saturating_mul(period),
+        window.saturating_add(1).saturating_mul(period),
+    );
     let remaining = limit.saturating_sub(count);
     let wait = if remaining == 0 {
         millis(u128::from(end.saturating_sub(now)))

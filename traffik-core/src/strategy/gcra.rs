@@ -123,10 +123,14 @@ fn relative_tat(state: Option<&GcraState>, scale: &Scale, now: Millis) -> i128 {
         i128::from(s.remainder)
     } else {
         // Re-express the fraction in the new denominator, rounding the TAT later (never earlier).
+        // Both below 2^64: the product fits in an i128.
         (i128::from(s.remainder) * k).div_euclid(i128::from(s.per_ms))
             + i128::from((i128::from(s.remainder) * k) % i128::from(s.per_ms) != 0)
     };
-    (i128::from(s.tat) - i128::from(now)) * k + remainder
+    // Saturating: a TAT more than i128::MAX scaled units away means "far off" either way.
+    (i128::from(s.tat) - i128::from(now))
+        .saturating_mul(k)
+        .saturating_add(remainder)
 }
 
 /// GCRA's quantities for one hit, in scaled units.
@@ -234,13 +238,13 @@ impl Strategy for Gcra {
         let ceiling = tau + interval;
         let base = relative_tat(state, &scale, hit.now).max(0);
         let remaining = u64::try_from((ceiling - base).max(0) / interval).unwrap_or(u64::MAX);
-        let wait = millis(scale.ms_to_gain(base + interval - ceiling));
+        let wait = millis(scale.ms_to_gain(base.saturating_add(interval) - ceiling));
         let k = scale.per_ms as f64;
         let metadata = StatMetadata::Gcra(GcraStat {
             tat_ms: hit.now as f64 + base as f64 / k,
             emission_interval_ms: interval as f64 / k,
             burst_tolerance_ms: tau as f64 / k,
-            conformant: base + interval <= ceiling,
+            conformant: base.saturating_add(interval) <= ceiling,
         });
         StrategyStat::new(hit.rate, remaining, wait, metadata)
     }

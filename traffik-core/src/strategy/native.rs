@@ -55,7 +55,46 @@ pub(crate) enum Native {
     },
 }
 
+/// The largest value the scripts keep their integers within: 2^52, so that adding a period or
+/// a cost of at most as much stays below 2^53, where IEEE doubles (Lua numbers) stop being
+/// exact.
+pub(crate) const LUA_EXACT: u64 = 1 << 52;
+
 impl Native {
+    /// Whether the script computes this hit exactly (every intermediate value below 2^53), or
+    /// which bound it passes. The bucket strategies and GCRA keep their scaled quantities below
+    /// 2^53 on every backend (their `validate`), so only the window strategies are bounded here.
+    pub(crate) fn exact_in_lua(&self) -> Result<(), String> {
+        let too_large = |what: &str, value: u128, bound: u64| {
+            (value > u128::from(bound)).then(|| {
+                format!(
+                    "its script keeps {what} ({value}) at most {bound} (2^{}), the range Lua's doubles hold exactly; use a smaller limit, a shorter period, or the in-memory backend",
+                    bound.ilog2()
+                )
+            })
+        };
+        let failure = match *self {
+            Native::FixedWindow { period, limit } | Native::Adaptive { period, limit, .. } => {
+                too_large("the limit", u128::from(limit), LUA_EXACT)
+                    .or_else(|| too_large("the period in ms", u128::from(period), LUA_EXACT))
+            }
+            Native::SlidingWindowCounter { period, limit } => too_large(
+                "the limit times the period in ms",
+                u128::from(limit) * u128::from(period),
+                LUA_EXACT,
+            ),
+            Native::SlidingWindowLog { period, limit, .. } => {
+                too_large("the limit", u128::from(limit), LUA_EXACT / 2)
+                    .or_else(|| too_large("the period in ms", u128::from(period), LUA_EXACT))
+            }
+            Native::TokenBucket { .. }
+            | Native::LeakyBucket { .. }
+            | Native::LeakyBucketQueue { .. }
+            | Native::Gcra { .. } => None,
+        };
+        failure.map_or(Ok(()), Err)
+    }
+
     /// The built-in `strategy` for `hit`, or `None` for any other strategy.
     pub(crate) fn of(strategy: &dyn DynStrategy, hit: &Hit<'_>) -> Option<Native> {
         let any = strategy.as_any();
@@ -189,6 +228,56 @@ mod tests {
                 per_ms: 3,
                 tau: 2_000
             })
+        );
+    }
+
+    #[test]
+    fn scripts_refuse_what_their_doubles_cannot_hold_exactly() {
+        let context = Context::new();
+        let native = |strategy: &dyn DynStrategy, limit, period| {
+            Native::of(
+                strategy,
+                &Hit::new(0, Rate::per_millis(limit, period), 1, &context),
+            )
+            .unwrap()
+        };
+        let counter = SlidingWindowCounter::new();
+        assert!(native(&counter, 1 << 42, 1 << 10).exact_in_lua().is_ok());
+        let error = native(&counter, (1 << 42) + 1, 1 << 10)
+            .exact_in_lua()
+            .unwrap_err();
+        assert!(error.contains("the limit times the period"), "{error}");
+        assert!(
+            native(&counter, 1_000_000_000, 86_400_000)
+                .exact_in_lua()
+                .is_err()
+        );
+        assert!(
+            native(&FixedWindow::new(), LUA_EXACT, 1_000)
+                .exact_in_lua()
+                .is_ok()
+        );
+        assert!(
+            native(&FixedWindow::new(), LUA_EXACT + 1, 1_000)
+                .exact_in_lua()
+                .is_err()
+        );
+        assert!(
+            native(&FixedWindow::new(), 1, LUA_EXACT + 1)
+                .exact_in_lua()
+                .is_err()
+        );
+        let log = SlidingWindowLog::new();
+        assert!(native(&log, LUA_EXACT / 2, 1_000).exact_in_lua().is_ok());
+        assert!(
+            native(&log, LUA_EXACT / 2 + 1, 1_000)
+                .exact_in_lua()
+                .is_err()
+        );
+        assert!(
+            native(&TokenBucket::new(), 1 << 60, 1)
+                .exact_in_lua()
+                .is_ok()
         );
     }
 

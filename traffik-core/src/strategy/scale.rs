@@ -22,16 +22,17 @@ impl Scale {
         Scale { per_unit, per_ms }
     }
 
-    /// `units` whole units in scaled units.
+    /// `units` whole units in scaled units (saturating at `i128::MAX`, far beyond any exact
+    /// rate: the strategies refuse rates past [`EXACT_LIMIT`] at build).
     #[inline]
     pub(crate) fn scaled(&self, units: u64) -> i128 {
-        i128::from(units) * i128::from(self.per_unit)
+        i128::from(units).saturating_mul(i128::from(self.per_unit))
     }
 
-    /// Scaled units gained over `elapsed_ms`.
+    /// Scaled units gained over `elapsed_ms` (saturating).
     #[inline]
     pub(crate) fn gained(&self, elapsed_ms: u64) -> i128 {
-        i128::from(elapsed_ms) * i128::from(self.per_ms)
+        i128::from(elapsed_ms).saturating_mul(i128::from(self.per_ms))
     }
 
     /// Whole milliseconds needed to gain `scaled` units (rounded up; 0 for `scaled <= 0`).

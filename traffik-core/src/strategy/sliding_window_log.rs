@@ -102,7 +102,28 @@ impl SlidingWindowLogState {
     fn total(&self) -> u64 {
         self.entries.back().map_or(self.base, |(_, total)| *total)
     }
+
+    /// Re-expresses the running totals from zero when adding `cost` would take them past
+    /// [`REBASE_AT`]: totals only grow while the log never empties, and they must stay exact
+    /// in a Redis script's doubles (and never overflow here). Decisions are unchanged.
+    fn rebase_before(&mut self, cost: u64) {
+        if self.base > 0
+            && self
+                .total()
+                .checked_add(cost)
+                .is_none_or(|total| total > REBASE_AT)
+        {
+            for (_, total) in &mut self.entries {
+                *total -= self.base;
+            }
+            self.base = 0;
+        }
+    }
 }
+
+/// The running total past which the log is rebased (2^52, so that a total plus a cost within
+/// an exact Redis rate stays below 2^53).
+const REBASE_AT: u64 = 1 << 52;
 
 impl Strategy for SlidingWindowLog {
     type State = SlidingWindowLogState;
@@ -125,7 +146,7 @@ impl Strategy for SlidingWindowLog {
         let remaining = limit.saturating_sub(in_window);
         let reset = |log: &SlidingWindowLogState| {
             millis(log.entries.back().map_or(0, |(at, _)| {
-                u128::from((at + period).saturating_sub(hit.now))
+                u128::from(at.saturating_add(period).saturating_sub(hit.now))
             }))
         };
         if hit.cost > limit {
@@ -138,6 +159,7 @@ impl Strategy for SlidingWindowLog {
                 .back()
                 .map_or(hit.now, |(at, _)| hit.now.max(*at));
             let stamp = latest.div_ceil(grid).saturating_mul(grid);
+            log.rebase_before(hit.cost);
             let total = log.total() + hit.cost;
             match log.entries.back_mut() {
                 Some((at, running)) if *at == stamp => *running = total,
@@ -146,12 +168,12 @@ impl Strategy for SlidingWindowLog {
             return Decision::allowed(limit, remaining - hit.cost, reset(log));
         }
         // Find the entry whose ageing-out frees enough: running total − base ≥ excess.
-        let excess = in_window + hit.cost - limit;
+        let excess = u128::from(in_window) + u128::from(hit.cost) - u128::from(limit);
         let index = log
             .entries
-            .partition_point(|(_, total)| total - log.base < excess);
+            .partition_point(|(_, total)| u128::from(total - log.base) < excess);
         let wait = log.entries.get(index).map_or(0, |(at, _)| {
-            u128::from((at + period).saturating_sub(hit.now))
+            u128::from(at.saturating_add(period).saturating_sub(hit.now))
         });
         Decision::throttled(limit, remaining, millis(wait), reset(log))
     }
@@ -167,12 +189,12 @@ impl Strategy for SlidingWindowLog {
         let wait = if remaining > 0 {
             0
         } else {
-            let excess = in_window + 1 - limit;
+            let excess = u128::from(in_window) + 1 - u128::from(limit);
             let index = log
                 .entries
-                .partition_point(|(_, total)| total.saturating_sub(base) < excess);
+                .partition_point(|(_, total)| u128::from(total.saturating_sub(base)) < excess);
             log.entries.get(index).map_or(0, |(at, _)| {
-                u128::from((at + period).saturating_sub(hit.now))
+                u128::from(at.saturating_add(period).saturating_sub(hit.now))
             })
         };
         let metadata = StatMetadata::SlidingWindowLog(SlidingWindowLogStat {

@@ -212,7 +212,12 @@ impl Bucket {
                 "must be at least 1",
             ));
         }
-        if self.scale.scaled(self.capacity) + self.scale.scaled(self.max_debt) >= EXACT_LIMIT {
+        if self
+            .scale
+            .scaled(self.capacity)
+            .saturating_add(self.scale.scaled(self.max_debt))
+            >= EXACT_LIMIT
+        {
             return Err(StrategyConfigError::new(
                 name,
                 "burst",

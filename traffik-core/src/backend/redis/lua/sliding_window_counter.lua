@@ -15,9 +15,14 @@ end
 if cost > limit then
   return reply(false)
 end
-local offset = math.max(now - window * period, 0)
-local weighted = previous * (period - math.min(offset, period)) + current * period
-if weighted + cost * period > limit * period then
+local offset = math.min(math.max(now - window * period, 0), period)
+-- The previous window's units still inside (now - period, now], spread from its start
+-- (`carried` in sliding_window_counter.rs).
+local carried = 0
+if previous > 0 then
+  carried = math.max(previous - 1 - idiv(offset * previous, period), 0)
+end
+if carried + current + cost > limit then
   return reply(false)
 end
 current = current + cost

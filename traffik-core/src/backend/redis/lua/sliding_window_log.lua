@@ -39,6 +39,14 @@ if cost <= limit and cost <= limit - (total - base) then
     latest = math.max(now, live[#live][1])
   end
   local stamp = ceil_div(latest, grid) * grid
+  -- Rebase the running totals from zero before they pass 2^52 (as `rebase_before`).
+  if base > 0 and total + cost > 4503599627370496 then
+    for _, entry in ipairs(live) do
+      entry[2] = entry[2] - base
+    end
+    total = total - base
+    base = 0
+  end
   if #live > 0 and live[#live][1] == stamp then
     live[#live][2] = total + cost
   else
