@@ -67,14 +67,46 @@ async fn both_limits_of_one_attribute_are_enforced() {
         statuses.push(client.get(&base).send().await.unwrap().status().as_u16());
     }
     assert_eq!(statuses, [200, 200, 200, 429], "the minute limit");
-    // A new minute: the minute limit has room again, the hour limit for two more. (The limits
-    // run in order and the first refusal answers, so the hour limit never saw the 4th request.)
+    // A new minute: the minute limit has room again, the hour limit for two more (the refused
+    // 4th request charged neither).
     TWO_LIMITS_CLOCK.advance(Duration::from_secs(60));
     statuses.clear();
     for _ in 0..3 {
         statuses.push(client.get(&base).send().await.unwrap().status().as_u16());
     }
     assert_eq!(statuses, [200, 200, 429], "the hour limit");
+}
+
+static REPORTED_CLOCK: LazyLock<ManualClock> = LazyLock::new(clock);
+
+/// The failure report's attribute: the slow limit first.
+#[throttled("30/30min", "10/min", clock = REPORTED_CLOCK, backend = MEMORY)]
+async fn reported() -> &'static str {
+    "ok"
+}
+
+#[tokio::test]
+async fn a_refusal_by_one_rate_of_an_attribute_charges_none_of_the_others() {
+    let base = serve(Router::new().route("/", get(reported))).await;
+    let client = reqwest::Client::new();
+    let admitted = |count: usize| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let mut admitted = 0;
+            for _ in 0..count {
+                let status = client.get(&base).send().await.unwrap().status();
+                admitted += usize::from(status == StatusCode::OK);
+            }
+            admitted
+        }
+    };
+    assert_eq!(admitted(31).await, 10);
+    REPORTED_CLOCK.advance(Duration::from_secs(60));
+    assert_eq!(
+        admitted(10).await,
+        10,
+        "the 21 refused requests charged 30/30min"
+    );
 }
 
 static KEYS_CLOCK: LazyLock<ManualClock> = LazyLock::new(clock);

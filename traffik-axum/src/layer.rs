@@ -22,8 +22,11 @@ use crate::throttle::{HttpThrottle, Scope};
 /// `route_layer` or `MethodRouter::layer` for one route, and several [`ThrottleRule`]s for
 /// middleware-style matching by path, method and predicate.
 ///
-/// Rules run in order; the first that refuses answers (a 429, never a service error), and the
-/// rest do not run. Each matching throttle's rate-limit headers are added to the response. By
+/// Every rule that matches a request applies, and **they are decided as one**: either each
+/// admits and all are charged, or none is charged and the first refusing rule answers (a 429,
+/// never a service error), whatever the order the rules are written in and however many
+/// requests race (see [`hit_all`](traffik_core::throttle::hit_all)). Each matching throttle's
+/// rate-limit headers are added to the response. By
 /// default a layer's throttle keeps **one budget per client across everything the layer
 /// covers** ([`Scope::Shared`]); give the throttle another [`Scope`] for per-route budgets
 /// (which need the layer on the `Router`, where it runs after routing). CORS preflights are
@@ -115,33 +118,89 @@ impl<S> fmt::Debug for ThrottleService<S> {
 
 /// What the synchronous pass over the rules concluded.
 enum Pass {
-    /// Every rule allowed (or did not apply).
+    /// Every rule allowed (or none applied).
     Allowed,
     /// A rule refused: its response.
     Refused(Response),
-    /// Rule `index` needs the asynchronous path.
-    Suspend(usize),
+    /// The decision needs the asynchronous path.
+    Suspend,
 }
 
-/// Runs the rules from `start` as far as they go without awaiting.
-fn sync_pass(rules: &[ThrottleRule], start: usize, parts: &Parts, headers: &mut HeaderMap) -> Pass {
-    for (index, rule) in rules.iter().enumerate().skip(start) {
+/// The rules that apply to a request by their synchronous criteria (each rule's criteria asked
+/// once): none or one without allocating, several as a list.
+enum Applying {
+    None,
+    One(usize),
+    Several(Vec<usize>),
+}
+
+fn applying(rules: &[ThrottleRule], parts: &Parts) -> Applying {
+    let mut found = Applying::None;
+    for (index, rule) in rules.iter().enumerate() {
         if !rule.matches_cheap(parts) {
             continue;
         }
-        if rule.async_predicate.is_some() {
-            return Pass::Suspend(index);
-        }
-        match rule
-            .throttle
-            .try_enforce_now(parts, Scope::Shared, rule.cost)
-        {
-            Some(Ok(decision)) => rule.throttle.write_headers(&decision, headers),
-            Some(Err(rejection)) => return Pass::Refused(rejection.into_response()),
-            None => return Pass::Suspend(index),
-        }
+        found = match found {
+            Applying::None => Applying::One(index),
+            Applying::One(first) => Applying::Several(vec![first, index]),
+            Applying::Several(mut several) => {
+                several.push(index);
+                Applying::Several(several)
+            }
+        };
     }
-    Pass::Allowed
+    found
+}
+
+/// Decides without awaiting when it can. One rule takes the throttle's own fast path; several
+/// are decided as one (all or nothing).
+fn sync_pass(
+    rules: &[ThrottleRule],
+    applying: &Applying,
+    parts: &Parts,
+    headers: &mut HeaderMap,
+) -> Pass {
+    let several = match applying {
+        Applying::None => return Pass::Allowed,
+        Applying::One(index) => {
+            let rule = &rules[*index];
+            if rule.async_predicate.is_some() {
+                return Pass::Suspend;
+            }
+            return match rule
+                .throttle
+                .try_enforce_now(parts, Scope::Shared, rule.cost)
+            {
+                Some(Ok(decision)) => {
+                    rule.throttle.write_headers(&decision, headers);
+                    Pass::Allowed
+                }
+                Some(Err(rejection)) => Pass::Refused(rejection.into_response()),
+                None => Pass::Suspend,
+            };
+        }
+        Applying::Several(several) => several,
+    };
+    if several
+        .iter()
+        .any(|&index| rules[index].async_predicate.is_some())
+    {
+        return Pass::Suspend;
+    }
+    let throttles: Vec<(&HttpThrottle, Option<u64>)> = several
+        .iter()
+        .map(|&index| (&rules[index].throttle, rules[index].cost))
+        .collect();
+    match HttpThrottle::try_enforce_all_now(&throttles, parts, Scope::Shared) {
+        Some(Ok(decisions)) => {
+            for ((throttle, _), decision) in throttles.iter().zip(&decisions) {
+                throttle.write_headers(decision, headers);
+            }
+            Pass::Allowed
+        }
+        Some(Err(rejection)) => Pass::Refused(rejection.into_response()),
+        None => Pass::Suspend,
+    }
 }
 
 impl<S, B> Service<Request<B>> for ThrottleService<S>
@@ -161,22 +220,22 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let (parts, body) = request.into_parts();
         let mut headers = HeaderMap::new();
-        match sync_pass(&self.rules, 0, &parts, &mut headers) {
+        let applying = applying(&self.rules, &parts);
+        match sync_pass(&self.rules, &applying, &parts, &mut headers) {
             Pass::Allowed => {
                 ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)), headers)
             }
             Pass::Refused(response) => ResponseFuture::ready(response),
-            Pass::Suspend(index) => {
+            Pass::Suspend => {
                 // The ready service goes to the future; this one keeps a fresh clone.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::boxed(Box::pin(run_async(
                     inner,
                     self.rules.clone(),
-                    index,
+                    applying,
                     parts,
                     body,
-                    headers,
                 )))
             }
         }
@@ -186,38 +245,43 @@ where
 async fn run_async<S, B>(
     mut inner: S,
     rules: Arc<[ThrottleRule]>,
-    mut index: usize,
+    applying: Applying,
     parts: Parts,
     body: B,
-    mut headers: HeaderMap,
 ) -> Result<Response, S::Error>
 where
     S: Service<Request<B>, Response = Response>,
 {
-    while let Some(rule) = rules.get(index) {
-        index += 1;
-        if !rule.matches_cheap(&parts) {
-            continue;
-        }
+    let candidates = match applying {
+        Applying::None => Vec::new(),
+        Applying::One(index) => vec![index],
+        Applying::Several(several) => several,
+    };
+    let mut throttles: Vec<(&HttpThrottle, Option<u64>)> = Vec::with_capacity(candidates.len());
+    for index in candidates {
+        let rule = &rules[index];
         if let Some(predicate) = &rule.async_predicate
             && !predicate(&parts).await
         {
             continue;
         }
-        match rule
-            .throttle
-            .enforce_scoped(&parts, Scope::Shared, CallOptions::cost(rule.cost))
+        throttles.push((&rule.throttle, rule.cost));
+    }
+    let decided = match throttles.as_slice() {
+        [] => Ok(Vec::new()),
+        [(throttle, cost)] => throttle
+            .enforce_scoped(&parts, Scope::Shared, CallOptions::cost(*cost))
             .await
-        {
-            Ok(decision) => rule.throttle.write_headers(&decision, &mut headers),
-            Err(rejection) => return Ok(rejection.into_response()),
-        }
-        // Later rules may again decide without awaiting.
-        match sync_pass(&rules, index, &parts, &mut headers) {
-            Pass::Allowed => break,
-            Pass::Refused(response) => return Ok(response),
-            Pass::Suspend(next) => index = next,
-        }
+            .map(|decision| vec![decision]),
+        several => HttpThrottle::enforce_all_scoped(several, &parts, Scope::Shared).await,
+    };
+    let decisions = match decided {
+        Ok(decisions) => decisions,
+        Err(rejection) => return Ok(rejection.into_response()),
+    };
+    let mut headers = HeaderMap::new();
+    for ((throttle, _), decision) in throttles.iter().zip(&decisions) {
+        throttle.write_headers(decision, &mut headers);
     }
     let mut response = inner.call(Request::from_parts(parts, body)).await?;
     add_headers(&mut response, headers);

@@ -4,7 +4,8 @@
 //! | entry point | use it for |
 //! |---|---|
 //! | [`#[throttled("100/min")]`](macro@throttled) | a limit on a handler, written on it; rates checked at compile time |
-//! | [`Throttled<T>`] extractor | a limit on a handler; several arguments for several limits |
+//! | [`Throttled<T>`] extractor | a limit on a handler |
+//! | [`ThrottledAll<(A, B)>`](ThrottledAll) extractor | several limits on a handler decided as one: all charged, or none |
 //! | [`ThrottleLayer`] | a limit on a router or route; many throttles with path/method/predicate [`ThrottleRule`]s |
 //! | [`HttpThrottle::enforce`] | inside a handler, with a per-call cost (`?` answers the 429) |
 //! | [`HttpThrottle::check_request`] / [`stat_request`](HttpThrottle::stat_request) | look without consuming |
@@ -73,6 +74,7 @@ mod policy;
 mod rejection;
 mod rule;
 mod throttle;
+mod throttled_all;
 #[cfg(feature = "ws")]
 pub mod ws;
 
@@ -87,12 +89,13 @@ pub use handler::ThrottledHandler;
 pub use headers_layer::{HeadersFuture, RateLimitHeaders, RateLimitHeadersLayer};
 pub use layer::{ResponseFuture, ThrottleLayer, ThrottleService};
 pub use path_pattern::PathPattern;
-pub use policy::ThrottlePolicy;
+pub use policy::{ThrottlePolicies, ThrottlePolicy};
 pub use rejection::{
     BackendUnavailable, Misconfigured, NoBackend, ThrottleRejection, TooManyRequests,
 };
 pub use rule::ThrottleRule;
 pub use throttle::{HttpThrottle, HttpThrottleBuilder, Scope};
+pub use throttled_all::ThrottledAll;
 pub use traffik_core;
 #[cfg(feature = "macros")]
 pub use traffik_macros::throttled;
@@ -124,7 +127,7 @@ pub mod prelude {
 
     pub use crate::{
         ClientIp, HttpThrottle, ProxyHeader, RateLimitHeadersLayer, RequestBackend, Scope,
-        ThrottleLayer, ThrottleRejection, ThrottleRule, Throttled, ThrottledHandler,
+        ThrottleLayer, ThrottleRejection, ThrottleRule, Throttled, ThrottledAll, ThrottledHandler,
         TrustedProxies,
     };
 }

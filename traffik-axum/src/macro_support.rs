@@ -13,7 +13,7 @@ pub use traffik_core::backend::IntoBackend;
 pub use traffik_core::headers::Headers;
 pub use traffik_core::{ConfigError, OnError, Rate};
 
-pub use crate::{HttpThrottle, Scope, ThrottlePolicy, Throttled};
+pub use crate::{HttpThrottle, Scope, ThrottlePolicy, Throttled, ThrottledAll};
 
 /// The default uid of a handler's throttle: its module path with `.` for `::`, then the
 /// function's name, then the limit's index when the attribute has several. Longer than the

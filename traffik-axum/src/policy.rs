@@ -100,3 +100,32 @@ macro_rules! throttle_policy {
         };
     )+};
 }
+
+/// Names several throttles decided as one by a [`ThrottledAll<T>`](crate::ThrottledAll): a
+/// tuple of [`ThrottlePolicy`] types, `(A, B)` up to eight.
+pub trait ThrottlePolicies<S>: Send + Sync + 'static {
+    /// The throttles, in order, or the first error that kept a static policy's throttle from
+    /// being built.
+    fn throttles(state: &S) -> Result<Vec<&HttpThrottle>, &ConfigError>;
+}
+
+macro_rules! policies_for_tuples {
+    ($(($($policy:ident),+))+) => {$(
+        impl<S, $($policy: ThrottlePolicy<S>),+> ThrottlePolicies<S> for ($($policy,)+) {
+            fn throttles(state: &S) -> Result<Vec<&HttpThrottle>, &ConfigError> {
+                Ok(vec![$($policy::throttle(state)?),+])
+            }
+        }
+    )+};
+}
+
+policies_for_tuples! {
+    (A)
+    (A, B)
+    (A, B, C)
+    (A, B, C, D)
+    (A, B, C, D, E)
+    (A, B, C, D, E, F)
+    (A, B, C, D, E, F, G)
+    (A, B, C, D, E, F, G, H)
+}

@@ -14,7 +14,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use traffik_core::backend::Backend;
 use traffik_core::headers::Headers;
 use traffik_core::throttle::{
-    CostFn, HitOptions, Identifier, IntoRate, OnError, RateFn, ThrottleBuilder,
+    CostFn, HitOptions, Identifier, IntoRate, Limit, OnError, RateFn, ThrottleBuilder, hit_all,
+    try_hit_all_now,
 };
 use traffik_core::{
     Clock, ConfigError, Context, Decision, SkipReason, StrategyStat, Throttle, ThrottleRegistry,
@@ -118,6 +119,78 @@ pub(crate) fn is_cors_preflight(parts: &Parts) -> bool {
     parts.method == Method::OPTIONS
         && parts.headers.contains_key(ORIGIN)
         && parts.headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+/// The throttles of one request decided as one, with what their limits borrow.
+struct Batch<'a> {
+    parts: &'a Parts,
+    members: Vec<Member<'a>>,
+}
+
+/// One throttle of a [`Batch`].
+struct Member<'a> {
+    throttle: &'a HttpThrottle,
+    cost: Option<u64>,
+    /// `false` for a CORS preflight the throttle lets through uncounted.
+    counted: bool,
+    scope: Option<String>,
+}
+
+impl<'a> Batch<'a> {
+    fn new(
+        throttles: &[(&'a HttpThrottle, Option<u64>)],
+        parts: &'a Parts,
+        default_scope: Scope,
+    ) -> Self {
+        let members = throttles
+            .iter()
+            .map(|&(throttle, cost)| Member {
+                throttle,
+                cost,
+                counted: throttle.preflight(parts).is_none(),
+                scope: throttle.scope_of(parts, default_scope),
+            })
+            .collect();
+        Batch { parts, members }
+    }
+
+    /// The core limits (preflights left out).
+    fn limits(&self) -> Vec<Limit<'_, Parts>> {
+        self.members
+            .iter()
+            .filter(|member| member.counted)
+            .map(|member| {
+                let options =
+                    HttpThrottle::options(self.parts, member.scope.as_deref(), member.cost, None);
+                Limit::new(&member.throttle.throttle, self.parts, options)
+            })
+            .collect()
+    }
+
+    /// Every member's decision (preflights skipped), or the first refusal's 429.
+    fn verdict(&self, decided: Vec<Decision>) -> Result<Vec<Decision>, ThrottleRejection> {
+        let mut decided = decided.into_iter();
+        let mut decisions = Vec::with_capacity(self.members.len());
+        for member in &self.members {
+            let decision = match member.counted.then(|| decided.next()).flatten() {
+                Some(decision) => decision,
+                None => {
+                    decisions.push(Decision::skipped(SkipReason::Preflight));
+                    continue;
+                }
+            };
+            let options =
+                HttpThrottle::options(self.parts, member.scope.as_deref(), member.cost, None);
+            // A refusal answers with its throttle's 429 (headers, handler).
+            decisions.push(member.throttle.verdict(
+                self.parts,
+                decision,
+                &CallOptions::cost(member.cost),
+                &options,
+            )?);
+        }
+        Ok(decisions)
+    }
 }
 
 struct HttpSettings {
@@ -277,6 +350,67 @@ impl HttpThrottle {
     fn preflight(&self, parts: &Parts) -> Option<Decision> {
         (!self.http.count_preflights && is_cors_preflight(parts))
             .then(|| Decision::skipped(SkipReason::Preflight))
+    }
+
+    /// Enforces several throttles on one request **as one**: every limit admits and all are
+    /// charged, or none is charged (see [`hit_all`](traffik_core::throttle::hit_all) for the
+    /// guarantee on each backend). The decisions come back in order; a refusal is the first
+    /// refusing throttle's 429. Each throttle uses its own scope (default [`Scope::Route`]).
+    ///
+    /// ```
+    /// use axum::{Router, extract::State, http::request::Parts, routing::get};
+    /// use traffik_axum::{HttpThrottle, ThrottleRejection};
+    /// use traffik_axum::prelude::*;
+    ///
+    /// #[derive(Clone)]
+    /// struct Limits { burst: HttpThrottle, hourly: HttpThrottle }
+    ///
+    /// async fn search(State(limits): State<Limits>, parts: Parts) -> Result<&'static str, ThrottleRejection> {
+    ///     HttpThrottle::enforce_all(&[&limits.burst, &limits.hourly], &parts).await?;
+    ///     Ok("results")
+    /// }
+    ///
+    /// let limits = Limits {
+    ///     burst: HttpThrottle::builder("doc-all-burst", "2/s").backend(MemoryBackend::new()).build()?,
+    ///     hourly: HttpThrottle::builder("doc-all-hourly", "100/h").backend(MemoryBackend::new()).build()?,
+    /// };
+    /// let app: Router = Router::new().route("/search", get(search)).with_state(limits);
+    /// # Ok::<(), ConfigError>(())
+    /// ```
+    pub async fn enforce_all(
+        throttles: &[&HttpThrottle],
+        parts: &Parts,
+    ) -> Result<Vec<Decision>, ThrottleRejection> {
+        let throttles: Vec<(&HttpThrottle, Option<u64>)> =
+            throttles.iter().map(|throttle| (*throttle, None)).collect();
+        Self::enforce_all_scoped(&throttles, parts, Scope::Route).await
+    }
+
+    /// [`enforce_all`](Self::enforce_all) with per-throttle costs and the entry point's default
+    /// scope.
+    pub(crate) async fn enforce_all_scoped(
+        throttles: &[(&HttpThrottle, Option<u64>)],
+        parts: &Parts,
+        default_scope: Scope,
+    ) -> Result<Vec<Decision>, ThrottleRejection> {
+        let batch = Batch::new(throttles, parts, default_scope);
+        let decisions = hit_all(&batch.limits())
+            .await
+            .map_err(ThrottleRejection::from_error)?;
+        batch.verdict(decisions)
+    }
+
+    /// [`enforce_all_scoped`](Self::enforce_all_scoped) without awaiting, when it can.
+    pub(crate) fn try_enforce_all_now(
+        throttles: &[(&HttpThrottle, Option<u64>)],
+        parts: &Parts,
+        default_scope: Scope,
+    ) -> Option<Result<Vec<Decision>, ThrottleRejection>> {
+        let batch = Batch::new(throttles, parts, default_scope);
+        Some(match try_hit_all_now(&batch.limits())? {
+            Ok(decisions) => batch.verdict(decisions),
+            Err(error) => Err(ThrottleRejection::from_error(error)),
+        })
     }
 
     pub(crate) fn scope_of(&self, parts: &Parts, default_scope: Scope) -> Option<String> {

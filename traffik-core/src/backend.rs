@@ -93,6 +93,18 @@ pub enum Mode {
     Peek,
 }
 
+/// One hit of a decision over several limits ([`Backend::decide_all`]): a key, its strategy
+/// and the hit.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyedHit<'a> {
+    /// The storage key.
+    pub key: &'a str,
+    /// The strategy of the limit.
+    pub strategy: &'a dyn DynStrategy,
+    /// The hit.
+    pub hit: Hit<'a>,
+}
+
 /// Where throttle state lives. Each backend runs a strategy's transition on a key atomically:
 /// no two decisions on one key interleave.
 ///
@@ -124,6 +136,53 @@ pub trait Backend: Send + Sync + Debug + 'static {
         mode: Mode,
     ) -> Option<Result<Decision, BackendError>> {
         let _ = (key, strategy, hit, mode);
+        None
+    }
+
+    /// Decides several hits on distinct keys as one: either every hit is admitted and stored,
+    /// or none is stored; the decisions come back in order. The throttle engine calls it for
+    /// the limits of one request that share this backend ([`crate::throttle::hit_all`]).
+    ///
+    /// The in-memory, Redis and key-value backends do it atomically (locks held on every key,
+    /// one script, or every key's lock). The default, for backends that do not override it,
+    /// checks every hit ([`Mode::Peek`]) and then consumes them in turn: nothing is stored
+    /// when one refuses, but a concurrent decision on the same keys between the two steps can
+    /// make a later hit refuse after earlier ones were stored. Override it to be atomic.
+    fn decide_all<'a>(
+        &'a self,
+        hits: &'a [KeyedHit<'a>],
+        mode: Mode,
+    ) -> BackendFuture<'a, Vec<Decision>> {
+        MaybeReady::boxed(async move {
+            let mut decisions = Vec::with_capacity(hits.len());
+            for hit in hits {
+                decisions.push(
+                    self.decide(hit.key, hit.strategy, hit.hit, Mode::Peek)
+                        .await?,
+                );
+            }
+            if mode == Mode::Peek || decisions.iter().any(Decision::is_throttled) {
+                return Ok(decisions);
+            }
+            decisions.clear();
+            for hit in hits {
+                decisions.push(
+                    self.decide(hit.key, hit.strategy, hit.hit, Mode::Consume)
+                        .await?,
+                );
+            }
+            Ok(decisions)
+        })
+    }
+
+    /// [`decide_all`](Self::decide_all) without awaiting, for backends that decide
+    /// synchronously (`None` for the others).
+    fn decide_all_now(
+        &self,
+        hits: &[KeyedHit<'_>],
+        mode: Mode,
+    ) -> Option<Result<Vec<Decision>, BackendError>> {
+        let _ = (hits, mode);
         None
     }
 

@@ -11,6 +11,7 @@
 //! # Ok(()) }
 //! ```
 
+mod all;
 mod builder;
 mod future;
 mod on_error;
@@ -35,7 +36,9 @@ use crate::{
     Clock, ConfigError, Context, Decision, Identity, Outcome, SkipReason, StatMetadata,
     StrategyStat, ThrottleError,
 };
+use all::Prepared;
 
+pub use all::{Limit, hit_all, try_hit_all_now};
 pub use builder::ThrottleBuilder;
 pub use future::HitFuture;
 pub use on_error::{DEFAULT_ERROR_WAIT, ErrorHandler, ErrorInfo, OnError};
@@ -475,7 +478,70 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         mode: Mode,
     ) -> Result<Decision, ThrottleError> {
         let config = self.inner.config.load_full();
-        let resolved = match self.resolve(&config, connection, &options, false).await {
+        if let StrategyRef::KeyValue(strategy) = &config.strategy {
+            return self
+                .run_key_value(&config, strategy.as_ref(), connection, &options, mode)
+                .await;
+        }
+        let ready = match self.prepare_with(&config, connection, &options).await? {
+            Prepared::Ready(ready) => ready,
+            Prepared::Skipped(decision) => return Ok(decision),
+            Prepared::KeyValue => unreachable!("key-value strategies were handled above"),
+        };
+        let result = ready
+            .backend
+            .decide(&ready.key, ready.strategy.as_ref(), ready.hit(), mode)
+            .await;
+        match result {
+            Ok(decision) => Ok(with_min_wait(decision, ready.min_wait)),
+            Err(error) => self.on_backend_error(&ready, error, ready.cost).await,
+        }
+    }
+
+    /// Applies the limit's on-error policy to a failure of its backend.
+    async fn on_backend_error(
+        &self,
+        ready: &all::Ready,
+        error: crate::backend::BackendError,
+        cost: u64,
+    ) -> Result<Decision, ThrottleError> {
+        self.log_backend_error(&error, ready.backend.name());
+        let info = ErrorInfo {
+            error,
+            uid: &self.inner.uid,
+            key: &ready.key,
+            cost,
+            rate: ready.rate,
+            context: &ready.context,
+            backend: ready.backend.as_ref(),
+            strategy: Some(ready.strategy.as_ref()),
+            now: ready.now,
+            min_wait: ready.min_wait,
+        };
+        ready
+            .on_error
+            .apply(info)
+            .await
+            .map(|decision| with_min_wait(decision, ready.min_wait))
+            .map_err(|source| ThrottleError::Backend {
+                uid: self.inner.uid.to_string(),
+                source,
+            })
+    }
+
+    /// A hit with a key-value strategy: the strategy drives the store itself.
+    async fn run_key_value(
+        &self,
+        config: &Config<C>,
+        strategy: &dyn KeyValueStrategy,
+        connection: &C,
+        options: &HitOptions<'_>,
+        mode: Mode,
+    ) -> Result<Decision, ThrottleError> {
+        if self.is_disabled() {
+            return Ok(Decision::skipped(SkipReason::Disabled));
+        }
+        let resolved = match self.resolve(config, connection, options, false).await {
             Some(resolved) if resolved.rate.is_unlimited() => {
                 return Ok(Decision::skipped(SkipReason::Unlimited));
             }
@@ -485,21 +551,16 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             Some(resolved) => resolved,
             None => return Ok(Decision::skipped(SkipReason::Exempted)),
         };
-        let (backend, key) = self.locate(&config, &options, &resolved.identity)?;
+        let (backend, key) = self.locate(config, options, &resolved.identity)?;
         let now = self.inner.clock.now();
         let hit = Hit::new(now, resolved.rate, resolved.cost, &resolved.context);
-        let result = match &config.strategy {
-            StrategyRef::Pure(strategy) => backend.decide(&key, strategy.as_ref(), hit, mode).await,
-            StrategyRef::KeyValue(strategy) => {
-                let store = self.key_value_store(backend.as_ref(), strategy.name())?;
-                match mode {
-                    Mode::Consume => strategy.hit(store, &key, hit).await,
-                    Mode::Peek => strategy
-                        .stat(store, &key, hit)
-                        .await
-                        .map(|stat| decision_from_stat(&stat, resolved.cost)),
-                }
-            }
+        let store = self.key_value_store(backend.as_ref(), strategy.name())?;
+        let result = match mode {
+            Mode::Consume => strategy.hit(store, &key, hit).await,
+            Mode::Peek => strategy
+                .stat(store, &key, hit)
+                .await
+                .map(|stat| decision_from_stat(&stat, resolved.cost)),
         };
         match result {
             Ok(decision) => Ok(with_min_wait(decision, config.min_wait)),
@@ -519,7 +580,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
                     rate: resolved.rate,
                     context: &resolved.context,
                     backend: backend.as_ref(),
-                    strategy: config.strategy.pure(),
+                    strategy: None,
                     now,
                     min_wait: config.min_wait,
                 };
@@ -533,6 +594,125 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
                     })
             }
         }
+    }
+
+    /// Resolves a hit for its backend (one place for the skip checks, the backend resolution
+    /// and the key): what [`hit_all`] batches and the asynchronous path decides.
+    async fn prepare(
+        &self,
+        connection: &C,
+        options: &HitOptions<'_>,
+    ) -> Result<Prepared, ThrottleError> {
+        let config = self.inner.config.load_full();
+        self.prepare_with(&config, connection, options).await
+    }
+
+    async fn prepare_with(
+        &self,
+        config: &Config<C>,
+        connection: &C,
+        options: &HitOptions<'_>,
+    ) -> Result<Prepared, ThrottleError> {
+        if self.is_disabled() {
+            return Ok(Prepared::Skipped(Decision::skipped(SkipReason::Disabled)));
+        }
+        if options.cost == Some(0) {
+            return Ok(Prepared::Skipped(Decision::skipped(SkipReason::ZeroCost)));
+        }
+        let StrategyRef::Pure(strategy) = &config.strategy else {
+            return Ok(Prepared::KeyValue);
+        };
+        let Some(resolved) = self.resolve(config, connection, options, false).await else {
+            return Ok(Prepared::Skipped(Decision::skipped(SkipReason::Exempted)));
+        };
+        self.ready(config, strategy, options, resolved)
+    }
+
+    /// [`prepare`](Self::prepare) without awaiting: `None` when an input is asynchronous.
+    fn prepare_now(
+        &self,
+        connection: &C,
+        options: &HitOptions<'_>,
+    ) -> Option<Result<Prepared, ThrottleError>> {
+        if self.is_disabled() {
+            return Some(Ok(Prepared::Skipped(Decision::skipped(
+                SkipReason::Disabled,
+            ))));
+        }
+        if options.cost == Some(0) {
+            return Some(Ok(Prepared::Skipped(Decision::skipped(
+                SkipReason::ZeroCost,
+            ))));
+        }
+        let config = self.inner.config.load_full();
+        let StrategyRef::Pure(strategy) = &config.strategy else {
+            return Some(Ok(Prepared::KeyValue));
+        };
+        let identity = match config.identifier.call(connection).into_ready().ok()? {
+            Identity::Key(key) => Cow::Owned(key.into_owned()),
+            Identity::Address(ip) => Cow::Owned(AddressText::of(ip).as_str().to_owned()),
+            Identity::Exempted => {
+                return Some(Ok(Prepared::Skipped(Decision::skipped(
+                    SkipReason::Exempted,
+                ))));
+            }
+        };
+        let context = merged_context(options.context, &config.context);
+        let rate = config
+            .rate
+            .resolve(connection, &context)
+            .into_ready()
+            .ok()?;
+        let cost = match (options.cost, rate.is_unlimited()) {
+            (_, true) => 1,
+            (Some(cost), false) => cost,
+            (None, false) => config
+                .cost
+                .resolve(connection, &context)
+                .into_ready()
+                .ok()?,
+        };
+        let resolved = Resolved {
+            identity,
+            context,
+            rate,
+            cost,
+        };
+        Some(self.ready(&config, strategy, options, resolved))
+    }
+
+    /// The resolved hit made ready for its backend, or its skip.
+    fn ready(
+        &self,
+        config: &Config<C>,
+        strategy: &Arc<dyn DynStrategy>,
+        options: &HitOptions<'_>,
+        resolved: Resolved<'_>,
+    ) -> Result<Prepared, ThrottleError> {
+        if resolved.rate.is_unlimited() {
+            return Ok(Prepared::Skipped(Decision::skipped(SkipReason::Unlimited)));
+        }
+        if resolved.cost == 0 {
+            return Ok(Prepared::Skipped(Decision::skipped(SkipReason::ZeroCost)));
+        }
+        let (backend, key) = self.locate(config, options, &resolved.identity)?;
+        let on_error = config
+            .on_error
+            .as_ref()
+            .or(backend.on_error())
+            .cloned()
+            .unwrap_or_default();
+        Ok(Prepared::Ready(all::Ready {
+            backend,
+            key,
+            strategy: Arc::clone(strategy),
+            rate: resolved.rate,
+            cost: resolved.cost,
+            context: resolved.context.into_owned(),
+            now: self.inner.clock.now(),
+            min_wait: config.min_wait,
+            on_error,
+        }))
     }
 
     /// Identity, context, rate and cost of a hit; `None` when exempted.

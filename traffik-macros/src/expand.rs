@@ -1,5 +1,6 @@
-//! Expansion: a checked [`Spec`] and the handler into the handler with `Throttled<..>`
-//! arguments in front, plus one policy type per limit written in the attribute.
+//! Expansion: a checked [`Spec`] and the handler into the handler with one extractor in front
+//! (`Throttled<..>` for one limit, `ThrottledAll<(..)>` deciding several as one), plus one
+//! policy type per limit written in the attribute.
 //!
 //! Generated code names only absolute paths (`::traffik_axum::__private::…`, `::core::…`).
 
@@ -60,7 +61,7 @@ fn expand(spec: Spec, mut function: ItemFn) -> TokenStream {
         };
         match limit {
             CheckedLimit::Policy(path) => {
-                arguments.push(quote!(::traffik_axum::__private::Throttled<#path>));
+                arguments.push(quote!(#path));
                 continue;
             }
             CheckedLimit::Static(path) => items.push(quote! {
@@ -127,14 +128,15 @@ fn expand(spec: Spec, mut function: ItemFn) -> TokenStream {
                 });
             }
         }
-        arguments.push(quote!(::traffik_axum::__private::Throttled<#marker>));
+        arguments.push(quote!(#marker));
     }
-    for (position, argument) in arguments.into_iter().enumerate() {
-        function
-            .sig
-            .inputs
-            .insert(position, parse_quote!(_: #argument));
-    }
+    // One limit: its extractor. Several: one extractor deciding them as one (all or nothing,
+    // one round trip per backend).
+    let argument = match arguments.as_slice() {
+        [single] => quote!(::traffik_axum::__private::Throttled<#single>),
+        several => quote!(::traffik_axum::__private::ThrottledAll<(#(#several,)*)>),
+    };
+    function.sig.inputs.insert(0, parse_quote!(_: #argument));
     quote! {
         #(#items)*
         #function
@@ -252,10 +254,11 @@ mod tests {
             "pub async fn handler(body: String) -> String { body }",
         );
         let signature = output.split("pub async fn handler").nth(1).unwrap();
-        let first = signature.find("Throttled < __traffik_handler_0 >").unwrap();
-        let second = signature.find("Throttled < __traffik_handler_1 >").unwrap();
+        let both = signature
+            .find("ThrottledAll < (__traffik_handler_0 , __traffik_handler_1 ,) >")
+            .unwrap_or_else(|| panic!("one extractor for both limits: {output}"));
         let body = signature.find("body : String").unwrap();
-        assert!(first < second && second < body, "{output}");
+        assert!(both < body, "{output}");
         assert!(
             output.contains("pub struct __traffik_handler_0"),
             "{output}"
@@ -282,6 +285,7 @@ mod tests {
         );
         for path in [
             "Throttled",
+            "ThrottledAll",
             "HttpThrottle",
             "ThrottlePolicy",
             "Scope",
@@ -309,8 +313,13 @@ mod tests {
             output.contains("StaticThrottle :: get (& * BURST)"),
             "{output}"
         );
-        assert!(output.contains("Throttled < Sustained >"), "{output}");
+        assert!(
+            output.contains("ThrottledAll < (__traffik_handler_0 , Sustained ,) >"),
+            "{output}"
+        );
         assert!(!output.contains("__traffik_handler_1"), "{output}");
+        let single = expanded("Sustained", "async fn handler() {}");
+        assert!(single.contains("Throttled < Sustained >"), "{single}");
     }
 
     #[test]

@@ -107,6 +107,9 @@ impl Errors {
     }
 }
 
+/// The most limits one attribute may hold: `ThrottledAll` takes tuples of up to eight policies.
+const MAX_LIMITS: usize = 8;
+
 /// Checks the attribute against the function it is on.
 pub(crate) fn validate(args: Args, function: &ItemFn) -> syn::Result<Spec> {
     let mut errors = Errors::default();
@@ -151,6 +154,19 @@ pub(crate) fn validate(args: Args, function: &ItemFn) -> syn::Result<Spec> {
         errors.at(
             Span::call_site(),
             "`#[throttled]` needs at least one limit, e.g. `#[throttled(\"100/min\")]`, or an existing throttle, e.g. `#[throttled(BURST)]`",
+        );
+    }
+
+    if let Some(ninth) = positional.get(MAX_LIMITS) {
+        let span = match ninth {
+            Limit::Rate(text) => text.span(),
+            Limit::Reuse(path) => path.span(),
+        };
+        errors.at(
+            span,
+            format!(
+                "at most {MAX_LIMITS} limits per handler (they are decided as one, all or nothing)"
+            ),
         );
     }
 

@@ -19,6 +19,7 @@ use traffik_core::ManualClock;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod all_or_nothing;
 mod budgets;
 mod client_ip;
 

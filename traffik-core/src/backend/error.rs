@@ -79,6 +79,64 @@ pub enum BackendError {
     },
 }
 
+impl BackendError {
+    /// A copy of this error, for the second of two limits that met the same failure (the
+    /// client library's error is kept as its text).
+    pub(crate) fn duplicate(&self) -> BackendError {
+        match self {
+            BackendError::Closed { backend } => BackendError::Closed {
+                backend: backend.clone(),
+            },
+            BackendError::Unavailable {
+                backend,
+                operation,
+                source,
+            } => BackendError::Unavailable {
+                backend: backend.clone(),
+                operation,
+                source: source.to_string().into(),
+            },
+            BackendError::Timeout {
+                backend,
+                operation,
+                after,
+            } => BackendError::Timeout {
+                backend: backend.clone(),
+                operation,
+                after: *after,
+            },
+            BackendError::WrongType {
+                backend,
+                key,
+                found,
+                operation,
+            } => BackendError::WrongType {
+                backend: backend.clone(),
+                key: key.clone(),
+                found,
+                operation,
+            },
+            BackendError::InvalidReply {
+                backend,
+                operation,
+                reason,
+            } => BackendError::InvalidReply {
+                backend: backend.clone(),
+                operation,
+                reason: reason.clone(),
+            },
+            BackendError::Unsupported { backend, reason } => BackendError::Unsupported {
+                backend: backend.clone(),
+                reason: reason.clone(),
+            },
+            BackendError::Lock { backend, source } => BackendError::Lock {
+                backend: backend.clone(),
+                source: source.clone(),
+            },
+        }
+    }
+}
+
 /// Why a lock operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -14,7 +14,8 @@ use tokio::sync::Notify;
 use self::lock::Locks;
 use self::store::{NEVER, Store, Value, closed};
 use super::{
-    Backend, BackendError, BackendFuture, Extensions, KeyValueStore, LockGuard, LockOptions, Mode,
+    Backend, BackendError, BackendFuture, Extensions, KeyValueStore, KeyedHit, LockGuard,
+    LockOptions, Mode,
 };
 use crate::key::validate_namespace;
 use crate::strategy::{DynStrategy, Hit};
@@ -27,8 +28,10 @@ pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Throttle state in this process.
 ///
-/// Each decision runs the strategy while holding the key's map entry: synchronous, atomic, no
-/// `.await` under the lock, and no allocation once the key exists. Keys expire exactly when
+/// Each decision runs the strategy while holding the key's shard of the map: synchronous,
+/// atomic, no `.await` under the lock, and no allocation once the key exists. A decision over
+/// several limits ([`Backend::decide_all`]) holds every shard its keys live in at once, locked
+/// in ascending order, so it is atomic too. Keys expire exactly when
 /// their state no longer matters (the window ends, the bucket is full again); a background
 /// sweeper drops them, and a hard cap bounds memory against floods of distinct identities.
 ///
@@ -368,6 +371,28 @@ impl Backend for MemoryBackend {
         Some(
             self.check_open()
                 .map(|()| self.shared.store.decide(key, strategy, &hit, mode)),
+        )
+    }
+
+    fn decide_all<'a>(
+        &'a self,
+        hits: &'a [KeyedHit<'a>],
+        mode: Mode,
+    ) -> BackendFuture<'a, Vec<Decision>> {
+        MaybeReady::ready(
+            self.check_open()
+                .map(|()| self.shared.store.decide_all(hits, mode)),
+        )
+    }
+
+    fn decide_all_now(
+        &self,
+        hits: &[KeyedHit<'_>],
+        mode: Mode,
+    ) -> Option<Result<Vec<Decision>, BackendError>> {
+        Some(
+            self.check_open()
+                .map(|()| self.shared.store.decide_all(hits, mode)),
         )
     }
 

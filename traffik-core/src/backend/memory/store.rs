@@ -1,11 +1,18 @@
-//! The in-memory map: one entry per key, strategy state updated in place under the entry.
+//! The in-memory map: one entry per key, strategy state updated in place under the entry's
+//! shard lock.
+//!
+//! The map is sharded by hand (64 shards, each a mutex over a `hashbrown::HashTable`) rather than
+//! a `DashMap`, because a decision over several limits must hold several keys at once: here the
+//! shards a batch touches are locked in ascending order (no deadlock, and two keys in one shard
+//! share its lock), which `DashMap`'s safe API cannot do (docs/decisions/0005).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use dashmap::DashMap;
-use dashmap::mapref::entry::Entry as MapEntry;
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry as TableEntry;
 
-use crate::backend::{BackendError, Mode};
+use crate::backend::{BackendError, KeyedHit, Mode};
 use crate::strategy::{DynStrategy, ErasedState, Hit};
 use crate::{Decision, Millis, StrategyStat};
 
@@ -13,8 +20,8 @@ use crate::{Decision, Millis, StrategyStat};
 const EVICTION_SAMPLE: usize = 16;
 /// The least time between two full sweeps triggered by a full map.
 const FULL_SWEEP_SPACING_MS: Millis = 100;
-/// Shards of the map: each decision write-locks one, so more shards mean fewer collisions
-/// between threads deciding for different keys (dashmap's default is 4 × cores).
+/// Shards of the map (a power of two): each decision locks one, so more shards mean fewer
+/// collisions between threads deciding for different keys.
 const SHARDS: usize = 64;
 /// An expiry that never comes.
 pub(super) const NEVER: Millis = Millis::MAX;
@@ -25,11 +32,24 @@ pub(super) const NEVER: Millis = Millis::MAX;
 type Hasher = foldhash::fast::RandomState;
 
 pub(super) struct Store {
-    map: DashMap<Box<str>, Entry, Hasher>,
+    shards: Box<[Shard]>,
+    hasher: Hasher,
     len: AtomicUsize,
     max_keys: usize,
     last_full_sweep: AtomicU64,
     warned_full: AtomicBool,
+    /// Where the next eviction sample starts, so samples visit every shard in turn.
+    next_sample: AtomicUsize,
+}
+
+/// One shard, on its own cache lines.
+#[repr(align(128))]
+struct Shard(Mutex<HashTable<Slot>>);
+
+struct Slot {
+    hash: u64,
+    key: Box<str>,
+    entry: Entry,
 }
 
 pub(super) struct Entry {
@@ -85,19 +105,79 @@ impl Entry {
     }
 }
 
+/// A shard's table, locked.
+type Table<'a> = MutexGuard<'a, HashTable<Slot>>;
+
 impl Store {
     pub(super) fn new(max_keys: usize) -> Self {
         Store {
-            map: DashMap::with_hasher_and_shard_amount(Hasher::default(), SHARDS),
+            shards: (0..SHARDS)
+                .map(|_| Shard(Mutex::new(HashTable::new())))
+                .collect(),
+            hasher: Hasher::default(),
             len: AtomicUsize::new(0),
             max_keys,
             last_full_sweep: AtomicU64::new(0),
             warned_full: AtomicBool::new(false),
+            next_sample: AtomicUsize::new(0),
         }
     }
 
     pub(super) fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn hash(&self, key: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(key)
+    }
+
+    /// The shard of a hash: bits 51 to 56, clear of the top 7 bits the table itself uses to
+    /// tell entries apart within a shard.
+    #[inline]
+    fn shard_of(hash: u64) -> usize {
+        ((hash << 7) >> (64 - SHARDS.trailing_zeros())) as usize
+    }
+
+    #[inline]
+    fn lock(&self, shard: usize) -> Table<'_> {
+        // A panic while holding a shard (never expected: strategies do not panic) leaves each
+        // entry whole, so the shard stays usable.
+        self.shards[shard]
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The entry at `key` in its (locked) shard table.
+    #[inline]
+    fn find<'t>(table: &'t mut HashTable<Slot>, hash: u64, key: &str) -> Option<&'t mut Entry> {
+        table
+            .find_mut(hash, |slot| &*slot.key == key)
+            .map(|slot| &mut slot.entry)
+    }
+
+    /// The entry at `key` in its (locked) shard table, created if absent (the caller made
+    /// room).
+    fn find_or_insert<'t>(
+        &self,
+        table: &'t mut HashTable<Slot>,
+        hash: u64,
+        key: &str,
+    ) -> &'t mut Entry {
+        match table.entry(hash, |slot| &*slot.key == key, |slot| slot.hash) {
+            TableEntry::Occupied(occupied) => &mut occupied.into_mut().entry,
+            TableEntry::Vacant(vacant) => {
+                self.len.fetch_add(1, Ordering::Relaxed);
+                let slot = Slot {
+                    hash,
+                    key: Box::from(key),
+                    entry: Entry::new(),
+                };
+                &mut vacant.insert(slot).into_mut().entry
+            }
+        }
     }
 
     #[inline]
@@ -108,15 +188,71 @@ impl Store {
         hit: &Hit<'_>,
         mode: Mode,
     ) -> Decision {
-        if let Some(mut entry) = self.map.get_mut(key) {
-            return entry.apply(strategy, hit, mode);
+        let hash = self.hash(key);
+        let shard = Self::shard_of(hash);
+        {
+            let mut table = self.lock(shard);
+            if let Some(entry) = Self::find(&mut table, hash, key) {
+                return entry.apply(strategy, hit, mode);
+            }
         }
         if mode == Mode::Peek {
             return strategy.apply_erased(&mut ErasedState::new(), hit, true).0;
         }
         self.make_room(hit.now);
-        let mut entry = self.entry(key);
-        entry.apply(strategy, hit, mode)
+        let mut table = self.lock(shard);
+        self.find_or_insert(&mut table, hash, key)
+            .apply(strategy, hit, mode)
+    }
+
+    /// Decides `hits` (distinct keys) as one while holding every shard they live in: either
+    /// every hit is admitted and stored, or none is stored (with `Mode::Peek` nothing ever is).
+    /// The shards are locked in ascending order, so concurrent batches cannot deadlock.
+    pub(super) fn decide_all(&self, hits: &[KeyedHit<'_>], mode: Mode) -> Vec<Decision> {
+        let hashes: Vec<u64> = hits.iter().map(|hit| self.hash(hit.key)).collect();
+        let mut shards: Vec<usize> = hashes.iter().map(|&hash| Self::shard_of(hash)).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        if mode == Mode::Consume {
+            self.make_room_for(hits.len(), hits.first().map_or(0, |hit| hit.hit.now));
+        }
+        let mut tables: Vec<(usize, Table<'_>)> = shards
+            .into_iter()
+            .map(|shard| (shard, self.lock(shard)))
+            .collect();
+        let position = |tables: &[(usize, Table<'_>)], hash: u64| {
+            let shard = Self::shard_of(hash);
+            match tables.binary_search_by_key(&shard, |(index, _)| *index) {
+                Ok(at) => at,
+                Err(_) => unreachable!("every shard of the batch is locked"),
+            }
+        };
+        // First every hit on the state as it is, storing nothing.
+        let mut decisions = Vec::with_capacity(hits.len());
+        for (hit, &hash) in hits.iter().zip(&hashes) {
+            let at = position(&tables, hash);
+            let decision = match Self::find(&mut tables[at].1, hash, hit.key) {
+                Some(entry) => entry.apply(hit.strategy, &hit.hit, Mode::Peek),
+                None => {
+                    hit.strategy
+                        .apply_erased(&mut ErasedState::new(), &hit.hit, true)
+                        .0
+                }
+            };
+            decisions.push(decision);
+        }
+        if mode == Mode::Peek || decisions.iter().any(Decision::is_throttled) {
+            return decisions;
+        }
+        // Every hit is admitted: apply them for real, under the same locks (so with the same
+        // decisions).
+        decisions.clear();
+        for (hit, &hash) in hits.iter().zip(&hashes) {
+            let at = position(&tables, hash);
+            let entry = self.find_or_insert(&mut tables[at].1, hash, hit.key);
+            decisions.push(entry.apply(hit.strategy, &hit.hit, Mode::Consume));
+        }
+        decisions
     }
 
     pub(super) fn stat(
@@ -125,23 +261,11 @@ impl Store {
         strategy: &dyn DynStrategy,
         hit: &Hit<'_>,
     ) -> StrategyStat {
-        match self.map.get(key) {
-            Some(entry) => match &entry.value {
-                Value::State(state) => strategy.stat_erased(state, hit),
-                _ => strategy.stat_erased(&ErasedState::new(), hit),
-            },
-            None => strategy.stat_erased(&ErasedState::new(), hit),
-        }
-    }
-
-    /// The entry at `key`, created if absent (the caller made room).
-    fn entry(&self, key: &str) -> dashmap::mapref::one::RefMut<'_, Box<str>, Entry> {
-        match self.map.entry(Box::from(key)) {
-            MapEntry::Occupied(occupied) => occupied.into_ref(),
-            MapEntry::Vacant(vacant) => {
-                self.len.fetch_add(1, Ordering::Relaxed);
-                vacant.insert(Entry::new())
-            }
+        let hash = self.hash(key);
+        let mut table = self.lock(Self::shard_of(hash));
+        match Self::find(&mut table, hash, key).map(|entry| &entry.value) {
+            Some(Value::State(state)) => strategy.stat_erased(state, hit),
+            _ => strategy.stat_erased(&ErasedState::new(), hit),
         }
     }
 
@@ -152,14 +276,20 @@ impl Store {
         now: Millis,
         f: impl FnOnce(&mut Entry, bool) -> T,
     ) -> T {
-        if let Some(mut entry) = self.map.get_mut(key) {
-            let live = entry.is_live(now);
-            return f(&mut entry, live);
+        let hash = self.hash(key);
+        let shard = Self::shard_of(hash);
+        {
+            let mut table = self.lock(shard);
+            if let Some(entry) = Self::find(&mut table, hash, key) {
+                let live = entry.is_live(now);
+                return f(entry, live);
+            }
         }
         self.make_room(now);
-        let mut entry = self.entry(key);
+        let mut table = self.lock(shard);
+        let entry = self.find_or_insert(&mut table, hash, key);
         let live = entry.is_live(now);
-        f(&mut entry, live)
+        f(entry, live)
     }
 
     /// Runs `f` on the entry at `key` if it is live; never creates one.
@@ -169,10 +299,11 @@ impl Store {
         now: Millis,
         f: impl FnOnce(&mut Entry) -> T,
     ) -> Option<T> {
-        self.map
-            .get_mut(key)
+        let hash = self.hash(key);
+        let mut table = self.lock(Self::shard_of(hash));
+        Self::find(&mut table, hash, key)
             .filter(|entry| entry.is_live(now))
-            .map(|mut entry| f(&mut entry))
+            .map(f)
     }
 
     pub(super) fn get_live<T>(
@@ -181,19 +312,23 @@ impl Store {
         now: Millis,
         f: impl FnOnce(&Entry) -> T,
     ) -> Option<T> {
-        self.map
-            .get(key)
+        let hash = self.hash(key);
+        let mut table = self.lock(Self::shard_of(hash));
+        Self::find(&mut table, hash, key)
             .filter(|entry| entry.is_live(now))
-            .map(|entry| f(&entry))
+            .map(|entry| f(entry))
     }
 
     pub(super) fn remove(&self, key: &str, now: Millis) -> bool {
-        match self.map.remove(key) {
-            Some((_, entry)) => {
+        let hash = self.hash(key);
+        let mut table = self.lock(Self::shard_of(hash));
+        match table.find_entry(hash, |slot| &*slot.key == key) {
+            Ok(occupied) => {
+                let (slot, _) = occupied.remove();
                 self.len.fetch_sub(1, Ordering::Relaxed);
-                entry.is_live(now)
+                slot.entry.is_live(now)
             }
-            None => false,
+            Err(_) => false,
         }
     }
 
@@ -205,11 +340,13 @@ impl Store {
     /// Keeps only the entries `keep` accepts; returns how many were dropped.
     pub(super) fn retain(&self, mut keep: impl FnMut(&str, &Entry) -> bool) -> usize {
         let mut removed = 0;
-        self.map.retain(|key, entry| {
-            let kept = keep(key, entry);
-            removed += usize::from(!kept);
-            kept
-        });
+        for shard in 0..SHARDS {
+            self.lock(shard).retain(|slot| {
+                let kept = keep(&slot.key, &slot.entry);
+                removed += usize::from(!kept);
+                kept
+            });
+        }
         self.len.fetch_sub(removed, Ordering::Relaxed);
         removed
     }
@@ -218,11 +355,17 @@ impl Store {
         self.retain(|_, _| false);
     }
 
-    /// Keeps the map under `max_keys` before a new key goes in: expired entries go first (a
-    /// full sweep, at most every 100 ms); if the map is still full, the entry closest to expiry
-    /// among a sample goes.
+    /// Keeps the map under `max_keys` before a new key goes in.
     fn make_room(&self, now: Millis) {
-        if self.len() < self.max_keys {
+        self.make_room_for(1, now);
+    }
+
+    /// Keeps the map under `max_keys` before `count` new keys may go in: expired entries go
+    /// first (a full sweep, at most every 100 ms); if the map is still full, the entry closest
+    /// to expiry among a sample goes. Called with no shard locked.
+    fn make_room_for(&self, count: usize, now: Millis) {
+        let ceiling = self.max_keys.saturating_sub(count.saturating_sub(1));
+        if self.len() < ceiling {
             return;
         }
         let last = self.last_full_sweep.load(Ordering::Relaxed);
@@ -234,7 +377,7 @@ impl Store {
         {
             self.sweep(now);
         }
-        while self.len() >= self.max_keys {
+        while self.len() >= ceiling {
             if !self.warned_full.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     target: "traffik",
@@ -248,22 +391,36 @@ impl Store {
         }
     }
 
+    /// Evicts the entry closest to expiry among a sample of [`EVICTION_SAMPLE`], taken from the
+    /// shards in turn. Returns whether one was evicted.
     fn evict_one(&self) -> bool {
-        let victim = self
-            .map
-            .iter()
-            .take(EVICTION_SAMPLE)
-            .min_by_key(|entry| entry.expires_at)
-            .map(|entry| entry.key().clone());
-        match victim {
-            Some(key) => {
-                if self.map.remove(&key).is_some() {
-                    self.len.fetch_sub(1, Ordering::Relaxed);
+        let start = self.next_sample.fetch_add(1, Ordering::Relaxed);
+        let mut victim: Option<(Millis, usize, u64, Box<str>)> = None;
+        let mut seen = 0;
+        for step in 0..SHARDS {
+            let shard = (start + step) % SHARDS;
+            let table = self.lock(shard);
+            for slot in table.iter().take(EVICTION_SAMPLE - seen) {
+                seen += 1;
+                if victim
+                    .as_ref()
+                    .is_none_or(|(expires, ..)| slot.entry.expires_at < *expires)
+                {
+                    victim = Some((slot.entry.expires_at, shard, slot.hash, slot.key.clone()));
                 }
-                true
             }
-            None => false,
+            if seen >= EVICTION_SAMPLE {
+                break;
+            }
         }
+        let Some((_, shard, hash, key)) = victim else {
+            return false;
+        };
+        if let Ok(occupied) = self.lock(shard).find_entry(hash, |slot| slot.key == key) {
+            occupied.remove();
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
+        true
     }
 }
 

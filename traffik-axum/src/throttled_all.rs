@@ -1,0 +1,136 @@
+//! [`ThrottledAll<T>`]: the extractor that enforces several policies as one, all or nothing.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponseParts, ResponseParts};
+use http::HeaderMap;
+use http::request::Parts;
+use traffik_core::Decision;
+
+use crate::headers_layer::HeaderSlot;
+use crate::policy::ThrottlePolicies;
+use crate::rejection::{Misconfigured, ThrottleRejection};
+use crate::throttle::{HttpThrottle, Scope};
+
+/// Enforces every throttle named by the tuple `T` on the request **as one**: the handler runs
+/// only if every limit admits, and then all are charged; if any refuses, **none is charged**
+/// and the first refusing throttle answers (a 429 with `Retry-After`, or its own handler).
+/// On Redis, the limits on one backend are decided in one round trip.
+///
+/// Use it for limits that belong together (a burst and a sustained limit): with separate
+/// [`Throttled`](crate::Throttled) arguments each limit is decided on its own, so a request
+/// admitted by the first and refused by the second has already spent the first.
+/// `#[throttled("2/s", "30/min")]` expands to this extractor.
+///
+/// Budgets are per client and, unless a throttle sets another [`Scope`], per route template
+/// and method. Every throttle's rate-limit headers are written (where two throttles write the
+/// same header, the one with the fewest units left wins).
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use traffik_axum::{HttpThrottle, ThrottledAll, throttle_policy};
+/// use traffik_axum::prelude::*;
+///
+/// throttle_policy! {
+///     pub Burst = HttpThrottle::builder("doc-all-extract-burst", "2/s").backend(MemoryBackend::new()).build();
+///     pub Hourly = HttpThrottle::builder("doc-all-extract-hourly", "100/h").backend(MemoryBackend::new()).build();
+/// }
+///
+/// async fn search(limits: ThrottledAll<(Burst, Hourly)>) -> String {
+///     format!("{} left this hour", limits.decisions()[1].remaining)
+/// }
+///
+/// let app: Router = Router::new().route("/search", get(search));
+/// ```
+pub struct ThrottledAll<T> {
+    decisions: Vec<Decision>,
+    headers: HeaderMap,
+    policies: PhantomData<fn() -> T>,
+}
+
+impl<T> ThrottledAll<T> {
+    /// Each throttle's decision, in the tuple's order.
+    #[must_use]
+    pub fn decisions(&self) -> &[Decision] {
+        &self.decisions
+    }
+}
+
+impl<T> fmt::Debug for ThrottledAll<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThrottledAll")
+            .field("policies", &std::any::type_name::<T>())
+            .field("decisions", &self.decisions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Clone for ThrottledAll<T> {
+    fn clone(&self) -> Self {
+        ThrottledAll {
+            decisions: self.decisions.clone(),
+            headers: self.headers.clone(),
+            policies: PhantomData,
+        }
+    }
+}
+
+impl<S, T> FromRequestParts<S> for ThrottledAll<T>
+where
+    S: Send + Sync,
+    T: ThrottlePolicies<S>,
+{
+    type Rejection = ThrottleRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let throttles = T::throttles(state)
+            .map_err(|error| ThrottleRejection::Misconfigured(Misconfigured::from_config(error)))?;
+        let costed: Vec<(&HttpThrottle, Option<u64>)> =
+            throttles.iter().map(|throttle| (*throttle, None)).collect();
+        let decisions = match HttpThrottle::try_enforce_all_now(&costed, parts, Scope::Route) {
+            Some(verdict) => verdict?,
+            None => {
+                Box::pin(HttpThrottle::enforce_all_scoped(
+                    &costed,
+                    parts,
+                    Scope::Route,
+                ))
+                .await?
+            }
+        };
+        let headers = headers_of(&throttles, &decisions);
+        if !headers.is_empty()
+            && let Some(slot) = parts.extensions.get::<HeaderSlot>()
+        {
+            slot.add(&headers);
+        }
+        Ok(ThrottledAll {
+            decisions,
+            headers,
+            policies: PhantomData,
+        })
+    }
+}
+
+/// Every throttle's headers; the throttle with the fewest units left is written last, so its
+/// values stand where two throttles write the same header.
+fn headers_of(throttles: &[&HttpThrottle], decisions: &[Decision]) -> HeaderMap {
+    let mut order: Vec<usize> = (0..decisions.len().min(throttles.len())).collect();
+    order.sort_by_key(|&index| std::cmp::Reverse(decisions[index].remaining));
+    let mut headers = HeaderMap::new();
+    for index in order {
+        throttles[index].write_headers(&decisions[index], &mut headers);
+    }
+    headers
+}
+
+impl<T> IntoResponseParts for ThrottledAll<T> {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        res.headers_mut().extend(self.headers);
+        Ok(res)
+    }
+}
