@@ -17,12 +17,83 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use traffik_core::backend::{Backend, Mode};
+use traffik_core::backend::{Backend, KeyedHit, Mode};
 use traffik_core::strategy::{DynStrategy, FixedWindow, Gcra, Hit, SlidingWindowLog, TokenBucket};
 use traffik_core::{Context, Rate, RedisBackend};
 use traffik_tests::redis_server::RedisServer;
 
 const KEYS: u64 = 10_000;
+
+/// Requests of two limits each (a fixed window and GCRA on one client's keys): decided as one
+/// (`decide_all`, one script call) or one after the other (two calls), from `tasks` tasks.
+async fn two_limits(
+    backend: &Arc<RedisBackend>,
+    together: bool,
+    tasks: usize,
+    seconds: u64,
+) -> Measured {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut handles = Vec::new();
+    for task in 0..tasks {
+        let backend = Arc::clone(backend);
+        handles.push(tokio::spawn(async move {
+            let (context, rate) = (Context::new(), Rate::per_second(1_000));
+            let (window, gcra) = (FixedWindow::new(), Gcra::new().burst(1_000));
+            let mut latencies = Vec::with_capacity(1 << 16);
+            let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ task as u64;
+            while Instant::now() < deadline {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let client = state % KEYS;
+                let first = format!("traffik:pair-a:{{{client:012}}}:fixed-window");
+                let second = format!("traffik:pair-b:{{{client:012}}}:gcra");
+                let hit = Hit::new(0, rate, 1, &context);
+                let hits = [
+                    KeyedHit {
+                        key: &first,
+                        strategy: &window,
+                        hit,
+                    },
+                    KeyedHit {
+                        key: &second,
+                        strategy: &gcra,
+                        hit,
+                    },
+                ];
+                let started = Instant::now();
+                if together {
+                    backend
+                        .decide_all(&hits, Mode::Consume)
+                        .await
+                        .expect("Redis answers");
+                } else {
+                    for hit in &hits {
+                        backend
+                            .decide(hit.key, hit.strategy, hit.hit, Mode::Consume)
+                            .await
+                            .expect("Redis answers");
+                    }
+                }
+                latencies.push(started.elapsed().as_nanos() as u64);
+            }
+            latencies
+        }));
+    }
+    let started = Instant::now();
+    let mut all = Vec::new();
+    for handle in handles {
+        all.extend(handle.await.expect("task ends"));
+    }
+    let elapsed = started.elapsed().max(Duration::from_secs(seconds));
+    all.sort_unstable();
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)] as f64 / 1_000.0;
+    Measured {
+        per_second: all.len() as f64 / elapsed.as_secs_f64(),
+        p50_us: at(0.50),
+        p99_us: at(0.99),
+    }
+}
 
 struct Measured {
     per_second: f64,
@@ -140,11 +211,14 @@ fn script_of(port: u16, strategy: &str) -> (String, Vec<String>) {
         "{}/../traffik-core/src/backend/redis/lua/{source}",
         env!("CARGO_MANIFEST_DIR")
     );
-    let prelude = format!(
-        "{}/../traffik-core/src/backend/redis/lua/prelude.lua",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let code = std::fs::read_to_string(prelude).unwrap() + &std::fs::read_to_string(path).unwrap();
+    let lua = |file: &str| {
+        std::fs::read_to_string(format!(
+            "{}/../traffik-core/src/backend/redis/lua/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let code = lua("clock.lua") + &lua("single.lua") + &std::fs::read_to_string(path).unwrap();
     let sha: String = redis::cmd("SCRIPT")
         .arg("LOAD")
         .arg(code)
@@ -233,6 +307,27 @@ fn main() {
                     100.0 * ours.per_second / floor.per_second
                 );
             }
+        }
+    }
+    println!();
+    println!(
+        "| two limits per request | tasks | requests/s | p50 µs | p99 µs | Redis round trips per request |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    runtime.block_on(two_limits(&backend, true, 8, 1));
+    for tasks in [1_usize, 64] {
+        for (how, together) in [
+            ("as one (`decide_all`, one script)", true),
+            ("one after the other", false),
+        ] {
+            let measured = runtime.block_on(two_limits(&backend, together, tasks, seconds));
+            println!(
+                "| {how} | {tasks} | {:.0} | {:.0} | {:.0} | {} |",
+                measured.per_second,
+                measured.p50_us,
+                measured.p99_us,
+                if together { 1 } else { 2 }
+            );
         }
     }
 }

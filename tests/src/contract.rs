@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use traffik_core::backend::{Backend, BackendError, KeyValueStore, LockError, LockOptions};
 use traffik_core::strategy::{ErasedState, Hit};
-use traffik_core::throttle::HitOptions;
+use traffik_core::throttle::{HitOptions, Limit, hit_all};
 use traffik_core::{Context, ManualClock, Rate};
 
 use crate::sequence::Sequence;
@@ -484,6 +484,60 @@ pub async fn strategies_match_at_the_edges_of_exact_ranges(
                 assert_eq!(
                     actual, expected,
                     "{name} at {edge}, seed {seed}, step {step} (cost {cost}): backend and pure transition disagree"
+                );
+            }
+        }
+    }
+}
+
+/// The first throttle at `cost`, the second at its own.
+fn pair_batch(throttles: &[traffik_core::Throttle; 2], cost: u64) -> [Limit<'_, str>; 2] {
+    [
+        Limit::new(&throttles[0], "client", HitOptions::new().cost(cost)),
+        Limit::new(&throttles[1], "client", HitOptions::new()),
+    ]
+}
+
+/// Pairs of limits decided as one ([`hit_all`]) on `backend` decide exactly what the same
+/// pairs decide in memory, step by step, over random sequences of time steps and costs: every
+/// strategy's transition, in either position, with refusals charging neither.
+pub async fn batches_match_the_in_memory_backend(backend: Arc<dyn Backend>, clock: &ManualClock) {
+    let reference: Arc<dyn Backend> = Arc::new(crate::memory(clock, "reference"));
+    let strategies = every_strategy();
+    for (index, &(first_name, first)) in strategies.iter().enumerate() {
+        let (second_name, second) = strategies[(index + 1) % strategies.len()];
+        for seed in 1..=2 {
+            let on = |backend: &Arc<dyn Backend>| {
+                [
+                    throttle(
+                        &format!("batch-{seed}-{first_name}-a"),
+                        "7/1000ms",
+                        first,
+                        Arc::clone(backend),
+                        clock,
+                    ),
+                    throttle(
+                        &format!("batch-{seed}-{second_name}-b"),
+                        "4/700ms",
+                        second,
+                        Arc::clone(backend),
+                        clock,
+                    ),
+                ]
+            };
+            let (tested, expected) = (on(&backend), on(&reference));
+            let mut steps = Sequence::new(seed);
+            for (step, (gap, cost)) in steps.steps(80, 200, 3).into_iter().enumerate() {
+                clock.advance(Duration::from_millis(gap));
+                let actual = hit_all(&pair_batch(&tested, cost))
+                    .await
+                    .expect("backend answers");
+                let wanted = hit_all(&pair_batch(&expected, cost))
+                    .await
+                    .expect("memory answers");
+                assert_eq!(
+                    actual, wanted,
+                    "{first_name} + {second_name}, seed {seed}, step {step}: the batch differs from memory"
                 );
             }
         }

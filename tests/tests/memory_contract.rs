@@ -47,6 +47,13 @@ async fn extreme_rates_match_their_pure_transitions() {
 }
 
 #[tokio::test]
+async fn batches_match_the_in_memory_backend() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let executor = memory_backends(&clock).remove(1).1;
+    contract::batches_match_the_in_memory_backend(executor, &clock).await;
+}
+
+#[tokio::test]
 async fn reset_forgets_the_namespace() {
     let clock = ManualClock::new(1_700_000_000_000);
     let backend = memory(&clock, "mem");

@@ -683,3 +683,70 @@ impl Strategy for Custom {
         Millis::MAX
     }
 }
+
+#[tokio::test]
+async fn the_limits_of_one_request_are_one_round_trip_and_all_or_nothing() {
+    use traffik_core::backend::redis::TimeSource;
+    use traffik_core::throttle::{HitOptions, Limit, hit_all};
+
+    let server = RedisServer::start();
+    let clock = traffik_core::ManualClock::new(1_700_000_000_000);
+    let backend: Arc<dyn Backend> = Arc::new(
+        RedisBackend::builder(server.url())
+            .namespace("together")
+            .time_source(TimeSource::Caller)
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let strategies = every_strategy();
+    for (name, configure) in &strategies {
+        // The failure report's pair: a slow limit, then `10/min` with each strategy.
+        let half_hour = throttle(
+            &format!("together-half-hour-{name}"),
+            "30/30min",
+            strategies[0].1,
+            Arc::clone(&backend),
+            &clock,
+        );
+        let minute = throttle(
+            &format!("together-minute-{name}"),
+            "10/min",
+            *configure,
+            Arc::clone(&backend),
+            &clock,
+        );
+        let batch = |client| {
+            [
+                Limit::new(&half_hour, client, HitOptions::new()),
+                Limit::new(&minute, client, HitOptions::new()),
+            ]
+        };
+        // Loads the script.
+        hit_all(&batch("warm")).await.unwrap();
+        let before = command_calls(&server);
+        let mut admitted = 0;
+        for _ in 0..31 {
+            let decisions = hit_all(&batch("client")).await.unwrap();
+            admitted += usize::from(decisions.iter().all(Decision::is_allowed));
+        }
+        let after = command_calls(&server);
+        let delta = |command: &str| {
+            let calls = |calls: &[(String, u64)]| {
+                calls
+                    .iter()
+                    .find(|(n, _)| n == command)
+                    .map_or(0, |(_, c)| *c)
+            };
+            calls(&after) - calls(&before)
+        };
+        assert_eq!(admitted, 10, "{name}");
+        assert_eq!(delta("evalsha"), 31, "{name}: one round trip per request");
+        assert_eq!(delta("get"), 62, "{name}: each key read once per request");
+        let left = half_hour.stat("client").await.unwrap().unwrap();
+        assert_eq!(
+            left.hits_remaining, 20,
+            "{name}: the 21 refused requests charged the half-hour limit"
+        );
+    }
+}

@@ -105,6 +105,37 @@ pub struct KeyedHit<'a> {
     pub hit: Hit<'a>,
 }
 
+/// [`Backend::decide_all`] one key at a time: every hit checked ([`Mode::Peek`]), then, if
+/// every one admits, every hit consumed in turn. Nothing is stored when a check refuses; a
+/// concurrent decision between the two steps can still make a later hit refuse after earlier
+/// ones were stored.
+pub(crate) async fn check_then_decide<B: Backend + ?Sized>(
+    backend: &B,
+    hits: &[KeyedHit<'_>],
+    mode: Mode,
+) -> Result<Vec<Decision>, BackendError> {
+    let mut decisions = Vec::with_capacity(hits.len());
+    for hit in hits {
+        decisions.push(
+            backend
+                .decide(hit.key, hit.strategy, hit.hit, Mode::Peek)
+                .await?,
+        );
+    }
+    if mode == Mode::Peek || decisions.iter().any(Decision::is_throttled) {
+        return Ok(decisions);
+    }
+    decisions.clear();
+    for hit in hits {
+        decisions.push(
+            backend
+                .decide(hit.key, hit.strategy, hit.hit, Mode::Consume)
+                .await?,
+        );
+    }
+    Ok(decisions)
+}
+
 /// Where throttle state lives. Each backend runs a strategy's transition on a key atomically:
 /// no two decisions on one key interleave.
 ///
@@ -153,26 +184,7 @@ pub trait Backend: Send + Sync + Debug + 'static {
         hits: &'a [KeyedHit<'a>],
         mode: Mode,
     ) -> BackendFuture<'a, Vec<Decision>> {
-        MaybeReady::boxed(async move {
-            let mut decisions = Vec::with_capacity(hits.len());
-            for hit in hits {
-                decisions.push(
-                    self.decide(hit.key, hit.strategy, hit.hit, Mode::Peek)
-                        .await?,
-                );
-            }
-            if mode == Mode::Peek || decisions.iter().any(Decision::is_throttled) {
-                return Ok(decisions);
-            }
-            decisions.clear();
-            for hit in hits {
-                decisions.push(
-                    self.decide(hit.key, hit.strategy, hit.hit, Mode::Consume)
-                        .await?,
-                );
-            }
-            Ok(decisions)
-        })
+        MaybeReady::boxed(check_then_decide(self, hits, mode))
     }
 
     /// [`decide_all`](Self::decide_all) without awaiting, for backends that decide

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{Backend, BackendFuture, Extensions, KeyValueStore, LockOptions, Mode};
+use super::{Backend, BackendFuture, Extensions, KeyValueStore, KeyedHit, LockOptions, Mode};
 use crate::key::validate_namespace;
 use crate::strategy::{DynStrategy, Hit};
 use crate::{ConfigError, Decision, MaybeReady, OnError, StrategyStat};
@@ -89,29 +89,89 @@ pub(crate) async fn read_apply_write(
     hit: Hit<'_>,
     mode: Mode,
 ) -> Result<Decision, crate::backend::BackendError> {
-    let lock_name = format!("{key}:lock");
-    let guard = store.lock(&lock_name, lock_options).await?;
-    let result = async {
-        let stored = store.get(key).await?;
-        let transition = strategy.apply_encoded(stored.as_deref(), &hit);
-        if mode == Mode::Consume && transition.state != stored {
+    let hits = [KeyedHit { key, strategy, hit }];
+    let mut decisions = read_apply_write_all(store, lock_options, &hits, mode).await?;
+    Ok(decisions.remove(0))
+}
+
+/// Several decisions as one on any key-value store: under every key's lock (taken in key
+/// order, so concurrent batches cannot deadlock), read every state, apply every strategy, and
+/// only if every hit is admitted write every new state. Keys are distinct.
+pub(crate) async fn read_apply_write_all(
+    store: &dyn KeyValueStore,
+    lock_options: LockOptions,
+    hits: &[KeyedHit<'_>],
+    mode: Mode,
+) -> Result<Vec<Decision>, crate::backend::BackendError> {
+    let mut order: Vec<usize> = (0..hits.len()).collect();
+    order.sort_by_key(|&index| hits[index].key);
+    let mut guards = Vec::with_capacity(hits.len());
+    let mut locked = Ok(());
+    for &index in &order {
+        match store
+            .lock(&format!("{}:lock", hits[index].key), lock_options)
+            .await
+        {
+            Ok(guard) => guards.push(guard),
+            Err(error) => {
+                locked = Err(error);
+                break;
+            }
+        }
+    }
+    let result = match locked {
+        Ok(()) => apply_all(store, hits, mode).await,
+        Err(error) => Err(error),
+    };
+    let mut released = Ok(());
+    for guard in guards.into_iter().rev() {
+        if let Err(error) = guard.release().await {
+            released = Err(error);
+        }
+    }
+    let decisions = result?;
+    released?;
+    Ok(decisions)
+}
+
+/// The locked part of [`read_apply_write_all`].
+async fn apply_all(
+    store: &dyn KeyValueStore,
+    hits: &[KeyedHit<'_>],
+    mode: Mode,
+) -> Result<Vec<Decision>, crate::backend::BackendError> {
+    let mut transitions = Vec::with_capacity(hits.len());
+    for hit in hits {
+        let stored = store.get(hit.key).await?;
+        let transition = hit.strategy.apply_encoded(stored.as_deref(), &hit.hit);
+        transitions.push((stored, transition));
+    }
+    // One hit stores what its transition leaves, refused or not (as `apply` does); several
+    // store only when every one is admitted.
+    let store_all = hits.len() == 1
+        || transitions
+            .iter()
+            .all(|(_, transition)| transition.decision.is_allowed());
+    if mode == Mode::Consume && store_all {
+        for (hit, (stored, transition)) in hits.iter().zip(&transitions) {
+            if transition.state == *stored {
+                continue;
+            }
             match (&transition.state, transition.expires_at) {
                 (Some(state), Some(expires_at)) => {
-                    let ttl = Duration::from_millis(expires_at.saturating_sub(hit.now).max(1));
-                    store.set(key, state, Some(ttl)).await?;
+                    let ttl = Duration::from_millis(expires_at.saturating_sub(hit.hit.now).max(1));
+                    store.set(hit.key, state, Some(ttl)).await?;
                 }
                 _ => {
-                    store.delete(key).await?;
+                    store.delete(hit.key).await?;
                 }
             }
         }
-        Ok(transition.decision)
     }
-    .await;
-    let released = guard.release().await;
-    let decision = result?;
-    released?;
-    Ok(decision)
+    Ok(transitions
+        .into_iter()
+        .map(|(_, transition)| transition.decision)
+        .collect())
 }
 
 impl<S: KeyValueStore> Backend for KeyValueBackend<S> {
@@ -136,6 +196,19 @@ impl<S: KeyValueStore> Backend for KeyValueBackend<S> {
             key,
             strategy,
             hit,
+            mode,
+        ))
+    }
+
+    fn decide_all<'a>(
+        &'a self,
+        hits: &'a [KeyedHit<'a>],
+        mode: Mode,
+    ) -> BackendFuture<'a, Vec<Decision>> {
+        MaybeReady::boxed(read_apply_write_all(
+            &self.store,
+            self.lock_options,
+            hits,
             mode,
         ))
     }

@@ -49,7 +49,7 @@ use self::connection::{Connections, Handle};
 use self::error::{NAME, from_redis, invalid_reply, timeout};
 use self::lock::Redlock;
 use crate::backend::{
-    Backend, BackendError, BackendFuture, Extensions, KeyValueStore, LockOptions, Mode,
+    Backend, BackendError, BackendFuture, Extensions, KeyValueStore, KeyedHit, LockOptions, Mode,
 };
 use crate::strategy::native::{LUA_EXACT, Native};
 use crate::strategy::{DynStrategy, Hit};
@@ -206,6 +206,74 @@ impl RedisBackend {
         Ok(decision)
     }
 
+    /// Several limits as one: one script over every key (one round trip), all or nothing.
+    /// Strategies without a script, and keys in several cluster slots, are checked and then
+    /// decided one by one instead.
+    async fn decide_together(
+        &self,
+        hits: &[KeyedHit<'_>],
+        mode: Mode,
+    ) -> Result<Vec<Decision>, BackendError> {
+        let natives: Option<Vec<Native>> = hits
+            .iter()
+            .map(|hit| Native::of(hit.strategy, &hit.hit))
+            .collect();
+        let one_slot = !self.is_cluster()
+            || hits
+                .windows(2)
+                .all(|pair| hash_tag(pair[0].key) == hash_tag(pair[1].key));
+        let (Some(natives), Mode::Consume, true, 2..) = (natives, mode, one_slot, hits.len())
+        else {
+            return crate::backend::check_then_decide(self, hits, mode).await;
+        };
+        let mut members = Vec::with_capacity(hits.len());
+        for (hit, native) in hits.iter().zip(natives) {
+            self.check_exact(&native, &hit.hit)?;
+            members.push(scripts::Member {
+                key: hit.key,
+                native,
+                cost: hit.hit.cost,
+                version: hit.strategy.state_version(),
+            });
+        }
+        // Every hit of a batch carries the same time.
+        let invocation = scripts::decisions(&members, self.now(&hits[0].hit));
+        let reply: Vec<Value> = self
+            .call("decide", |mut connection| async move {
+                invocation.invoke_async(&mut connection).await
+            })
+            .await?;
+        let malformed = |reason: String| invalid_reply("decide", reason);
+        let mut fields = reply.into_iter();
+        let now = fields
+            .next()
+            .map(Millis::from_redis_value)
+            .transpose()
+            .map_err(|error| malformed(error.to_string()))?
+            .ok_or_else(|| malformed("an empty reply".to_owned()))?;
+        let mut decisions = Vec::with_capacity(hits.len());
+        for hit in hits {
+            let (Some(stored), Some(admitted)) = (fields.next(), fields.next()) else {
+                return Err(malformed(format!("no verdict for `{}`", hit.key)));
+            };
+            let stored = Option::<String>::from_redis_value(stored)
+                .map_err(|error| malformed(error.to_string()))?;
+            let admitted =
+                u8::from_redis_value(admitted).map_err(|error| malformed(error.to_string()))?;
+            let at = Hit { now, ..hit.hit };
+            let decision = hit.strategy.decide_encoded(stored.as_deref(), &at);
+            if decision.is_allowed() != (admitted == 1) {
+                return Err(malformed(format!(
+                    "the `{}` transition disagrees with its strategy on `{}` (stored state {stored:?})",
+                    hit.strategy.name(),
+                    hit.key
+                )));
+            }
+            decisions.push(decision);
+        }
+        Ok(decisions)
+    }
+
     /// Refuses, before running it, a script that would compute this hit inexactly.
     fn check_exact(&self, native: &Native, hit: &Hit<'_>) -> Result<(), BackendError> {
         let unsupported = |reason| BackendError::Unsupported {
@@ -269,6 +337,14 @@ impl Backend for RedisBackend {
         MaybeReady::boxed(self.decide_any(key, strategy, hit, mode))
     }
 
+    fn decide_all<'a>(
+        &'a self,
+        hits: &'a [KeyedHit<'a>],
+        mode: Mode,
+    ) -> BackendFuture<'a, Vec<Decision>> {
+        MaybeReady::boxed(self.decide_together(hits, mode))
+    }
+
     fn check_rate(&self, strategy: &dyn DynStrategy, rate: &crate::Rate) -> Result<(), String> {
         let context = crate::Context::new();
         match Native::of(strategy, &Hit::new(0, *rate, 1, &context)) {
@@ -315,6 +391,19 @@ impl Backend for RedisBackend {
     fn key_value(&self) -> Option<&dyn KeyValueStore> {
         Some(self)
     }
+}
+
+/// The part of a key Redis Cluster hashes: between the first `{` and the next `}` when not
+/// empty, else the whole key.
+fn hash_tag(key: &str) -> &str {
+    key.find('{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            rest.find('}')
+                .filter(|&close| close > 0)
+                .map(|close| &rest[..close])
+        })
+        .unwrap_or(key)
 }
 
 impl fmt::Debug for RedisBackend {

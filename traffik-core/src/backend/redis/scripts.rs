@@ -1,7 +1,9 @@
 //! The Lua scripts, loaded once per process and run by SHA (`EVALSHA`, reloaded on `NOSCRIPT`).
 //!
-//! Each decision script is the shared prelude (`lua/prelude.lua`: clock, state decoding, save)
-//! followed by one strategy's transition, mirroring its Rust `apply`.
+//! A decision script is `lua/clock.lua` (the clock, the integer helpers, state decoding and
+//! storing), then `lua/single.lua` (one key's state, `load`/`save`/`reply`), then one strategy's
+//! transition, mirroring its Rust `apply`. The multi-limit script runs every transition, each
+//! wrapped as a function of its key's state, under `lua/multi.lua`: all or nothing.
 
 use std::sync::LazyLock;
 
@@ -9,25 +11,54 @@ use redis::{Script, ScriptInvocation};
 
 use crate::strategy::native::Native;
 
-macro_rules! decision_script {
-    ($file:literal) => {
-        LazyLock::new(|| {
-            Script::new(concat!(
-                include_str!("lua/prelude.lua"),
-                include_str!(concat!("lua/", $file))
-            ))
-        })
-    };
-}
+/// Every strategy's transition: its name in the multi-limit script, and its text.
+const TRANSITIONS: [(&str, &str); 8] = [
+    ("fixed_window", include_str!("lua/fixed_window.lua")),
+    (
+        "sliding_window_counter",
+        include_str!("lua/sliding_window_counter.lua"),
+    ),
+    (
+        "sliding_window_log",
+        include_str!("lua/sliding_window_log.lua"),
+    ),
+    ("token_bucket", include_str!("lua/token_bucket.lua")),
+    ("leaky_bucket", include_str!("lua/leaky_bucket.lua")),
+    (
+        "leaky_bucket_queue",
+        include_str!("lua/leaky_bucket_queue.lua"),
+    ),
+    ("gcra", include_str!("lua/gcra.lua")),
+    ("adaptive", include_str!("lua/adaptive.lua")),
+];
 
-static FIXED_WINDOW: LazyLock<Script> = decision_script!("fixed_window.lua");
-static SLIDING_WINDOW_COUNTER: LazyLock<Script> = decision_script!("sliding_window_counter.lua");
-static SLIDING_WINDOW_LOG: LazyLock<Script> = decision_script!("sliding_window_log.lua");
-static TOKEN_BUCKET: LazyLock<Script> = decision_script!("token_bucket.lua");
-static LEAKY_BUCKET: LazyLock<Script> = decision_script!("leaky_bucket.lua");
-static LEAKY_BUCKET_QUEUE: LazyLock<Script> = decision_script!("leaky_bucket_queue.lua");
-static GCRA: LazyLock<Script> = decision_script!("gcra.lua");
-static ADAPTIVE: LazyLock<Script> = decision_script!("adaptive.lua");
+const CLOCK: &str = include_str!("lua/clock.lua");
+
+/// One script per strategy, in [`TRANSITIONS`] order.
+static SINGLE: LazyLock<[Script; 8]> = LazyLock::new(|| {
+    TRANSITIONS.map(|(_, transition)| {
+        Script::new(&[CLOCK, include_str!("lua/single.lua"), transition].concat())
+    })
+});
+
+/// Several limits as one: every transition as a function of its key's state.
+static MULTI: LazyLock<Script> = LazyLock::new(|| {
+    let mut text = String::from(CLOCK);
+    text.push_str("local run = {}\n");
+    for (name, transition) in TRANSITIONS {
+        text.push_str(&format!(
+            "run['{name}'] = function(stored, cost, ARGV)\n\
+             local version = tonumber(ARGV[3])\n\
+             local function load() return decode(stored, version) end\n\
+             local saved\n\
+             local function save(json, expires_at) saved = {{json, expires_at}} end\n\
+             local function reply(admitted) return admitted, saved end\n\
+             {transition}\nend\n"
+        ));
+    }
+    text.push_str(include_str!("lua/multi.lua"));
+    Script::new(&text)
+});
 
 /// Reads a key and the clock (read-only: `stat`, `check`).
 pub(super) static READ: LazyLock<Script> =
@@ -44,49 +75,42 @@ pub(super) fn now_arg(now: Option<u64>) -> String {
     now.map_or_else(String::new, |now| now.to_string())
 }
 
-/// The invocation of `native`'s script on `key`.
-pub(super) fn decision(
-    native: &Native,
-    key: &str,
-    now: Option<u64>,
-    cost: u64,
-    version: u32,
-) -> ScriptInvocation<'static> {
-    let script: &'static Script = match native {
-        Native::FixedWindow { .. } => &FIXED_WINDOW,
-        Native::SlidingWindowCounter { .. } => &SLIDING_WINDOW_COUNTER,
-        Native::SlidingWindowLog { .. } => &SLIDING_WINDOW_LOG,
-        Native::TokenBucket { .. } => &TOKEN_BUCKET,
-        Native::LeakyBucket { .. } => &LEAKY_BUCKET,
-        Native::LeakyBucketQueue { .. } => &LEAKY_BUCKET_QUEUE,
-        Native::Gcra { .. } => &GCRA,
-        Native::Adaptive { .. } => &ADAPTIVE,
-    };
-    let mut invocation = script.key(key);
-    invocation.arg(now_arg(now)).arg(cost).arg(version);
+/// The position of `native`'s transition in [`TRANSITIONS`].
+fn transition_of(native: &Native) -> usize {
+    match native {
+        Native::FixedWindow { .. } => 0,
+        Native::SlidingWindowCounter { .. } => 1,
+        Native::SlidingWindowLog { .. } => 2,
+        Native::TokenBucket { .. } => 3,
+        Native::LeakyBucket { .. } => 4,
+        Native::LeakyBucketQueue { .. } => 5,
+        Native::Gcra { .. } => 6,
+        Native::Adaptive { .. } => 7,
+    }
+}
+
+/// The transition's parameters (`ARGV[4…]`), in the order its script reads them.
+fn parameters(native: &Native) -> Vec<String> {
     match *native {
         Native::FixedWindow { period, limit } | Native::SlidingWindowCounter { period, limit } => {
-            invocation.arg(period).arg(limit);
+            vec![period.to_string(), limit.to_string()]
         }
         Native::SlidingWindowLog {
             period,
             limit,
             grid,
-        } => {
-            invocation.arg(period).arg(limit).arg(grid);
-        }
+        } => vec![period.to_string(), limit.to_string(), grid.to_string()],
         Native::TokenBucket {
             per_unit,
             per_ms,
             capacity,
             max_debt,
-        } => {
-            invocation
-                .arg(per_unit)
-                .arg(per_ms)
-                .arg(capacity)
-                .arg(max_debt);
-        }
+        } => vec![
+            per_unit.to_string(),
+            per_ms.to_string(),
+            capacity.to_string(),
+            max_debt.to_string(),
+        ],
         Native::LeakyBucket {
             per_unit,
             per_ms,
@@ -96,16 +120,18 @@ pub(super) fn decision(
             per_unit,
             per_ms,
             capacity,
-        } => {
-            invocation.arg(per_unit).arg(per_ms).arg(capacity);
-        }
+        } => vec![
+            per_unit.to_string(),
+            per_ms.to_string(),
+            capacity.to_string(),
+        ],
         Native::Gcra {
             per_unit,
             per_ms,
             tau,
-        } => {
-            invocation.arg(per_unit).arg(per_ms).arg(tau);
-        }
+        } => vec![per_unit.to_string(), per_ms.to_string(), tau.to_string()],
+        // `{}` on f64 is the shortest text that parses back to the same double, which is what
+        // Lua's `tonumber` reads.
         Native::Adaptive {
             period,
             limit,
@@ -114,17 +140,56 @@ pub(super) fn decision(
             threshold,
             reduction,
             unsettled_windows,
-        } => {
-            // `{}` on f64 is the shortest text that parses back to the same double, which is
-            // what Lua's `tonumber` reads.
-            invocation
-                .arg(period)
-                .arg(limit)
-                .arg(floor)
-                .arg(step)
-                .arg(threshold.to_string())
-                .arg(reduction.to_string())
-                .arg(unsettled_windows);
+        } => vec![
+            period.to_string(),
+            limit.to_string(),
+            floor.to_string(),
+            step.to_string(),
+            threshold.to_string(),
+            reduction.to_string(),
+            unsettled_windows.to_string(),
+        ],
+    }
+}
+
+/// The invocation of `native`'s script on `key`.
+pub(super) fn decision(
+    native: &Native,
+    key: &str,
+    now: Option<u64>,
+    cost: u64,
+    version: u32,
+) -> ScriptInvocation<'static> {
+    let mut invocation = SINGLE[transition_of(native)].key(key);
+    invocation.arg(now_arg(now)).arg(cost).arg(version);
+    for parameter in parameters(native) {
+        invocation.arg(parameter);
+    }
+    invocation
+}
+
+/// One limit of a multi-limit decision: its key, transition, cost and state version.
+pub(super) struct Member<'a> {
+    pub(super) key: &'a str,
+    pub(super) native: Native,
+    pub(super) cost: u64,
+    pub(super) version: u32,
+}
+
+/// The invocation of the multi-limit script on `members` (distinct keys).
+pub(super) fn decisions(members: &[Member<'_>], now: Option<u64>) -> ScriptInvocation<'static> {
+    let mut invocation = MULTI.prepare_invoke();
+    invocation.arg(now_arg(now)).arg(members.len());
+    for member in members {
+        let parameters = parameters(&member.native);
+        invocation
+            .key(member.key)
+            .arg(TRANSITIONS[transition_of(&member.native)].0)
+            .arg(member.cost)
+            .arg(member.version)
+            .arg(parameters.len());
+        for parameter in parameters {
+            invocation.arg(parameter);
         }
     }
     invocation
@@ -136,25 +201,14 @@ mod tests {
 
     #[test]
     fn every_script_has_a_distinct_sha() {
-        let mut hashes: Vec<&str> = [
-            &FIXED_WINDOW,
-            &SLIDING_WINDOW_COUNTER,
-            &SLIDING_WINDOW_LOG,
-            &TOKEN_BUCKET,
-            &LEAKY_BUCKET,
-            &LEAKY_BUCKET_QUEUE,
-            &GCRA,
-            &ADAPTIVE,
-            &READ,
-            &INCREMENT_WITH_TTL,
-            &UNLOCK,
-        ]
-        .iter()
-        .map(|script| script.get_hash())
-        .collect();
+        let mut hashes: Vec<&str> = SINGLE
+            .iter()
+            .chain([&*MULTI, &*READ, &*INCREMENT_WITH_TTL, &*UNLOCK])
+            .map(|script| script.get_hash())
+            .collect();
         hashes.sort_unstable();
         hashes.dedup();
-        assert_eq!(hashes.len(), 11);
+        assert_eq!(hashes.len(), 12);
     }
 
     #[test]

@@ -1,0 +1,42 @@
+-- traffik: several decisions as one, all or nothing (after clock.lua and the transitions, each
+-- wrapped as `run.<strategy>(stored, cost, args)` returning whether it admits and the state it
+-- would store).
+--
+-- KEYS[i]  the state key of limit i (distinct keys; in a cluster, one hash tag)
+-- ARGV[1]  now in milliseconds, or '' to read Redis TIME
+-- ARGV[2]  the number of limits
+-- then, per limit: its strategy, its cost, its state version, the number of its parameters,
+--          and those parameters
+--
+-- Every transition runs on the state as it is; only if every one admits is every new state
+-- stored. Replies {now, then per limit: the state it read (or nil), 1 if admitted else 0}.
+local count = tonumber(ARGV[2])
+local at = 3
+local reply = {now}
+local saves = {}
+local all = true
+for i = 1, count do
+  local strategy, cost, version = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2]
+  local params = tonumber(ARGV[at + 3])
+  -- The transition reads its arguments where a single decision has them.
+  local args = {ARGV[1], ARGV[at + 1], version}
+  for j = 1, params do
+    args[3 + j] = ARGV[at + 3 + j]
+  end
+  at = at + 4 + params
+  local stored = redis.call('GET', KEYS[i])
+  local admitted, saved = run[strategy](stored, cost, args)
+  reply[#reply + 1] = stored
+  reply[#reply + 1] = admitted and 1 or 0
+  all = all and admitted
+  saves[i] = {version, saved}
+end
+if all then
+  for i = 1, count do
+    local version, saved = saves[i][1], saves[i][2]
+    if saved then
+      store(KEYS[i], version, saved[1], saved[2])
+    end
+  end
+end
+return reply
