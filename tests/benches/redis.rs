@@ -80,6 +80,11 @@ async fn two_limits(
             latencies
         }));
     }
+    gather(handles, seconds).await
+}
+
+/// Every task's latencies (ns), as throughput over `seconds` and percentiles.
+async fn gather(handles: Vec<tokio::task::JoinHandle<Vec<u64>>>, seconds: u64) -> Measured {
     let started = Instant::now();
     let mut all = Vec::new();
     for handle in handles {
@@ -138,19 +143,7 @@ async fn traffik(
             latencies
         }));
     }
-    let started = Instant::now();
-    let mut all = Vec::new();
-    for handle in handles {
-        all.extend(handle.await.expect("task ends"));
-    }
-    let elapsed = started.elapsed().max(Duration::from_secs(seconds));
-    all.sort_unstable();
-    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)] as f64 / 1_000.0;
-    Measured {
-        per_second: all.len() as f64 / elapsed.as_secs_f64(),
-        p50_us: at(0.50),
-        p99_us: at(0.99),
-    }
+    gather(handles, seconds).await
 }
 
 /// `redis-benchmark` on the script `sha` with `args` (after the key): requests/s, p50, p99.

@@ -22,19 +22,11 @@ pub async fn strategies_match_their_pure_transitions(
             let uid = format!("diff-{seed}-{name}");
             let rate = Rate::per_millis(10, 1_000);
             let throttle = throttle(&uid, "10/1000ms", configure, Arc::clone(&backend), clock);
-            let strategy = strategy_by_name(name);
-            let mut reference = ErasedState::new();
-            let context = Context::new();
+            let mut reference = Pure::new(name, rate);
             let mut steps = Sequence::new(seed);
             for (step, (gap, cost)) in steps.steps(120, 250, 4).into_iter().enumerate() {
                 clock.advance(Duration::from_millis(gap));
-                let expected = strategy
-                    .apply_erased(
-                        &mut reference,
-                        &Hit::new(clock_now(clock), rate, cost, &context),
-                        false,
-                    )
-                    .0;
+                let expected = reference.decide(clock_now(clock), cost);
                 let actual = throttle
                     .hit_with("client", HitOptions::new().cost(cost))
                     .await
@@ -48,8 +40,7 @@ pub async fn strategies_match_their_pure_transitions(
                     .await
                     .expect("backend answers")
                     .expect("a stat");
-                let mut reference_stat = strategy
-                    .stat_erased(&reference, &Hit::new(clock_now(clock), rate, 1, &context));
+                let mut reference_stat = reference.stat(clock_now(clock));
                 stat.key.clear();
                 reference_stat.key.clear();
                 assert_eq!(
@@ -58,6 +49,35 @@ pub async fn strategies_match_their_pure_transitions(
                 );
             }
         }
+    }
+}
+
+/// A strategy's pure transition on state of its own: what every backend must decide.
+struct Pure {
+    strategy: Box<dyn traffik_core::strategy::DynStrategy>,
+    state: ErasedState,
+    rate: Rate,
+    context: Context,
+}
+
+impl Pure {
+    fn new(name: &str, rate: Rate) -> Self {
+        Pure {
+            strategy: strategy_by_name(name),
+            state: ErasedState::new(),
+            rate,
+            context: Context::new(),
+        }
+    }
+
+    fn decide(&mut self, now: u64, cost: u64) -> traffik_core::Decision {
+        let hit = Hit::new(now, self.rate, cost, &self.context);
+        self.strategy.apply_erased(&mut self.state, &hit, false).0
+    }
+
+    fn stat(&self, now: u64) -> traffik_core::StrategyStat {
+        let hit = Hit::new(now, self.rate, 1, &self.context);
+        self.strategy.stat_erased(&self.state, &hit)
     }
 }
 
@@ -461,22 +481,14 @@ pub async fn strategies_match_at_the_edges_of_exact_ranges(
                 Arc::clone(&backend),
                 clock,
             );
-            let strategy = strategy_by_name(name);
-            let mut reference = ErasedState::new();
-            let context = Context::new();
+            let mut reference = Pure::new(name, edge);
             let mut steps = Sequence::new(seed);
             for step in 0..60 {
                 // At most 100 s a step: the caller's clock stays far below 2^52 ms.
                 let gap = steps.below((edge.period_ms() / 2).min(100_000) + 2);
                 clock.advance(Duration::from_millis(gap));
                 let cost = 1 + steps.below(edge.limit() / 3);
-                let expected = strategy
-                    .apply_erased(
-                        &mut reference,
-                        &Hit::new(clock_now(clock), edge, cost, &context),
-                        false,
-                    )
-                    .0;
+                let expected = reference.decide(clock_now(clock), cost);
                 let actual = throttle
                     .hit_with("client", HitOptions::new().cost(cost))
                     .await

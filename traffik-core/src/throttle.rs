@@ -505,7 +505,6 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         error: crate::backend::BackendError,
         cost: u64,
     ) -> Result<Decision, ThrottleError> {
-        self.log_backend_error(&error, ready.backend.name());
         let info = ErrorInfo {
             error,
             uid: &self.inner.uid,
@@ -518,11 +517,21 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             now: ready.now,
             min_wait: ready.min_wait,
         };
-        ready
-            .on_error
+        self.apply_policy(&ready.on_error, info).await
+    }
+
+    /// Logs a backend failure (rate-limited) and lets `policy` decide the hit.
+    async fn apply_policy(
+        &self,
+        policy: &OnError,
+        info: ErrorInfo<'_>,
+    ) -> Result<Decision, ThrottleError> {
+        self.log_backend_error(&info.error, info.backend.name());
+        let min_wait = info.min_wait;
+        policy
             .apply(info)
             .await
-            .map(|decision| with_min_wait(decision, ready.min_wait))
+            .map(|decision| with_min_wait(decision, min_wait))
             .map_err(|source| ThrottleError::Backend {
                 uid: self.inner.uid.to_string(),
                 source,
@@ -565,7 +574,6 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         match result {
             Ok(decision) => Ok(with_min_wait(decision, config.min_wait)),
             Err(error) => {
-                self.log_backend_error(&error, backend.name());
                 let policy = config
                     .on_error
                     .as_ref()
@@ -584,14 +592,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
                     now,
                     min_wait: config.min_wait,
                 };
-                policy
-                    .apply(info)
-                    .await
-                    .map(|decision| with_min_wait(decision, config.min_wait))
-                    .map_err(|source| ThrottleError::Backend {
-                        uid: self.inner.uid.to_string(),
-                        source,
-                    })
+                self.apply_policy(&policy, info).await
             }
         }
     }

@@ -64,25 +64,22 @@ fn expand(spec: Spec, mut function: ItemFn) -> TokenStream {
                 arguments.push(quote!(#path));
                 continue;
             }
-            CheckedLimit::Static(path) => items.push(quote! {
-                #marker_item
-
-                impl<S> ::traffik_axum::__private::ThrottlePolicy<S> for #marker {
-                    fn throttle(
-                        _: &S,
-                    ) -> ::core::result::Result<
-                        &::traffik_axum::__private::HttpThrottle,
-                        &::traffik_axum::__private::ConfigError,
-                    > {
-                        ::traffik_axum::__private::StaticThrottle::get(&*#path)
-                    }
-                }
-            }),
+            CheckedLimit::Static(path) => {
+                let policy = policy_impl(
+                    &marker,
+                    quote!(::traffik_axum::__private::StaticThrottle::get(&*#path)),
+                );
+                items.push(quote! {
+                    #marker_item
+                    #policy
+                });
+            }
             CheckedLimit::Rate { limit, period_ms } => {
                 let uid = uid(&spec.options, &function_name, rate_index, rates);
                 rate_index += 1;
                 let settings = settings(&spec.options);
                 let declaration = format!("::{function_name}[{index}]");
+                let policy = policy_impl(&marker, quote!(build()));
                 items.push(quote! {
                     #marker_item
 
@@ -114,16 +111,7 @@ fn expand(spec: Spec, mut function: ItemFn) -> TokenStream {
                             )
                         }
 
-                        impl<S> ::traffik_axum::__private::ThrottlePolicy<S> for #marker {
-                            fn throttle(
-                                _: &S,
-                            ) -> ::core::result::Result<
-                                &::traffik_axum::__private::HttpThrottle,
-                                &::traffik_axum::__private::ConfigError,
-                            > {
-                                build()
-                            }
-                        }
+                        #policy
                     };
                 });
             }
@@ -140,6 +128,23 @@ fn expand(spec: Spec, mut function: ItemFn) -> TokenStream {
     quote! {
         #(#items)*
         #function
+    }
+}
+
+/// `impl ThrottlePolicy<S> for marker`, the throttle being `throttle` (an expression of type
+/// `Result<&HttpThrottle, &ConfigError>`).
+fn policy_impl(marker: &syn::Ident, throttle: TokenStream) -> TokenStream {
+    quote! {
+        impl<S> ::traffik_axum::__private::ThrottlePolicy<S> for #marker {
+            fn throttle(
+                _: &S,
+            ) -> ::core::result::Result<
+                &::traffik_axum::__private::HttpThrottle,
+                &::traffik_axum::__private::ConfigError,
+            > {
+                #throttle
+            }
+        }
     }
 }
 
