@@ -120,6 +120,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/suggest", get(suggest))
         .route("/export", get(export))
         .route("/notes/{id}", post(create_note))
+        // Carries the attribute's rate-limit headers (`headers = always`) to successes too.
+        .layer(RateLimitHeadersLayer::new())
         .with_state(AppState { owner: "example" });
     traffik_examples::serve("attribute", app).await?;
     Ok(())

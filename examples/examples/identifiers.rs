@@ -6,6 +6,7 @@
 //! curl -i -H 'x-api-key: alice' http://127.0.0.1:3000/    # alice's own budget (3 per minute)
 //! curl -i -H 'x-api-key: internal-probe' http://127.0.0.1:3000/   # exempted: never limited
 //! curl -i http://127.0.0.1:3000/                          # no key: limited by client IP
+//! curl -i -H 'x-api-key: made-up' http://127.0.0.1:3000/  # an unknown key: its client IP's budget
 //! ```
 
 use axum::Router;
@@ -23,11 +24,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ProxyHeader::XForwardedFor,
         TrustedProxies::parse_networks(["10.0.0.0/8", "127.0.0.1"])?,
     );
+    // The known API keys. An identity taken from a header must be checked first: a key nobody
+    // issued would give whoever invents it a fresh budget, so unknown keys count as their IP.
+    let known_keys = ["alice", "bob"];
     let identify = Identifier::new(move |parts: &Parts| {
         match parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-            Some(key) if key.starts_with("internal-") => EXEMPTED,
-            Some(key) => Identity::from(format!("key:{key}")),
-            None => match client_ip.key(parts) {
+            // The one internal caller: exempted, no backend call at all.
+            Some("internal-probe") => EXEMPTED,
+            Some(key) if known_keys.contains(&key) => Identity::from(format!("key:{key}")),
+            // No key, or one nobody issued.
+            _ => match client_ip.key(parts) {
                 Some(ip) => Identity::from(format!("ip:{ip}")),
                 None => Identity::from("ip:unknown"),
             },

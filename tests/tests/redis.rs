@@ -750,3 +750,53 @@ async fn the_limits_of_one_request_are_one_round_trip_and_all_or_nothing() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_rate_past_the_scripts_exact_range_is_refused_never_failed_open() {
+    use traffik_core::strategy::SlidingWindowCounter;
+    use traffik_core::throttle::HitOptions;
+
+    let server = RedisServer::start();
+    let redis: Arc<dyn Backend> = Arc::new(backend(&server, "range").await);
+    let too_large = "1000000000/day"; // limit × period = 8.64 × 10^16 > 2^52
+    // On the throttle's own backend, or on the registry's default: refused when built.
+    let error = Throttle::builder("range-own", too_large)
+        .strategy(SlidingWindowCounter::new())
+        .shared_backend(Arc::clone(&redis))
+        .registry(&ThrottleRegistry::new())
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(error, traffik_core::ConfigError::UnsupportedRate { .. }),
+        "{error}"
+    );
+    let registry = ThrottleRegistry::new();
+    registry.set_default_backend_shared(Arc::clone(&redis));
+    let error = Throttle::builder("range-default", too_large)
+        .strategy(SlidingWindowCounter::new())
+        .registry(&registry)
+        .build()
+        .unwrap_err();
+    assert!(error.to_string().contains("2^52"), "{error}");
+    // A backend chosen per hit: refused before the script runs, whatever the on-error policy.
+    let per_hit = Throttle::builder("range-per-hit", too_large)
+        .strategy(SlidingWindowCounter::new())
+        .on_error(OnError::Allow)
+        .registry(&ThrottleRegistry::new())
+        .build()
+        .unwrap();
+    let error = per_hit
+        .hit_with("client", HitOptions::new().backend(&redis))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ThrottleError::Backend {
+                source: BackendError::Unsupported { .. },
+                ..
+            }
+        ),
+        "{error}"
+    );
+}

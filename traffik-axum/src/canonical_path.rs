@@ -1,11 +1,12 @@
-//! One spelling per resource: a request path normalised so that the spellings a router or a
-//! handler treats alike (`/items/%31` and `/items/1`, `/a//b/./c/` and `/a/b/c`) key one
-//! budget.
+//! One spelling per resource: a request path normalised so that the spellings a handler treats
+//! alike (`/items/%31` and `/items/1`, `/items/%E2%82%AC` and `/items/€`, `/a//b/./c/` and
+//! `/a/b/c`) key one budget.
 //!
-//! The normalisation is RFC 3986 §6.2.2 (percent-encoded unreserved characters decoded, the
-//! remaining escapes in upper case, dot segments removed), plus empty segments dropped, which
-//! folds repeated slashes and a trailing slash. It only ever merges spellings, never splits one:
-//! two paths that differ after it differ as resources.
+//! Every escape is decoded as axum's `Path` extractor decodes it, except `%2F` (a `/` inside a
+//! segment) and `%25` (a `%`), which stay escaped in upper case so that no decoded text can pass
+//! for another escape; then dot segments are removed (RFC 3986 §5.2.4) and empty segments
+//! dropped, which folds repeated slashes and a trailing slash. Escapes that do not decode to
+//! UTF-8 stay as they are, in upper case.
 
 use std::borrow::Cow;
 
@@ -14,7 +15,7 @@ pub(crate) fn canonical_path(path: &str) -> Cow<'_, str> {
     if is_canonical(path) {
         return Cow::Borrowed(path);
     }
-    let decoded = decode_unreserved(path);
+    let decoded = decode_escapes(path);
     let mut segments: Vec<&str> = Vec::new();
     for segment in decoded.split('/') {
         match segment {
@@ -50,37 +51,46 @@ fn is_canonical(path: &str) -> bool {
         .all(|segment| !matches!(segment, "" | "." | ".."))
 }
 
-/// Decodes `%XX` escapes of unreserved characters (`A–Z a–z 0–9 - . _ ~`) and upper-cases the
-/// hex digits of the others; a `%` not followed by two hex digits stays as it is.
-fn decode_unreserved(path: &str) -> String {
+/// Decodes every `%XX` escape but `%2F` and `%25` (upper-cased instead); a `%` not followed by
+/// two hex digits stays as it is. If the decoded bytes are not UTF-8, only the escapes of
+/// ASCII characters are decoded.
+fn decode_escapes(path: &str) -> String {
+    let decoded = decode(path, |byte| byte != b'/' && byte != b'%');
+    match String::from_utf8(decoded) {
+        Ok(text) => text,
+        Err(_) => {
+            let ascii = decode(path, |byte| byte.is_ascii() && byte != b'/' && byte != b'%');
+            String::from_utf8(ascii).unwrap_or_else(|_| path.to_owned())
+        }
+    }
+}
+
+/// `path` with the escapes of the bytes `decodable` accepts decoded, the others upper-cased.
+fn decode(path: &str, decodable: impl Fn(u8) -> bool) -> Vec<u8> {
     let bytes = path.as_bytes();
-    let mut out = String::with_capacity(path.len());
+    let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let byte = bytes[i];
-        let escape = (byte == b'%')
+        let escape = (bytes[i] == b'%')
             .then(|| Some((hex(*bytes.get(i + 1)?)?, hex(*bytes.get(i + 2)?)?)))
             .flatten();
         match escape {
             Some((high, low)) => {
-                let decoded = high << 4 | low;
-                if decoded.is_ascii_alphanumeric() || matches!(decoded, b'-' | b'.' | b'_' | b'~') {
-                    out.push(char::from(decoded));
+                let byte = high << 4 | low;
+                if decodable(byte) {
+                    out.push(byte);
                 } else {
-                    out.push('%');
-                    out.push(char::from(bytes[i + 1].to_ascii_uppercase()));
-                    out.push(char::from(bytes[i + 2].to_ascii_uppercase()));
+                    out.extend_from_slice(&[
+                        b'%',
+                        bytes[i + 1].to_ascii_uppercase(),
+                        bytes[i + 2].to_ascii_uppercase(),
+                    ]);
                 }
                 i += 3;
             }
             None => {
-                // Copy up to the next `%` in one go (ASCII, or whole UTF-8 sequences).
-                let next = bytes[i + 1..]
-                    .iter()
-                    .position(|&b| b == b'%')
-                    .map_or(bytes.len(), |at| i + 1 + at);
-                out.push_str(&path[i..next]);
-                i = next;
+                out.push(bytes[i]);
+                i += 1;
             }
         }
     }
@@ -116,7 +126,12 @@ mod tests {
             ("/items/%2E%2E/items/1", "/items/1"),
             ("/../../items/1", "/items/1"),
             ("/items/a%2fb", "/items/a%2Fb"),
-            ("/items/%e2%82%ac", "/items/%E2%82%AC"),
+            ("/items/%e2%82%ac", "/items/€"),
+            ("/items/%3A", "/items/:"),
+            ("/items/a%20b", "/items/a b"),
+            ("/items/%ff", "/items/%FF"),
+            ("/items/%ff%41", "/items/%FFA"),
+            ("/items/%25", "/items/%25"),
             ("/items/100%", "/items/100%"),
             ("/items/%zz", "/items/%zz"),
             ("/items/%4", "/items/%4"),
@@ -132,6 +147,7 @@ mod tests {
     fn distinct_resources_stay_distinct() {
         assert_ne!(canonical_path("/items/a%2Fb"), canonical_path("/items/a/b"));
         assert_ne!(canonical_path("/items/%25"), canonical_path("/items/%"));
+        assert_ne!(canonical_path("/items/%2541"), canonical_path("/items/A"));
         assert_ne!(canonical_path("/Items"), canonical_path("/items"));
     }
 }

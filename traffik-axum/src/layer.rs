@@ -29,8 +29,8 @@ use crate::throttle::{HttpThrottle, Scope};
 /// rate-limit headers are added to the response. By
 /// default a layer's throttle keeps **one budget per client across everything the layer
 /// covers** ([`Scope::Shared`]); give the throttle another [`Scope`] for per-route budgets
-/// (which need the layer on the `Router`, where it runs after routing). CORS preflights are
-/// not counted unless the throttle says
+/// (which need the layer on the `Router`, where it runs after routing). CORS preflights spend
+/// a budget of their own unless the throttle says
 /// [`count_preflights`](crate::HttpThrottleBuilder::count_preflights); put tower-http's
 /// `CorsLayer` outside this layer so refusals carry the CORS headers.
 ///
@@ -193,9 +193,7 @@ fn sync_pass(
         .collect();
     match HttpThrottle::try_enforce_all_now(&throttles, parts, Scope::Shared) {
         Some(Ok(decisions)) => {
-            for ((throttle, _), decision) in throttles.iter().zip(&decisions) {
-                throttle.write_headers(decision, headers);
-            }
+            write_headers(&throttles, &decisions, headers);
             Pass::Allowed
         }
         Some(Err(rejection)) => Pass::Refused(rejection.into_response()),
@@ -280,12 +278,20 @@ where
         Err(rejection) => return Ok(rejection.into_response()),
     };
     let mut headers = HeaderMap::new();
-    for ((throttle, _), decision) in throttles.iter().zip(&decisions) {
-        throttle.write_headers(decision, &mut headers);
-    }
+    write_headers(&throttles, &decisions, &mut headers);
     let mut response = inner.call(Request::from_parts(parts, body)).await?;
     add_headers(&mut response, headers);
     Ok(response)
+}
+
+/// The headers of the rules' decisions (where two write one header, the fewest units left wins).
+fn write_headers(
+    throttles: &[(&HttpThrottle, Option<u64>)],
+    decisions: &[traffik_core::Decision],
+    out: &mut HeaderMap,
+) {
+    let throttles: Vec<&HttpThrottle> = throttles.iter().map(|(throttle, _)| *throttle).collect();
+    HttpThrottle::write_all_headers(&throttles, decisions, out);
 }
 
 /// Adds the rate-limit headers the handler did not set itself.

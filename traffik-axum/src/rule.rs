@@ -20,7 +20,8 @@ type SyncPredicate = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
 ///
 /// Criteria are checked cheapest first: the method set (case-insensitive; `GET` covers `HEAD`,
 /// which axum answers with the `GET` handler), then the path pattern (anchored at both ends,
-/// matched against the canonical path, so `/items/%31` and `/items//1` are `/items/1`), then
+/// matched against the raw path and its canonical spelling, so `/items/%31` and `/items//1`
+/// are covered by a rule on `/items/1`, and `/items/%2e%2e` still by one on `/items/*`), then
 /// the asynchronous predicate. A rule with no criteria applies to every request.
 ///
 /// ```
@@ -118,13 +119,15 @@ impl ThrottleRule {
         {
             return false;
         }
-        self.path
+        // The raw path (what the router matched) or its canonical spelling: a request another
+        // spelling of a covered path is covered, and normalising never uncovers one.
+        self.path.as_ref().is_none_or(|pattern| {
+            let raw = parts.uri.path();
+            pattern.matches(raw) || pattern.matches(&canonical_path(raw))
+        }) && self
+            .predicate
             .as_ref()
-            .is_none_or(|pattern| pattern.matches(&canonical_path(parts.uri.path())))
-            && self
-                .predicate
-                .as_ref()
-                .is_none_or(|predicate| predicate(parts))
+            .is_none_or(|predicate| predicate(parts))
     }
 }
 
@@ -197,6 +200,10 @@ mod tests {
             assert!(reads.matches_cheap(&parts(method, path)), "{method} {path}");
         }
         assert!(!reads.matches_cheap(&parts("POST", "/items/1")));
+        // Dot segments the router does not resolve: the raw path still matches.
+        let items = rule().path("/api/items/*");
+        assert!(items.matches_cheap(&parts("GET", "/api/items/%2e%2e")));
+        assert!(items.matches_cheap(&parts("GET", "/api/items/..")));
         // A rule written for HEAD alone does not cover GET.
         let heads = rule().methods([Method::HEAD]);
         assert!(heads.matches_cheap(&parts("HEAD", "/")));

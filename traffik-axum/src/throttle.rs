@@ -18,7 +18,7 @@ use traffik_core::throttle::{
     try_hit_all_now,
 };
 use traffik_core::{
-    Clock, ConfigError, Context, Decision, SkipReason, StrategyStat, Throttle, ThrottleRegistry,
+    Clock, ConfigError, Context, Decision, StrategyStat, Throttle, ThrottleRegistry,
 };
 
 use crate::backend::RequestBackend;
@@ -54,6 +54,9 @@ pub enum Scope {
 
 /// The scope of requests no route matched (a route template always starts with `/`).
 const FALLBACK_SCOPE: &str = "*";
+/// The start of the scope of CORS preflights counted apart (no other scope starts so: a scope
+/// starts with a method, a `/` or `*`).
+const PREFLIGHT_SCOPE: &str = "preflight";
 
 impl Scope {
     /// The scope string of a request (`None` for [`Scope::Shared`]).
@@ -131,8 +134,6 @@ struct Batch<'a> {
 struct Member<'a> {
     throttle: &'a HttpThrottle,
     cost: Option<u64>,
-    /// `false` for a CORS preflight the throttle lets through uncounted.
-    counted: bool,
     scope: Option<String>,
 }
 
@@ -147,18 +148,16 @@ impl<'a> Batch<'a> {
             .map(|&(throttle, cost)| Member {
                 throttle,
                 cost,
-                counted: throttle.preflight(parts).is_none(),
                 scope: throttle.scope_of(parts, default_scope),
             })
             .collect();
         Batch { parts, members }
     }
 
-    /// The core limits (preflights left out).
+    /// The core limits.
     fn limits(&self) -> Vec<Limit<'_, Parts>> {
         self.members
             .iter()
-            .filter(|member| member.counted)
             .map(|member| {
                 let options =
                     HttpThrottle::options(self.parts, member.scope.as_deref(), member.cost, None);
@@ -167,18 +166,10 @@ impl<'a> Batch<'a> {
             .collect()
     }
 
-    /// Every member's decision (preflights skipped), or the first refusal's 429.
+    /// Every member's decision, or the first refusal's 429.
     fn verdict(&self, decided: Vec<Decision>) -> Result<Vec<Decision>, ThrottleRejection> {
-        let mut decided = decided.into_iter();
         let mut decisions = Vec::with_capacity(self.members.len());
-        for member in &self.members {
-            let decision = match member.counted.then(|| decided.next()).flatten() {
-                Some(decision) => decision,
-                None => {
-                    decisions.push(Decision::skipped(SkipReason::Preflight));
-                    continue;
-                }
-            };
+        for (member, decision) in self.members.iter().zip(decided) {
             let options =
                 HttpThrottle::options(self.parts, member.scope.as_deref(), member.cost, None);
             // A refusal answers with its throttle's 429 (headers, handler).
@@ -283,9 +274,6 @@ impl HttpThrottle {
     /// What a hit would get now, consuming nothing (the pre-check of "check, then consume
     /// after success").
     pub async fn check_request(&self, parts: &Parts) -> Result<Decision, ThrottleRejection> {
-        if let Some(skipped) = self.preflight(parts) {
-            return Ok(skipped);
-        }
         let scope = self.scope_of(parts, Scope::Route);
         let options = Self::options(parts, scope.as_deref(), None, None);
         self.throttle
@@ -313,9 +301,6 @@ impl HttpThrottle {
         default_scope: Scope,
         call: CallOptions<'_>,
     ) -> Result<Decision, ThrottleRejection> {
-        if let Some(skipped) = self.preflight(parts) {
-            return Ok(skipped);
-        }
         let scope = self.scope_of(parts, default_scope);
         let options = Self::options(parts, scope.as_deref(), call.cost, call.context);
         let decision = self
@@ -333,23 +318,23 @@ impl HttpThrottle {
         default_scope: Scope,
         cost: Option<u64>,
     ) -> Option<Result<Decision, ThrottleRejection>> {
-        if let Some(skipped) = self.preflight(parts) {
-            return Some(Ok(skipped));
-        }
-        let scope = self.http.scope.unwrap_or(default_scope);
-        scope.with(parts, |scope| {
+        let decide = |scope: Option<&str>| {
             let options = Self::options(parts, scope, cost, None);
             Some(match self.throttle.try_hit_now(parts, options)? {
                 Ok(decision) => self.verdict(parts, decision, &CallOptions::cost(cost), &options),
                 Err(error) => Err(ThrottleRejection::from_error(error)),
             })
-        })
+        };
+        if self.is_separate_preflight(parts) {
+            return decide(self.scope_of(parts, default_scope).as_deref());
+        }
+        self.http.scope.unwrap_or(default_scope).with(parts, decide)
     }
 
-    /// The skipped decision of a CORS preflight this throttle does not count.
-    fn preflight(&self, parts: &Parts) -> Option<Decision> {
-        (!self.http.count_preflights && is_cors_preflight(parts))
-            .then(|| Decision::skipped(SkipReason::Preflight))
+    /// Whether `parts` is a CORS preflight this throttle counts apart from the requests it
+    /// precedes.
+    fn is_separate_preflight(&self, parts: &Parts) -> bool {
+        !self.http.count_preflights && is_cors_preflight(parts)
     }
 
     /// Enforces several throttles on one request **as one**: every limit admits and all are
@@ -370,9 +355,11 @@ impl HttpThrottle {
     ///     Ok("results")
     /// }
     ///
+    /// // One backend for both: they are decided atomically there.
+    /// let backend = std::sync::Arc::new(MemoryBackend::new());
     /// let limits = Limits {
-    ///     burst: HttpThrottle::builder("doc-all-burst", "2/s").backend(MemoryBackend::new()).build()?,
-    ///     hourly: HttpThrottle::builder("doc-all-hourly", "100/h").backend(MemoryBackend::new()).build()?,
+    ///     burst: HttpThrottle::builder("doc-all-burst", "2/s").shared_backend(backend.clone()).build()?,
+    ///     hourly: HttpThrottle::builder("doc-all-hourly", "100/h").shared_backend(backend).build()?,
     /// };
     /// let app: Router = Router::new().route("/search", get(search)).with_state(limits);
     /// # Ok::<(), ConfigError>(())
@@ -413,8 +400,14 @@ impl HttpThrottle {
         })
     }
 
+    /// The scope string of a request: the throttle's scope (else `default_scope`), and for a
+    /// CORS preflight counted apart, that scope in a budget of its own (`preflight…`).
     pub(crate) fn scope_of(&self, parts: &Parts, default_scope: Scope) -> Option<String> {
-        self.http.scope.unwrap_or(default_scope).of(parts)
+        let scope = self.http.scope.unwrap_or(default_scope).of(parts);
+        if self.is_separate_preflight(parts) {
+            return Some(format!("{PREFLIGHT_SCOPE}{}", scope.unwrap_or_default()));
+        }
+        scope
     }
 
     pub(crate) fn options<'a>(
@@ -466,6 +459,21 @@ impl HttpThrottle {
         }
         let backend = self.throttle.backend_for(options)?;
         backend.extensions()?.get::<ThrottledHandler>().cloned()
+    }
+
+    /// Adds every throttle's headers for its decision to `out`. The throttle with the fewest
+    /// units left is written last, so its values stand where two throttles write the same
+    /// header.
+    pub(crate) fn write_all_headers(
+        throttles: &[&HttpThrottle],
+        decisions: &[Decision],
+        out: &mut HeaderMap,
+    ) {
+        let mut order: Vec<usize> = (0..decisions.len().min(throttles.len())).collect();
+        order.sort_by_key(|&index| std::cmp::Reverse(decisions[index].remaining));
+        for index in order {
+            throttles[index].write_headers(&decisions[index], out);
+        }
     }
 
     /// Adds the rate-limit headers due for `decision` to `out`.
@@ -618,10 +626,12 @@ impl HttpThrottleBuilder {
         self
     }
 
-    /// Counts CORS preflights (`OPTIONS` with `Origin` and `Access-Control-Request-Method`)
-    /// like any other request. By default they are let through uncounted
-    /// ([`SkipReason::Preflight`]): a browser sends one before each cross-origin request it
-    /// must check, and counting it would halve the budget of the real requests.
+    /// Counts CORS preflights (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) in
+    /// the same budget as every other request. By default they spend **a budget of their
+    /// own** (the same rate, kept apart): a browser sends one before each cross-origin request
+    /// it must check, and counting it with them would halve the budget of the real requests;
+    /// keeping a budget for them still limits a client that sends preflight-shaped requests to
+    /// reach an `OPTIONS` or `any` handler.
     pub fn count_preflights(mut self, count: bool) -> Self {
         self.count_preflights = count;
         self

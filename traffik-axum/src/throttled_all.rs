@@ -33,9 +33,12 @@ use crate::throttle::{HttpThrottle, Scope};
 /// use traffik_axum::{HttpThrottle, ThrottledAll, throttle_policy};
 /// use traffik_axum::prelude::*;
 ///
+/// // The application's default backend: both throttles decided atomically on it.
+/// ThrottleRegistry::global().set_default_backend(MemoryBackend::new());
+///
 /// throttle_policy! {
-///     pub Burst = HttpThrottle::builder("doc-all-extract-burst", "2/s").backend(MemoryBackend::new()).build();
-///     pub Hourly = HttpThrottle::builder("doc-all-extract-hourly", "100/h").backend(MemoryBackend::new()).build();
+///     pub Burst = HttpThrottle::builder("doc-all-extract-burst", "2/s").build();
+///     pub Hourly = HttpThrottle::builder("doc-all-extract-hourly", "100/h").build();
 /// }
 ///
 /// async fn search(limits: ThrottledAll<(Burst, Hourly)>) -> String {
@@ -100,7 +103,8 @@ where
                 .await?
             }
         };
-        let headers = headers_of(&throttles, &decisions);
+        let mut headers = HeaderMap::new();
+        HttpThrottle::write_all_headers(&throttles, &decisions, &mut headers);
         if !headers.is_empty()
             && let Some(slot) = parts.extensions.get::<HeaderSlot>()
         {
@@ -112,18 +116,6 @@ where
             policies: PhantomData,
         })
     }
-}
-
-/// Every throttle's headers; the throttle with the fewest units left is written last, so its
-/// values stand where two throttles write the same header.
-fn headers_of(throttles: &[&HttpThrottle], decisions: &[Decision]) -> HeaderMap {
-    let mut order: Vec<usize> = (0..decisions.len().min(throttles.len())).collect();
-    order.sort_by_key(|&index| std::cmp::Reverse(decisions[index].remaining));
-    let mut headers = HeaderMap::new();
-    for index in order {
-        throttles[index].write_headers(&decisions[index], &mut headers);
-    }
-    headers
 }
 
 impl<T> IntoResponseParts for ThrottledAll<T> {

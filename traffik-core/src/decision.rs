@@ -60,9 +60,6 @@ pub enum SkipReason {
     ZeroCost,
     /// The backend failed and the on-error policy let the hit through (fail open).
     BackendFailure,
-    /// A CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`): the
-    /// browser's question before the real request, not counted by default (`traffik-axum`).
-    Preflight,
 }
 
 impl Decision {

@@ -27,7 +27,7 @@
 //!
 //! | feature | default | enables |
 //! |---|---|---|
-//! | `memory` | yes | [`MemoryBackend`]: the in-process backend on `dashmap`, with a tokio sweeper |
+//! | `memory` | yes | [`MemoryBackend`]: the in-process backend on a sharded `hashbrown` map, with a tokio sweeper |
 //! | `redis` | no | `RedisBackend`: single node or Redis Cluster, one Lua script per decision |
 //! | `redis-tls` | no | `rediss://` URLs for the Redis backend (rustls) |
 //!

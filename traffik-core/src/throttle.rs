@@ -157,18 +157,29 @@ impl<C: ?Sized> Config<C> {
                     source,
                 })?;
             if let Some(backend) = &self.backend {
-                backend
-                    .check_rate(strategy.as_ref(), &rate)
-                    .map_err(|reason| ConfigError::UnsupportedRate {
-                        uid: uid.to_owned(),
-                        backend: backend.name().to_owned(),
-                        strategy: strategy.name(),
-                        rate,
-                        reason,
-                    })?;
+                self.check_rate_on(uid, backend.as_ref())?;
             }
         }
         Ok(())
+    }
+
+    /// Whether `backend` decides this throttle's fixed rate exactly ([`Backend::check_rate`]).
+    fn check_rate_on(&self, uid: &str, backend: &dyn Backend) -> Result<(), ConfigError> {
+        let (Some(rate), StrategyRef::Pure(strategy)) = (self.rate.fixed(), &self.strategy) else {
+            return Ok(());
+        };
+        if rate.is_unlimited() {
+            return Ok(());
+        }
+        backend
+            .check_rate(strategy.as_ref(), &rate)
+            .map_err(|reason| ConfigError::UnsupportedRate {
+                uid: uid.to_owned(),
+                backend: backend.name().to_owned(),
+                strategy: strategy.name(),
+                rate,
+                reason,
+            })
     }
 }
 
@@ -235,6 +246,12 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
     ) -> Result<Self, ConfigError> {
         let mut config = config;
         config.prepare(&uid)?;
+        if config.backend.is_none()
+            && let Some(default) = registry.default_backend().as_ref()
+        {
+            // The registry's default backend decides this throttle's hits: check it now too.
+            config.check_rate_on(&uid, default.0.as_ref())?;
+        }
         let inner = Arc::new(Inner {
             uid: uid.into_boxed_str(),
             config: ArcSwap::from_pointee(config),
@@ -527,6 +544,14 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         info: ErrorInfo<'_>,
     ) -> Result<Decision, ThrottleError> {
         self.log_backend_error(&info.error, info.backend.name());
+        if matches!(info.error, crate::backend::BackendError::Unsupported { .. }) {
+            // A configuration mistake (a rate the backend cannot decide exactly), not an
+            // outage: never failed open, whatever the policy.
+            return Err(ThrottleError::Backend {
+                uid: self.inner.uid.to_string(),
+                source: info.error,
+            });
+        }
         let min_wait = info.min_wait;
         policy
             .apply(info)

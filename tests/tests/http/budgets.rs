@@ -161,8 +161,9 @@ fn preflighted_gets(path: &'static str) -> Vec<Request> {
 }
 
 #[tokio::test]
-async fn cors_preflights_are_not_counted_by_the_layer_or_the_extractor() {
-    // The layer, with the application answering OPTIONS itself.
+async fn cors_preflights_spend_a_budget_of_their_own_with_the_layer_or_the_extractor() {
+    // The layer, with the application answering OPTIONS itself: the preflights do not use up
+    // the GETs' budget (2/min), and have 2/min of their own.
     let limit = throttle("2/min").build().unwrap();
     let base = serve(
         Router::new()
@@ -172,15 +173,30 @@ async fn cors_preflights_are_not_counted_by_the_layer_or_the_extractor() {
     .await;
     assert_eq!(
         statuses(&base, &preflighted_gets("/")).await,
-        [200, 200, 200, 200, 200, 429]
+        [200, 200, 200, 200, 429, 429]
     );
 
-    // The extractor on a handler that answers every method.
+    // The extractor on a handler that answers every method: preflight-shaped requests cannot
+    // reach it without limit.
     let state = state(throttle("2/min").build().unwrap());
+    let runs = Arc::clone(&state.runs);
     let base = serve(Router::new().route("/", any(counted)).with_state(state)).await;
+    let preflights = [
+        (Method::OPTIONS, "/", PREFLIGHT),
+        (Method::OPTIONS, "/", PREFLIGHT),
+        (Method::OPTIONS, "/", PREFLIGHT),
+    ];
+    assert_eq!(statuses(&base, &preflights).await, [200, 200, 429]);
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    let gets = [
+        (Method::GET, "/", NONE),
+        (Method::GET, "/", NONE),
+        (Method::GET, "/", NONE),
+    ];
     assert_eq!(
-        statuses(&base, &preflighted_gets("/")).await,
-        [200, 200, 200, 200, 200, 429]
+        statuses(&base, &gets).await,
+        [200, 200, 429],
+        "the GETs' own budget"
     );
     // An OPTIONS that is not a preflight (no Origin) is an ordinary request (with its own
     // budget: another method).

@@ -113,26 +113,12 @@ fn single(value: &HeaderValue) -> Entry {
     parse_hop(bytes)
 }
 
-/// The elements of a `Forwarded` value, split at commas outside quoted strings.
+/// The elements of a `Forwarded` value, split at every comma. RFC 7239 lets a quoted string
+/// hold a comma, but no node (`for=` value) ever does, and honouring quotes would let a client
+/// open one (`for=1.2.3.4;x="`) that swallows what the proxy appends after it. A quoted value
+/// split this way is just an entry that is not an address.
 fn forwarded_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut start = 0;
-    let mut quoted = false;
-    let mut escaped = false;
-    let mut cuts = Vec::new();
-    for (i, &byte) in value.iter().enumerate() {
-        match byte {
-            _ if escaped => escaped = false,
-            b'\\' if quoted => escaped = true,
-            b'"' => quoted = !quoted,
-            b',' if !quoted => {
-                cuts.push(&value[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    cuts.push(&value[start..]);
-    cuts.into_iter()
+    value.split(|&byte| byte == b',')
 }
 
 /// The `for=` value of one `Forwarded` element (`for=192.0.2.1;proto=https`), unquoted.
@@ -204,13 +190,25 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_reads_for_values_and_respects_quotes() {
+    fn forwarded_reads_the_for_value_of_each_element() {
         assert_eq!(
             entries(
                 &ProxyHeader::Forwarded,
                 &[b"for=198.51.100.7;proto=https, For=\"[2001:db8::1]:80\", by=10.0.0.1, for=_hidden, for=\"a,b\";by=x"]
             ),
-            vec![None, None, None, ip("2001:db8::1"), ip("198.51.100.7")]
+            vec![None, None, None, None, ip("2001:db8::1"), ip("198.51.100.7")]
+        );
+    }
+
+    #[test]
+    fn a_quote_the_client_leaves_open_cannot_swallow_the_proxys_entry() {
+        // The client sent `for=1.2.3.4;x="`; the proxy appended its peer to the same line.
+        assert_eq!(
+            entries(
+                &ProxyHeader::Forwarded,
+                &[b"for=1.2.3.4;x=\", for=198.51.100.7"]
+            ),
+            vec![ip("198.51.100.7"), ip("1.2.3.4")]
         );
     }
 

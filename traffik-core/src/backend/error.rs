@@ -60,7 +60,9 @@ pub enum BackendError {
         reason: String,
     },
     /// The backend cannot decide this hit exactly (a Redis script at a rate, or with a clock,
-    /// beyond the range its doubles hold exactly). Nothing was stored.
+    /// beyond the range its doubles hold exactly). Nothing was stored. A configuration
+    /// mistake, not an outage: the throttle returns it whatever its on-error policy (it never
+    /// fails open on it).
     #[error("backend `{backend}` cannot decide this hit exactly: {reason}")]
     Unsupported {
         /// The backend's name.

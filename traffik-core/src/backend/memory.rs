@@ -1,4 +1,5 @@
-//! [`MemoryBackend`]: state in this process, on a sharded `DashMap`.
+//! [`MemoryBackend`]: state in this process, on a sharded map (64 shards, each a mutex over a
+//! `hashbrown` table).
 
 mod lock;
 mod store;
@@ -638,6 +639,53 @@ mod tests {
         );
         assert!(hit(&backend, "traffik:new", 0).is_allowed());
         assert!(hit(&backend, "traffik:new", 0).is_throttled());
+    }
+
+    #[tokio::test]
+    async fn a_full_map_makes_room_for_a_batchs_new_keys_only() {
+        let clock = ManualClock::new(0);
+        let backend = backend(&clock, 3);
+        let context = Context::new();
+        let hit = Hit::new(0, Rate::per_second(2), 1, &context);
+        let strategy = FixedWindow::new();
+        let batch = |keys: &[&'static str]| -> Vec<Decision> {
+            let hits: Vec<KeyedHit<'_>> = keys
+                .iter()
+                .map(|key| KeyedHit {
+                    key,
+                    strategy: &strategy,
+                    hit,
+                })
+                .collect();
+            backend
+                .decide_all_now(&hits, Mode::Consume)
+                .unwrap()
+                .unwrap()
+        };
+        for key in ["traffik:a", "traffik:b", "traffik:c"] {
+            self::hit(&backend, key, 0);
+        }
+        assert_eq!(backend.len(), 3);
+        // Known keys only: nothing is evicted, so both keep their count (the second hit fills
+        // each one's limit of 2).
+        assert!(
+            batch(&["traffik:a", "traffik:b"])
+                .iter()
+                .all(Decision::is_allowed)
+        );
+        assert_eq!(backend.len(), 3);
+        assert!(
+            batch(&["traffik:a", "traffik:b"])
+                .iter()
+                .all(Decision::is_throttled)
+        );
+        // One new key: exactly one entry makes room for it.
+        assert!(
+            batch(&["traffik:c", "traffik:d"])
+                .iter()
+                .all(Decision::is_allowed)
+        );
+        assert_eq!(backend.len(), 3);
     }
 
     #[tokio::test]

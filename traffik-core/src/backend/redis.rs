@@ -186,24 +186,7 @@ impl RedisBackend {
             .await?;
         let (now, stored, admitted) = <(Millis, Option<String>, u8)>::from_redis_value(reply)
             .map_err(|error| invalid_reply("decide", error.to_string()))?;
-        let at = Hit { now, ..hit };
-        let decision = strategy.decide_encoded(stored.as_deref(), &at);
-        if decision.is_allowed() != (admitted == 1) {
-            return Err(invalid_reply(
-                "decide",
-                format!(
-                    "the `{}` script {} a hit its strategy {} (stored state {stored:?})",
-                    strategy.name(),
-                    if admitted == 1 { "admitted" } else { "refused" },
-                    if decision.is_allowed() {
-                        "admits"
-                    } else {
-                        "refuses"
-                    },
-                ),
-            ));
-        }
-        Ok(decision)
+        verdict(strategy, stored, admitted, &Hit { now, ..hit })
     }
 
     /// Several limits as one: one script over every key (one round trip), all or nothing.
@@ -260,16 +243,12 @@ impl RedisBackend {
                 .map_err(|error| malformed(error.to_string()))?;
             let admitted =
                 u8::from_redis_value(admitted).map_err(|error| malformed(error.to_string()))?;
-            let at = Hit { now, ..hit.hit };
-            let decision = hit.strategy.decide_encoded(stored.as_deref(), &at);
-            if decision.is_allowed() != (admitted == 1) {
-                return Err(malformed(format!(
-                    "the `{}` transition disagrees with its strategy on `{}` (stored state {stored:?})",
-                    hit.strategy.name(),
-                    hit.key
-                )));
-            }
-            decisions.push(decision);
+            decisions.push(verdict(
+                hit.strategy,
+                stored,
+                admitted,
+                &Hit { now, ..hit.hit },
+            )?);
         }
         Ok(decisions)
     }
@@ -391,6 +370,34 @@ impl Backend for RedisBackend {
     fn key_value(&self) -> Option<&dyn KeyValueStore> {
         Some(self)
     }
+}
+
+/// The decision a script's reply stands for: the strategy's own transition on the state the
+/// script read, which must agree with the script's verdict (`admitted` 1 or 0), else the reply
+/// is invalid rather than guessed at.
+fn verdict(
+    strategy: &dyn DynStrategy,
+    stored: Option<String>,
+    admitted: u8,
+    at: &Hit<'_>,
+) -> Result<Decision, BackendError> {
+    let decision = strategy.decide_encoded(stored.as_deref(), at);
+    if decision.is_allowed() != (admitted == 1) {
+        return Err(invalid_reply(
+            "decide",
+            format!(
+                "the `{}` script {} a hit its strategy {} (stored state {stored:?})",
+                strategy.name(),
+                if admitted == 1 { "admitted" } else { "refused" },
+                if decision.is_allowed() {
+                    "admits"
+                } else {
+                    "refuses"
+                },
+            ),
+        ));
+    }
+    Ok(decision)
 }
 
 /// The part of a key Redis Cluster hashes: between the first `{` and the next `}` when not

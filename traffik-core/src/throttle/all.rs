@@ -147,14 +147,23 @@ where
             return refusal(limits, decisions).await;
         }
     }
+    // Key-value strategies, one by one; after a refusal the rest are only checked.
+    let mut refused = false;
     for (slot, limit) in decisions.iter_mut().zip(limits) {
         if slot.is_none() {
-            *slot = Some(
+            let decision = if refused {
+                limit
+                    .throttle
+                    .check_with(limit.connection, limit.options)
+                    .await?
+            } else {
                 limit
                     .throttle
                     .hit_with(limit.connection, limit.options)
-                    .await?,
-            );
+                    .await?
+            };
+            refused |= decision.is_throttled();
+            *slot = Some(decision);
         }
     }
     Ok(decisions.into_iter().flatten().collect())

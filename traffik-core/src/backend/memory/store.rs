@@ -210,12 +210,33 @@ impl Store {
     /// The shards are locked in ascending order, so concurrent batches cannot deadlock.
     pub(super) fn decide_all(&self, hits: &[KeyedHit<'_>], mode: Mode) -> Vec<Decision> {
         let hashes: Vec<u64> = hits.iter().map(|hit| self.hash(hit.key)).collect();
+        match self.decide_all_locked(hits, &hashes, mode, false) {
+            Ok(decisions) => decisions,
+            // New keys to store and no room: make it with no shard held, then decide again
+            // (anything may have changed meanwhile).
+            Err(missing) => {
+                self.make_room_for(missing, hits.first().map_or(0, |hit| hit.hit.now));
+                match self.decide_all_locked(hits, &hashes, mode, true) {
+                    Ok(decisions) => decisions,
+                    Err(_) => unreachable!("an overfilling batch always stores"),
+                }
+            }
+        }
+    }
+
+    /// [`decide_all`](Self::decide_all) under the locks. Unless `overfill`, an admitted batch
+    /// that would store new keys in a full map stores nothing and returns how many keys it
+    /// misses (`Err`), for the caller to make room first.
+    fn decide_all_locked(
+        &self,
+        hits: &[KeyedHit<'_>],
+        hashes: &[u64],
+        mode: Mode,
+        overfill: bool,
+    ) -> Result<Vec<Decision>, usize> {
         let mut shards: Vec<usize> = hashes.iter().map(|&hash| Self::shard_of(hash)).collect();
         shards.sort_unstable();
         shards.dedup();
-        if mode == Mode::Consume {
-            self.make_room_for(hits.len(), hits.first().map_or(0, |hit| hit.hit.now));
-        }
         let mut tables: Vec<(usize, Table<'_>)> = shards
             .into_iter()
             .map(|shard| (shard, self.lock(shard)))
@@ -229,11 +250,13 @@ impl Store {
         };
         // First every hit on the state as it is, storing nothing.
         let mut decisions = Vec::with_capacity(hits.len());
-        for (hit, &hash) in hits.iter().zip(&hashes) {
+        let mut missing = 0;
+        for (hit, &hash) in hits.iter().zip(hashes) {
             let at = position(&tables, hash);
             let decision = match Self::find(&mut tables[at].1, hash, hit.key) {
                 Some(entry) => entry.apply(hit.strategy, &hit.hit, Mode::Peek),
                 None => {
+                    missing += 1;
                     hit.strategy
                         .apply_erased(&mut ErasedState::new(), &hit.hit, true)
                         .0
@@ -242,17 +265,20 @@ impl Store {
             decisions.push(decision);
         }
         if mode == Mode::Peek || decisions.iter().any(Decision::is_throttled) {
-            return decisions;
+            return Ok(decisions);
+        }
+        if !overfill && missing > 0 && self.len() + missing > self.max_keys {
+            return Err(missing);
         }
         // Every hit is admitted: apply them for real, under the same locks (so with the same
         // decisions).
         decisions.clear();
-        for (hit, &hash) in hits.iter().zip(&hashes) {
+        for (hit, &hash) in hits.iter().zip(hashes) {
             let at = position(&tables, hash);
             let entry = self.find_or_insert(&mut tables[at].1, hash, hit.key);
             decisions.push(entry.apply(hit.strategy, &hit.hit, Mode::Consume));
         }
-        decisions
+        Ok(decisions)
     }
 
     pub(super) fn stat(
@@ -360,12 +386,12 @@ impl Store {
         self.make_room_for(1, now);
     }
 
-    /// Keeps the map under `max_keys` before `count` new keys may go in: expired entries go
-    /// first (a full sweep, at most every 100 ms); if the map is still full, the entry closest
-    /// to expiry among a sample goes. Called with no shard locked.
+    /// Keeps the map within `max_keys` before `count` new keys go in: expired entries go
+    /// first (a full sweep, at most every 100 ms); if the map is still too full, entries
+    /// closest to expiry among a sample go, one for each new key (and for any overshoot that
+    /// concurrent inserts left), never more. Called with no shard locked.
     fn make_room_for(&self, count: usize, now: Millis) {
-        let ceiling = self.max_keys.saturating_sub(count.saturating_sub(1));
-        if self.len() < ceiling {
+        if self.len() + count <= self.max_keys {
             return;
         }
         let last = self.last_full_sweep.load(Ordering::Relaxed);
@@ -377,7 +403,9 @@ impl Store {
         {
             self.sweep(now);
         }
-        while self.len() >= ceiling {
+        let mut budget = count + self.len().saturating_sub(self.max_keys);
+        while budget > 0 && self.len() + count > self.max_keys {
+            budget -= 1;
             if !self.warned_full.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     target: "traffik",
