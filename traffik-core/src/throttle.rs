@@ -129,6 +129,24 @@ impl StrategyRef {
 }
 
 impl<C: ?Sized> Config<C> {
+    /// The merged context, rate and cost of a hit, when every function is synchronous (the
+    /// cost is 1 at an unlimited rate, where it does not matter); `None` otherwise.
+    #[inline]
+    fn resolve_now<'a>(
+        &'a self,
+        connection: &C,
+        options: &HitOptions<'a>,
+    ) -> Option<(Cow<'a, Context>, crate::Rate, u64)> {
+        let context = merged_context(options.context, &self.context);
+        let rate = self.rate.resolve(connection, &context).into_ready().ok()?;
+        let cost = match (options.cost, rate.is_unlimited()) {
+            (_, true) => 1,
+            (Some(cost), false) => cost,
+            (None, false) => self.cost.resolve(connection, &context).into_ready().ok()?,
+        };
+        Some((context, rate, cost))
+    }
+
     fn is_synchronous(&self) -> bool {
         self.identifier.is_synchronous()
             && self.rate.is_synchronous()
@@ -429,23 +447,10 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             Identity::Address(ip) => KeyIdentity::Address(*ip),
             Identity::Exempted => return Some(Ok(Decision::skipped(SkipReason::Exempted))),
         };
-        let context = merged_context(options.context, &config.context);
-        let rate = config
-            .rate
-            .resolve(connection, &context)
-            .into_ready()
-            .ok()?;
+        let (context, rate, cost) = config.resolve_now(connection, options)?;
         if rate.is_unlimited() {
             return Some(Ok(Decision::skipped(SkipReason::Unlimited)));
         }
-        let cost = match options.cost {
-            Some(cost) => cost,
-            None => config
-                .cost
-                .resolve(connection, &context)
-                .into_ready()
-                .ok()?,
-        };
         if cost == 0 {
             return Some(Ok(Decision::skipped(SkipReason::ZeroCost)));
         }
@@ -683,21 +688,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
                 ))));
             }
         };
-        let context = merged_context(options.context, &config.context);
-        let rate = config
-            .rate
-            .resolve(connection, &context)
-            .into_ready()
-            .ok()?;
-        let cost = match (options.cost, rate.is_unlimited()) {
-            (_, true) => 1,
-            (Some(cost), false) => cost,
-            (None, false) => config
-                .cost
-                .resolve(connection, &context)
-                .into_ready()
-                .ok()?,
-        };
+        let (context, rate, cost) = config.resolve_now(connection, options)?;
         let resolved = Resolved {
             identity,
             context,
