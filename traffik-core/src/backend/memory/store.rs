@@ -215,7 +215,8 @@ impl Store {
             // New keys to store and no room: make it with no shard held, then decide again
             // (anything may have changed meanwhile).
             Err(missing) => {
-                self.make_room_for(missing, hits.first().map_or(0, |hit| hit.hit.now));
+                let keys: Vec<&str> = hits.iter().map(|hit| hit.key).collect();
+                self.make_room_for(missing, hits.first().map_or(0, |hit| hit.hit.now), &keys);
                 match self.decide_all_locked(hits, &hashes, mode, true) {
                     Ok(decisions) => decisions,
                     Err(_) => unreachable!("an overfilling batch always stores"),
@@ -383,14 +384,15 @@ impl Store {
 
     /// Keeps the map under `max_keys` before a new key goes in.
     fn make_room(&self, now: Millis) {
-        self.make_room_for(1, now);
+        self.make_room_for(1, now, &[]);
     }
 
     /// Keeps the map within `max_keys` before `count` new keys go in: expired entries go
     /// first (a full sweep, at most every 100 ms); if the map is still too full, entries
     /// closest to expiry among a sample go, one for each new key (and for any overshoot that
-    /// concurrent inserts left), never more. Called with no shard locked.
-    fn make_room_for(&self, count: usize, now: Millis) {
+    /// concurrent inserts left), never more, and never one of `keep` (the keys of the batch
+    /// the room is for). Called with no shard locked.
+    fn make_room_for(&self, count: usize, now: Millis, keep: &[&str]) {
         if self.len() + count <= self.max_keys {
             return;
         }
@@ -413,22 +415,26 @@ impl Store {
                     "in-memory backend is full: evicting the entries closest to expiry to admit new keys"
                 );
             }
-            if !self.evict_one() {
+            if !self.evict_one(keep) {
                 break;
             }
         }
     }
 
     /// Evicts the entry closest to expiry among a sample of [`EVICTION_SAMPLE`], taken from the
-    /// shards in turn. Returns whether one was evicted.
-    fn evict_one(&self) -> bool {
+    /// shards in turn, passing over the keys in `keep`. Returns whether one was evicted.
+    fn evict_one(&self, keep: &[&str]) -> bool {
         let start = self.next_sample.fetch_add(1, Ordering::Relaxed);
         let mut victim: Option<(Millis, usize, u64, Box<str>)> = None;
         let mut seen = 0;
         for step in 0..SHARDS {
             let shard = (start + step) % SHARDS;
             let table = self.lock(shard);
-            for slot in table.iter().take(EVICTION_SAMPLE - seen) {
+            for slot in table
+                .iter()
+                .filter(|slot| !keep.contains(&&*slot.key))
+                .take(EVICTION_SAMPLE - seen)
+            {
                 seen += 1;
                 if victim
                     .as_ref()
