@@ -148,6 +148,11 @@ const PREFLIGHT: &[(&str, &str)] = &[
     ("access-control-request-method", "GET"),
 ];
 
+/// The same request three times.
+fn thrice(request: Request) -> [Request; 3] {
+    [request.clone(), request.clone(), request]
+}
+
 /// Three GETs, each after the browser's preflight.
 fn preflighted_gets(path: &'static str) -> Vec<Request> {
     (0..3)
@@ -181,18 +186,10 @@ async fn cors_preflights_spend_a_budget_of_their_own_with_the_layer_or_the_extra
     let state = state(throttle("2/min").build().unwrap());
     let runs = Arc::clone(&state.runs);
     let base = serve(Router::new().route("/", any(counted)).with_state(state)).await;
-    let preflights = [
-        (Method::OPTIONS, "/", PREFLIGHT),
-        (Method::OPTIONS, "/", PREFLIGHT),
-        (Method::OPTIONS, "/", PREFLIGHT),
-    ];
+    let preflights = thrice((Method::OPTIONS, "/", PREFLIGHT));
     assert_eq!(statuses(&base, &preflights).await, [200, 200, 429]);
     assert_eq!(runs.load(Ordering::SeqCst), 2);
-    let gets = [
-        (Method::GET, "/", NONE),
-        (Method::GET, "/", NONE),
-        (Method::GET, "/", NONE),
-    ];
+    let gets = thrice((Method::GET, "/", NONE));
     assert_eq!(
         statuses(&base, &gets).await,
         [200, 200, 429],
@@ -200,11 +197,7 @@ async fn cors_preflights_spend_a_budget_of_their_own_with_the_layer_or_the_extra
     );
     // An OPTIONS that is not a preflight (no Origin) is an ordinary request (with its own
     // budget: another method).
-    let plain = [
-        (Method::OPTIONS, "/", NONE),
-        (Method::OPTIONS, "/", NONE),
-        (Method::OPTIONS, "/", NONE),
-    ];
+    let plain = thrice((Method::OPTIONS, "/", NONE));
     assert_eq!(statuses(&base, &plain).await, [200, 200, 429]);
 }
 
