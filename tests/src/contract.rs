@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use traffik_core::backend::{Backend, BackendError, KeyValueStore, LockError, LockOptions};
-use traffik_core::strategy::{ErasedState, Hit};
+use traffik_core::strategy::{ErasedState, Hit, Refund};
 use traffik_core::throttle::{HitOptions, Limit, hit_all};
 use traffik_core::{Context, ManualClock, Rate};
 
@@ -75,6 +75,11 @@ impl Pure {
         self.strategy.apply_erased(&mut self.state, &hit, false).0
     }
 
+    fn refund(&mut self, charged_at: u64, cost: u64) -> Refund {
+        let hit = Hit::new(charged_at, self.rate, cost, &self.context);
+        self.strategy.refund_erased(&mut self.state, &hit).0
+    }
+
     fn stat(&self, now: u64) -> traffik_core::StrategyStat {
         let hit = Hit::new(now, self.rate, 1, &self.context);
         self.strategy.stat_erased(&self.state, &hit)
@@ -83,6 +88,118 @@ impl Pure {
 
 fn clock_now(clock: &ManualClock) -> u64 {
     traffik_core::Clock::now(clock)
+}
+
+/// Refunds on `backend` return exactly what the pure `refund` returns, for every strategy:
+/// over random sequences, every other admitted hit is refunded (some at once, some after the
+/// next hit), and decisions, refunds and stats all match the pure transitions. A client at its
+/// limit that gets one charge back is admitted once more.
+pub async fn refunds_match_their_pure_transitions(backend: Arc<dyn Backend>, clock: &ManualClock) {
+    for seed in 1..=4 {
+        for (name, configure) in every_strategy() {
+            let uid = format!("refund-{seed}-{name}");
+            // Periods of seconds: a store with its own clock (Redis) expires keys in real time,
+            // and a loaded machine can take a few hundred milliseconds between steps.
+            let rate = Rate::per_millis(10, 10_000);
+            let throttle = throttle(&uid, "10/10s", configure, Arc::clone(&backend), clock);
+            let mut reference = Pure::new(name, rate);
+            let mut owed: Option<(u64, u64)> = None;
+            let mut steps = Sequence::new(seed);
+            for (step, (gap, cost)) in steps.steps(100, 2_500, 4).into_iter().enumerate() {
+                clock.advance(Duration::from_millis(gap));
+                let now = clock_now(clock);
+                let charge = HitOptions::new().cost(cost).now(now);
+                let expected = reference.decide(now, cost);
+                let actual = throttle
+                    .hit_with("client", charge)
+                    .await
+                    .expect("backend answers");
+                assert_eq!(
+                    actual, expected,
+                    "{name}, seed {seed}, step {step}: decisions differ"
+                );
+                // A refund owed since the previous step, after this hit.
+                if let Some((at, cost)) = owed.take() {
+                    let expected = reference.refund(at, cost);
+                    let options = HitOptions::new().cost(cost).now(at);
+                    let actual = throttle
+                        .refund_with("client", options)
+                        .await
+                        .expect("backend answers");
+                    assert_eq!(
+                        actual, expected,
+                        "{name}, seed {seed}, step {step}: late refunds differ"
+                    );
+                }
+                if actual.is_allowed() && step % 2 == 0 {
+                    if step % 4 == 0 {
+                        let expected = reference.refund(now, cost);
+                        let actual = throttle
+                            .refund_with("client", charge)
+                            .await
+                            .expect("backend answers");
+                        assert_eq!(
+                            actual, expected,
+                            "{name}, seed {seed}, step {step}: refunds differ"
+                        );
+                        assert_eq!(actual, Refund::Returned, "{name}, seed {seed}, step {step}");
+                    } else {
+                        owed = Some((now, cost));
+                    }
+                }
+                let mut stat = throttle
+                    .stat("client")
+                    .await
+                    .expect("backend answers")
+                    .expect("a stat");
+                let mut reference_stat = reference.stat(now);
+                stat.key.clear();
+                reference_stat.key.clear();
+                assert_eq!(
+                    stat, reference_stat,
+                    "{name}, seed {seed}, step {step}: stats differ"
+                );
+            }
+        }
+    }
+    for (name, configure) in every_strategy() {
+        let throttle = throttle(
+            &format!("refund-full-{name}"),
+            "3/min",
+            configure,
+            Arc::clone(&backend),
+            clock,
+        );
+        let charge = HitOptions::new().now(clock_now(clock));
+        // Up to the limit (a strategy's burst may be below it), then refused.
+        while throttle
+            .hit_with("full", charge)
+            .await
+            .unwrap()
+            .is_allowed()
+        {}
+        assert_eq!(
+            throttle.refund_with("full", charge).await.unwrap(),
+            Refund::Returned,
+            "{name}"
+        );
+        assert!(
+            throttle
+                .hit_with("full", charge)
+                .await
+                .unwrap()
+                .is_allowed(),
+            "{name}: the refund returned nothing"
+        );
+        assert!(
+            throttle
+                .hit_with("full", charge)
+                .await
+                .unwrap()
+                .is_throttled(),
+            "{name}: the refund returned too much"
+        );
+    }
 }
 
 /// The reference's cost sequence (`10/600ms`: 3, 3, 4 allowed; 5 and 1 refused) on `backend`.

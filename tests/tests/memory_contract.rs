@@ -23,6 +23,14 @@ async fn reference_cost_sequence() {
 }
 
 #[tokio::test]
+async fn refunds_match_their_pure_transitions() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    for (_, backend) in memory_backends(&clock) {
+        contract::refunds_match_their_pure_transitions(backend, &clock).await;
+    }
+}
+
+#[tokio::test]
 async fn reads_consume_nothing() {
     let clock = ManualClock::new(1_700_000_000_000);
     for (_, backend) in memory_backends(&clock) {

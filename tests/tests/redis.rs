@@ -9,7 +9,10 @@ use traffik_core::backend::redis::RedisConnectError;
 use traffik_core::backend::{
     Backend, BackendError, BackendFuture, KeyValueStore, KeyValueStrategy, LockError, LockOptions,
 };
-use traffik_core::strategy::{FixedWindow, Gcra, Hit, SlidingWindowLog, Strategy, TokenBucket};
+use traffik_core::strategy::{
+    FixedWindow, Gcra, Hit, Refund, SlidingWindowLog, Strategy, TokenBucket,
+};
+use traffik_core::throttle::HitOptions;
 use traffik_core::{
     Decision, MaybeReady, Millis, OnError, Rate, RedisBackend, StatMetadata, StrategyStat,
     Throttle, ThrottleError, ThrottleRegistry,
@@ -799,4 +802,81 @@ async fn a_rate_past_the_scripts_exact_range_is_refused_never_failed_open() {
         ),
         "{error}"
     );
+}
+
+/// Refunds on Redis's own clock (`TIME`, the default): the charge is placed on Redis's time
+/// line, so every strategy gets its units back, whatever the app's clock says.
+#[tokio::test]
+async fn refunds_on_server_time_return_the_charge_for_every_strategy() {
+    let server = RedisServer::start();
+    let backend = backend(&server, "refund-time").await;
+    for (name, configure) in every_strategy() {
+        // Long periods: no window boundary falls between a charge and its refund.
+        let throttle = configure(
+            Throttle::builder(format!("refund-time-{name}"), "4/hour")
+                .backend(backend.clone())
+                .on_error(OnError::Raise)
+                .registry(&ThrottleRegistry::new()),
+        )
+        .build()
+        .unwrap();
+        let charge = HitOptions::new().now(throttle.now());
+        while throttle.hit_with("a", charge).await.unwrap().is_allowed() {}
+        assert_eq!(
+            throttle.refund_with("a", charge).await.unwrap(),
+            Refund::Returned,
+            "{name}"
+        );
+        assert!(
+            throttle.hit_with("a", charge).await.unwrap().is_allowed(),
+            "{name}: nothing came back"
+        );
+        assert!(
+            throttle.hit_with("a", charge).await.unwrap().is_throttled(),
+            "{name}: more came back than was charged"
+        );
+    }
+}
+
+/// Refunds racing decisions on one key (the compare-and-set reads again when a decision lands
+/// in between): 32 tasks each charge and then refund, so the key ends as full as it started,
+/// for every strategy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refunds_racing_decisions_on_one_key_return_every_charge() {
+    let server = RedisServer::start();
+    let backend = backend(&server, "refund-race").await;
+    for (name, configure) in every_strategy() {
+        let throttle = configure(
+            Throttle::builder(format!("refund-race-{name}"), "1000/hour")
+                .backend(backend.clone())
+                .on_error(OnError::Raise)
+                .registry(&ThrottleRegistry::new()),
+        )
+        .build()
+        .unwrap();
+        let full = throttle.stat("hot").await.unwrap().unwrap().hits_remaining;
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let throttle = throttle.clone();
+                tokio::spawn(async move {
+                    let charge = HitOptions::new().now(throttle.now());
+                    if throttle.hit_with("hot", charge).await.unwrap().is_allowed() {
+                        throttle.refund_with("hot", charge).await.unwrap()
+                    } else {
+                        Refund::Lapsed
+                    }
+                })
+            })
+            .collect();
+        let mut returned = 0;
+        for task in tasks {
+            returned += usize::from(task.await.unwrap() == Refund::Returned);
+        }
+        assert!(returned > 0, "{name}");
+        assert_eq!(
+            throttle.stat("hot").await.unwrap().unwrap().hits_remaining,
+            full,
+            "{name}: a charge was not returned"
+        );
+    }
 }

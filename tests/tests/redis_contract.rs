@@ -39,6 +39,7 @@ async fn single_node_passes_the_strategy_contract() {
     contract::reference_cost_sequence(Arc::clone(&backend), &clock).await;
     contract::reads_consume_nothing(Arc::clone(&backend), &clock).await;
     contract::batches_match_the_in_memory_backend(Arc::clone(&backend), &clock).await;
+    contract::refunds_match_their_pure_transitions(Arc::clone(&backend), &clock).await;
     let nested = Arc::new(node(&server, "diff:child").await);
     contract::reset_forgets_the_namespace(backend, nested, &clock).await;
 }
@@ -70,6 +71,7 @@ async fn cluster_passes_every_contract() {
     contract::reference_cost_sequence(Arc::clone(&backend), &clock).await;
     contract::reads_consume_nothing(Arc::clone(&backend), &clock).await;
     contract::batches_match_the_in_memory_backend(Arc::clone(&backend), &clock).await;
+    contract::refunds_match_their_pure_transitions(Arc::clone(&backend), &clock).await;
     let nested = Arc::new(cluster(&nodes, "cluster:child").await);
     contract::reset_forgets_the_namespace(backend, nested, &clock).await;
     contract::key_value_contract(&redis, Time::Real).await;

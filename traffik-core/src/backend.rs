@@ -40,7 +40,7 @@ pub mod redis;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use crate::strategy::{DynStrategy, Hit};
+use crate::strategy::{DynStrategy, Hit, Refund};
 use crate::{Decision, MaybeReady, OnError, StrategyStat};
 
 pub use error::{BackendError, BoxError, LockError};
@@ -206,6 +206,27 @@ pub trait Backend: Send + Sync + Debug + 'static {
     fn check_rate(&self, strategy: &dyn DynStrategy, rate: &crate::Rate) -> Result<(), String> {
         let _ = (strategy, rate);
         Ok(())
+    }
+
+    /// Returns a charge admitted on `key` ([`Strategy::refund`](crate::strategy::Strategy::refund)),
+    /// atomically with decisions on the key. `charge` is the admitted hit as it was charged:
+    /// its `now` is the time of the charge on the caller's clock; `now` is the time of the
+    /// refund on the same clock (a backend that decides on its own clock, such as Redis with
+    /// `TIME`, places the charge `now − charge.now` ms before its own present). The throttle
+    /// engine calls it when another limit of the same request refuses after this one charged
+    /// ([`Throttle::refund_with`](crate::Throttle::refund_with)).
+    ///
+    /// The in-memory, key-value and Redis backends implement it. The default, for backends that
+    /// do not override it, returns [`Refund::Unsupported`] and changes nothing.
+    fn refund<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        charge: Hit<'a>,
+        now: crate::Millis,
+    ) -> BackendFuture<'a, Refund> {
+        let _ = (key, strategy, charge, now);
+        MaybeReady::ready(Ok(Refund::Unsupported))
     }
 
     /// Reads the key's state without changing it.

@@ -51,6 +51,7 @@ mod leaky_bucket_queue;
 #[cfg(feature = "redis")]
 pub(crate) mod native;
 mod priority;
+mod refund;
 mod scale;
 mod sliding_window_counter;
 mod sliding_window_log;
@@ -70,7 +71,7 @@ use crate::{Context, Decision, Millis, Rate, StrategyStat};
 
 pub use adaptive::{Adaptive, AdaptiveStat, AdaptiveState};
 pub use codec::{StateDecodeError, decode_state, encode_state};
-pub use erased::{DynStrategy, EncodedTransition, ErasedState};
+pub use erased::{DynStrategy, EncodedRefund, EncodedTransition, ErasedState};
 pub use fixed_window::{FixedWindow, FixedWindowStat, WindowState};
 pub use gcra::{Gcra, GcraStat, GcraState};
 pub use leaky_bucket::{LeakyBucket, LeakyBucketStat, LeakyBucketState};
@@ -78,6 +79,7 @@ pub use leaky_bucket_queue::{
     LeakyBucketQueueState, LeakyBucketWithQueue, LeakyBucketWithQueueStat,
 };
 pub use priority::{Priority, PriorityLevel, PriorityStat};
+pub use refund::Refund;
 pub use sliding_window_counter::{
     SlidingWindowCounter, SlidingWindowCounterStat, SlidingWindowCounterState,
 };
@@ -171,6 +173,24 @@ pub trait Strategy: Send + Sync + Debug + 'static {
 
     /// Decides one hit and updates `state` in place (set it to `None` to delete the key).
     fn apply(&self, state: &mut Option<Self::State>, hit: &Hit<'_>) -> Decision;
+
+    /// Returns a charge this strategy admitted, as if the hit had never been admitted.
+    ///
+    /// `hit` is the admitted hit as it was charged: its `now` is the time of the charge (not
+    /// the time of the refund), with the same rate, cost and context. The built-in strategies
+    /// return exactly what the charge still holds: the count of the charge's window (nothing
+    /// once that window has ended), the log entry (nothing once aged out), the bucket's level
+    /// or the GCRA schedule (capped where a full bucket or an idle schedule already forgot the
+    /// charge). A refund that follows its charge closely, as the engine's do, restores the
+    /// budget exactly; one made after later hits found the bucket full (or the schedule idle)
+    /// can return a little more than the charge still held.
+    ///
+    /// The default returns [`Refund::Unsupported`] and changes nothing: a custom strategy that
+    /// does not implement it keeps every charge.
+    fn refund(&self, state: &mut Option<Self::State>, hit: &Hit<'_>) -> Refund {
+        let _ = (state, hit);
+        Refund::Unsupported
+    }
 
     /// Reports the state without changing it (`hit.cost` is ignored: the wait is for one unit).
     fn stat(&self, state: Option<&Self::State>, hit: &Hit<'_>) -> StrategyStat;

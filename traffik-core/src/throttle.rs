@@ -16,6 +16,7 @@ mod builder;
 mod future;
 mod on_error;
 mod options;
+mod refund;
 mod source;
 
 use std::borrow::Cow;
@@ -33,7 +34,7 @@ use crate::key::{KeyIdentity, KeyTemplate, storage_key, write_key};
 use crate::registry::{Control, ThrottleRegistry};
 use crate::strategy::{DynStrategy, Hit, Strategy};
 use crate::{
-    Clock, ConfigError, Context, Decision, Identity, Outcome, SkipReason, StatMetadata,
+    Clock, ConfigError, Context, Decision, Identity, Millis, Outcome, SkipReason, StatMetadata,
     StrategyStat, ThrottleError,
 };
 use all::Prepared;
@@ -285,6 +286,23 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         Ok(Throttle { inner })
     }
 
+    /// The time on the throttle's clock (ms since the Unix epoch): what a hit uses unless its
+    /// options set [`now`](HitOptions::now). An adapter that may refund a charge reads it, hits
+    /// with it, and refunds with the same time ([`refund_with`](Self::refund_with)).
+    #[must_use]
+    pub fn now(&self) -> Millis {
+        self.inner.clock.now()
+    }
+
+    /// The time of a hit: the options' own, else the throttle's clock.
+    #[inline]
+    fn now_of(&self, options: &HitOptions<'_>) -> Millis {
+        match options.now {
+            Some(now) => now,
+            None => self.inner.clock.now(),
+        }
+    }
+
     /// The throttle's uid.
     #[must_use]
     pub fn uid(&self) -> &str {
@@ -397,7 +415,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             )));
         }
         let (backend, key) = self.locate(&config, &options, &resolved.identity)?;
-        let hit = Hit::new(self.inner.clock.now(), resolved.rate, 1, &resolved.context);
+        let hit = Hit::new(self.now_of(&options), resolved.rate, 1, &resolved.context);
         let stat = match &config.strategy {
             StrategyRef::Pure(strategy) => backend.stat(&key, strategy.as_ref(), hit).await,
             StrategyRef::KeyValue(strategy) => {
@@ -455,7 +473,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             return Some(Ok(Decision::skipped(SkipReason::ZeroCost)));
         }
         let strategy = config.strategy.pure()?;
-        let hit = Hit::new(self.inner.clock.now(), rate, cost, &context);
+        let hit = Hit::new(self.now_of(options), rate, cost, &context);
         let decide = |backend: &dyn Backend, template: Option<&KeyTemplate>| {
             with_key_buffer(|key| {
                 match template {
@@ -591,7 +609,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             None => return Ok(Decision::skipped(SkipReason::Exempted)),
         };
         let (backend, key) = self.locate(config, options, &resolved.identity)?;
-        let now = self.inner.clock.now();
+        let now = self.now_of(options);
         let hit = Hit::new(now, resolved.rate, resolved.cost, &resolved.context);
         let store = self.key_value_store(backend.as_ref(), strategy.name())?;
         let result = match mode {
@@ -726,7 +744,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             rate: resolved.rate,
             cost: resolved.cost,
             context: resolved.context.into_owned(),
-            now: self.inner.clock.now(),
+            now: self.now_of(options),
             min_wait: config.min_wait,
             on_error,
         }))

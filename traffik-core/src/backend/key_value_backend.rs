@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{Backend, BackendFuture, Extensions, KeyValueStore, KeyedHit, LockOptions, Mode};
 use crate::key::validate_namespace;
-use crate::strategy::{DynStrategy, Hit};
+use crate::strategy::{DynStrategy, Hit, Refund};
 use crate::{ConfigError, Decision, MaybeReady, OnError, StrategyStat};
 
 /// Runs any strategy on a [`KeyValueStore`]: under the store's lock on the key, it reads the
@@ -157,21 +157,64 @@ async fn apply_all(
             if transition.state == *stored {
                 continue;
             }
-            match (&transition.state, transition.expires_at) {
-                (Some(state), Some(expires_at)) => {
-                    let ttl = Duration::from_millis(expires_at.saturating_sub(hit.hit.now).max(1));
-                    store.set(hit.key, state, Some(ttl)).await?;
-                }
-                _ => {
-                    store.delete(hit.key).await?;
-                }
-            }
+            write_state(
+                store,
+                hit.key,
+                transition.state.as_deref(),
+                transition.expires_at,
+                hit.hit.now,
+            )
+            .await?;
         }
     }
     Ok(transitions
         .into_iter()
         .map(|(_, transition)| transition.decision)
         .collect())
+}
+
+/// Stores `state` until `expires_at` (a ttl counted from `now`), or deletes the key when no
+/// state remains.
+async fn write_state(
+    store: &dyn KeyValueStore,
+    key: &str,
+    state: Option<&str>,
+    expires_at: Option<crate::Millis>,
+    now: crate::Millis,
+) -> Result<(), crate::backend::BackendError> {
+    match (state, expires_at) {
+        (Some(state), Some(expires_at)) => {
+            let ttl = Duration::from_millis(expires_at.saturating_sub(now).max(1));
+            store.set(key, state, Some(ttl)).await
+        }
+        _ => store.delete(key).await.map(|_| ()),
+    }
+}
+
+/// A refund on any key-value store: under the store's lock on the key, read the encoded state,
+/// return the charge ([`DynStrategy::refund_encoded`]) and write what is left. The ttl is
+/// counted from the charge's time, so it is never shorter than the state's.
+pub(crate) async fn read_refund_write(
+    store: &dyn KeyValueStore,
+    lock_options: LockOptions,
+    key: &str,
+    strategy: &dyn DynStrategy,
+    hit: Hit<'_>,
+) -> Result<Refund, crate::backend::BackendError> {
+    let guard = store.lock(&format!("{key}:lock"), lock_options).await?;
+    let result = async {
+        let stored = store.get(key).await?;
+        let refunded = strategy.refund_encoded(stored.as_deref(), &hit);
+        if let Some(state) = &refunded.state {
+            write_state(store, key, state.as_deref(), refunded.expires_at, hit.now).await?;
+        }
+        Ok(refunded.refund)
+    }
+    .await;
+    let released = guard.release().await;
+    let refund = result?;
+    released?;
+    Ok(refund)
 }
 
 impl<S: KeyValueStore> Backend for KeyValueBackend<S> {
@@ -210,6 +253,22 @@ impl<S: KeyValueStore> Backend for KeyValueBackend<S> {
             self.lock_options,
             hits,
             mode,
+        ))
+    }
+
+    fn refund<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        hit: Hit<'a>,
+        _now: crate::Millis,
+    ) -> BackendFuture<'a, Refund> {
+        MaybeReady::boxed(read_refund_write(
+            &self.store,
+            self.lock_options,
+            key,
+            strategy,
+            hit,
         ))
     }
 

@@ -19,7 +19,7 @@ use super::{
     LockOptions, Mode,
 };
 use crate::key::validate_namespace;
-use crate::strategy::{DynStrategy, Hit};
+use crate::strategy::{DynStrategy, Hit, Refund};
 use crate::{Clock, ConfigError, Decision, MaybeReady, Millis, OnError, StrategyStat, SystemClock};
 
 /// The default cap on stored keys.
@@ -394,6 +394,19 @@ impl Backend for MemoryBackend {
         Some(
             self.check_open()
                 .map(|()| self.shared.store.decide_all(hits, mode)),
+        )
+    }
+
+    fn refund<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        hit: Hit<'a>,
+        _now: Millis,
+    ) -> BackendFuture<'a, Refund> {
+        MaybeReady::ready(
+            self.check_open()
+                .map(|()| self.shared.store.refund(key, strategy, &hit)),
         )
     }
 

@@ -52,7 +52,7 @@ use crate::backend::{
     Backend, BackendError, BackendFuture, Extensions, KeyValueStore, KeyedHit, LockOptions, Mode,
 };
 use crate::strategy::native::{LUA_EXACT, Native};
-use crate::strategy::{DynStrategy, Hit};
+use crate::strategy::{DynStrategy, Hit, Refund};
 use crate::{Decision, MaybeReady, Millis, OnError, StrategyStat};
 
 pub use builder::{RedisBackendBuilder, TimeSource};
@@ -268,6 +268,45 @@ impl RedisBackend {
         }
     }
 
+    /// A refund: the strategy's refund script (one atomic call), or, for a strategy without
+    /// one, a read-refund-write under the contract's lock (as its decisions run).
+    async fn refund_any(
+        &self,
+        key: &str,
+        strategy: &dyn DynStrategy,
+        charge: Hit<'_>,
+        now: Millis,
+    ) -> Result<Refund, BackendError> {
+        let Some(native) = Native::of(strategy, &charge) else {
+            return super::key_value_backend::read_refund_write(
+                self,
+                self.inner.lock_options,
+                key,
+                strategy,
+                charge,
+            )
+            .await;
+        };
+        let invocation = scripts::refund(
+            &native,
+            key,
+            self.now(&Hit { now, ..charge }),
+            charge.cost,
+            strategy.state_version(),
+            now.saturating_sub(charge.now),
+        );
+        let returned: u8 = self
+            .call("refund", |mut connection| async move {
+                invocation.invoke_async(&mut connection).await
+            })
+            .await?;
+        Ok(if returned == 1 {
+            Refund::Returned
+        } else {
+            Refund::Lapsed
+        })
+    }
+
     async fn decide_any(
         &self,
         key: &str,
@@ -330,6 +369,16 @@ impl Backend for RedisBackend {
             Some(native) => native.exact_in_lua(),
             None => Ok(()),
         }
+    }
+
+    fn refund<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        charge: Hit<'a>,
+        now: Millis,
+    ) -> BackendFuture<'a, Refund> {
+        MaybeReady::boxed(self.refund_any(key, strategy, charge, now))
     }
 
     fn stat<'a>(

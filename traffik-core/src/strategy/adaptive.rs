@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Hit, Strategy, StrategyConfigError, millis};
+use super::{Hit, Refund, Strategy, StrategyConfigError, millis};
 use crate::{Decision, Millis, Rate, StatMetadata, StrategyStat};
 
 /// A fixed window whose effective limit adapts to load. At each window boundary the previous
@@ -204,6 +204,19 @@ impl Strategy for Adaptive {
         };
         *state = Some(rolled);
         decision
+    }
+
+    /// Returns the charge to its window's count and demand (the refunded hit no longer counts
+    /// as load either); nothing once that window has ended.
+    fn refund(&self, state: &mut Option<AdaptiveState>, hit: &Hit<'_>) -> Refund {
+        match state {
+            Some(s) if s.window == hit.now / hit.rate.period_ms() => {
+                s.count = s.count.saturating_sub(hit.cost);
+                s.demand = s.demand.saturating_sub(hit.cost);
+                Refund::Returned
+            }
+            _ => Refund::Lapsed,
+        }
     }
 
     fn stat(&self, state: Option<&AdaptiveState>, hit: &Hit<'_>) -> StrategyStat {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use proptest::prelude::{ProptestConfig, prop, prop_assert, proptest};
+use proptest::prelude::{ProptestConfig, prop, prop_assert, prop_assert_eq, proptest};
 
 use super::*;
 use crate::{Context, Decision, Millis, Outcome, Rate, StrategyStat};
@@ -39,6 +39,12 @@ impl<S: Strategy> Sim<S> {
     pub(crate) fn hit(&mut self, cost: u64) -> Decision {
         let hit = Hit::new(self.now, self.rate, cost, &self.context);
         self.strategy.apply(&mut self.state, &hit)
+    }
+
+    /// Returns a charge of `cost` made at `charged_at`.
+    pub(crate) fn refund(&mut self, cost: u64, charged_at: Millis) -> Refund {
+        let hit = Hit::new(charged_at, self.rate, cost, &self.context);
+        self.strategy.refund(&mut self.state, &hit)
     }
 
     pub(crate) fn stat(&self) -> StrategyStat {
@@ -86,6 +92,9 @@ impl Strategy for GcraBurstOfLimit {
     fn apply(&self, state: &mut Option<GcraState>, hit: &Hit<'_>) -> Decision {
         Gcra::new().burst(hit.rate.limit()).apply(state, hit)
     }
+    fn refund(&self, state: &mut Option<GcraState>, hit: &Hit<'_>) -> Refund {
+        Gcra::new().burst(hit.rate.limit()).refund(state, hit)
+    }
     fn stat(&self, state: Option<&GcraState>, hit: &Hit<'_>) -> StrategyStat {
         Gcra::new().burst(hit.rate.limit()).stat(state, hit)
     }
@@ -106,6 +115,11 @@ impl Strategy for CriticalPriority {
             .default_level(PriorityLevel::Critical)
             .apply(state, hit)
     }
+    fn refund(&self, state: &mut Option<WindowState>, hit: &Hit<'_>) -> Refund {
+        Priority::new()
+            .default_level(PriorityLevel::Critical)
+            .refund(state, hit)
+    }
     fn stat(&self, state: Option<&WindowState>, hit: &Hit<'_>) -> StrategyStat {
         Priority::new()
             .default_level(PriorityLevel::Critical)
@@ -121,6 +135,7 @@ trait Probe {
     fn validate(&self) -> Result<(), StrategyConfigError>;
     fn at(&mut self, now: Millis);
     fn hit(&mut self, cost: u64) -> Decision;
+    fn refund(&mut self, cost: u64, charged_at: Millis) -> Refund;
     fn stat(&self) -> StrategyStat;
     fn expires_at(&self) -> Option<Millis>;
     fn snapshot(&self) -> Box<dyn Probe>;
@@ -135,6 +150,9 @@ impl<S: Strategy + Clone> Probe for Sim<S> {
     }
     fn hit(&mut self, cost: u64) -> Decision {
         Sim::hit(self, cost)
+    }
+    fn refund(&mut self, cost: u64, charged_at: Millis) -> Refund {
+        Sim::refund(self, cost, charged_at)
     }
     fn stat(&self) -> StrategyStat {
         Sim::stat(self)
@@ -408,9 +426,101 @@ proptest! {
                 sim.at(now);
                 let decision = sim.hit(cost);
                 prop_assert!(decision.remaining <= decision.limit.max(limit), "{}: {:?}", name, decision);
+                if decision.is_allowed() {
+                    let _ = sim.refund(cost, now);
+                }
                 let _ = sim.stat();
                 let _ = sim.expires_at();
             }
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A charge refunded right after it was admitted leaves the client exactly where it would
+    /// be had the hit never been admitted: the same decisions for every later hit.
+    #[test]
+    fn a_refund_undoes_its_charge(
+        limit in 1u64..20,
+        period in prop::sample::select(vec![100u64, 600, 1_000, 3_500, 60_000]),
+        before in prop::collection::vec((0u64..400, 1u64..6), 0..20),
+        charge in (0u64..400, 1u64..6),
+        after in prop::collection::vec((0u64..400, 1u64..6), 1..20),
+    ) {
+        let rate = Rate::per_millis(limit, period);
+        for (name, make) in core_strategies() {
+            let mut refunded = make(rate);
+            let mut now = 1_000_000;
+            for &(gap, cost) in &before {
+                now += gap;
+                refunded.at(now);
+                refunded.hit(cost.min(limit));
+            }
+            let mut untouched = refunded.snapshot();
+            now += charge.0;
+            refunded.at(now);
+            untouched.at(now);
+            let cost = charge.1.min(limit);
+            if refunded.hit(cost).is_allowed() {
+                prop_assert_eq!(refunded.refund(cost, now), Refund::Returned, "{}", name);
+            } else {
+                // Refused: nothing to refund, and both saw it (the adaptive strategy records
+                // refused demand as load).
+                untouched.hit(cost);
+            }
+            for &(gap, cost) in &after {
+                now += gap;
+                refunded.at(now);
+                untouched.at(now);
+                let cost = cost.min(limit);
+                let (a, b) = (refunded.hit(cost), untouched.hit(cost));
+                prop_assert_eq!(a.is_allowed(), b.is_allowed(), "{} at {}", name, now);
+                prop_assert_eq!(a.remaining, b.remaining, "{} at {}", name, now);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_refund_after_the_charge_stopped_counting_returns_nothing() {
+    for (name, make) in core_strategies() {
+        let mut sim = make(Rate::per_second(10));
+        sim.at(10_000);
+        assert!(sim.hit(4).is_allowed(), "{name}");
+        // Long after: every strategy has forgotten the charge (windows ended, buckets
+        // refilled or drained, log entries aged out).
+        sim.at(100_000);
+        assert!(sim.hit(10).is_allowed(), "{name}");
+        assert_eq!(sim.refund(4, 10_000), Refund::Lapsed, "{name}");
+        assert!(
+            sim.hit(1).is_throttled(),
+            "{name}: a lapsed refund returned units"
+        );
+    }
+}
+
+#[test]
+fn a_custom_strategy_keeps_its_charges() {
+    #[derive(Debug, Clone, Copy)]
+    struct Custom;
+    impl Strategy for Custom {
+        type State = u64;
+        const NAME: &'static str = "custom-no-refund";
+        fn apply(&self, state: &mut Option<u64>, hit: &Hit<'_>) -> Decision {
+            *state = Some(1);
+            FixedWindow::new().apply(&mut None, hit)
+        }
+        fn stat(&self, _: Option<&u64>, hit: &Hit<'_>) -> StrategyStat {
+            FixedWindow::new().stat(None, hit)
+        }
+        fn expires_at(&self, _: &u64, _: &Rate) -> Millis {
+            1
+        }
+    }
+    let mut sim = Sim::new(Custom, Rate::per_second(1));
+    assert!(sim.hit(1).is_allowed());
+    assert_eq!(sim.refund(1, 0), Refund::Unsupported);
+    assert_eq!(sim.state, Some(1));
 }

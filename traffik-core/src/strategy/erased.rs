@@ -3,7 +3,7 @@
 use std::any::Any;
 use std::fmt::{self, Debug};
 
-use super::{Hit, Strategy, StrategyConfigError, decode_state, encode_state};
+use super::{Hit, Refund, Strategy, StrategyConfigError, decode_state, encode_state};
 use crate::{Decision, Millis, Rate, StrategyStat};
 
 /// A strategy's state held without its type, as the in-memory backend stores it.
@@ -138,6 +138,18 @@ pub struct EncodedTransition {
     pub expires_at: Option<Millis>,
 }
 
+/// What refunding a charge on encoded state produced ([`DynStrategy::refund_encoded`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedRefund {
+    /// What the refund did.
+    pub refund: Refund,
+    /// The new encoded state when units were returned (`None` inside to delete the key);
+    /// `None` when nothing is to be written.
+    pub state: Option<Option<String>>,
+    /// When the new state may be dropped.
+    pub expires_at: Option<Millis>,
+}
+
 /// Any [`Strategy`], without its state type: what backends and throttles call.
 ///
 /// Every `Strategy` implements it; you never implement it yourself.
@@ -164,6 +176,15 @@ pub trait DynStrategy: Send + Sync + Debug + 'static {
         hit: &Hit<'_>,
         dry_run: bool,
     ) -> (Decision, Option<Millis>);
+
+    /// [`Strategy::refund`] on in-memory state: what the refund did, and the state's new expiry
+    /// (`None` when no state remains).
+    fn refund_erased(&self, state: &mut ErasedState, hit: &Hit<'_>) -> (Refund, Option<Millis>);
+
+    /// [`Strategy::refund`] on encoded state (see [`encode_state`]): what the refund did, and
+    /// when it returned units the new encoded state (`None` to delete the key) with its expiry.
+    /// Unreadable or absent state has nothing to refund ([`Refund::Lapsed`]).
+    fn refund_encoded(&self, stored: Option<&str>, hit: &Hit<'_>) -> EncodedRefund;
 
     /// Reports in-memory state.
     fn stat_erased(&self, state: &ErasedState, hit: &Hit<'_>) -> StrategyStat;
@@ -222,6 +243,40 @@ impl<S: Strategy> DynStrategy for S {
                 typed.as_ref().map(|s| self.expires_at(s, &hit.rate)),
             )
         })
+    }
+
+    fn refund_erased(&self, state: &mut ErasedState, hit: &Hit<'_>) -> (Refund, Option<Millis>) {
+        state.with_typed::<S, _>(false, |typed| {
+            let refund = self.refund(typed, hit);
+            (
+                refund,
+                typed.as_ref().map(|s| self.expires_at(s, &hit.rate)),
+            )
+        })
+    }
+
+    fn refund_encoded(&self, stored: Option<&str>, hit: &Hit<'_>) -> EncodedRefund {
+        let mut state = decode_or_absent::<S>(stored);
+        if state.is_none() {
+            return EncodedRefund {
+                refund: Refund::Lapsed,
+                state: None,
+                expires_at: None,
+            };
+        }
+        let refund = self.refund(&mut state, hit);
+        if refund != Refund::Returned {
+            return EncodedRefund {
+                refund,
+                state: None,
+                expires_at: None,
+            };
+        }
+        EncodedRefund {
+            refund,
+            expires_at: state.as_ref().map(|s| self.expires_at(s, &hit.rate)),
+            state: Some(state.as_ref().map(encode_state::<S>)),
+        }
     }
 
     fn stat_erased(&self, state: &ErasedState, hit: &Hit<'_>) -> StrategyStat {

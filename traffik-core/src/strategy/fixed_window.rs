@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Hit, Strategy, millis};
+use super::{Hit, Refund, Strategy, millis};
 use crate::{Decision, Millis, Rate, StatMetadata, StrategyStat};
 
 /// Counts cost per window of one period, aligned to the Unix epoch (so every instance of a
@@ -129,6 +129,18 @@ pub(crate) fn step(
     }
 }
 
+/// Returns a charge made at `hit.now` to the window counter, while that window is still the
+/// stored one (shared by the tiered and priority strategies).
+pub(crate) fn refund_window(state: &mut Option<WindowState>, hit: &Hit<'_>) -> Refund {
+    match state {
+        Some(window) if window.window == hit.now / hit.rate.period_ms() => {
+            window.count = window.count.saturating_sub(hit.cost);
+            Refund::Returned
+        }
+        _ => Refund::Lapsed,
+    }
+}
+
 /// Stat for window-counting strategies with an explicit limit.
 pub(crate) fn window_stat(
     state: Option<&WindowState>,
@@ -170,6 +182,10 @@ impl Strategy for FixedWindow {
     fn apply(&self, state: &mut Option<WindowState>, hit: &Hit<'_>) -> Decision {
         let limit = hit.rate.limit();
         step(state, hit, limit, limit)
+    }
+
+    fn refund(&self, state: &mut Option<WindowState>, hit: &Hit<'_>) -> Refund {
+        refund_window(state, hit)
     }
 
     fn stat(&self, state: Option<&WindowState>, hit: &Hit<'_>) -> StrategyStat {

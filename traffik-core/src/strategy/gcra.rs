@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::scale::{EXACT_LIMIT, Scale};
-use super::{Hit, Strategy, StrategyConfigError, millis};
+use super::{Hit, Refund, Strategy, StrategyConfigError, millis};
 use crate::{Decision, Millis, Rate, StatMetadata, StrategyStat};
 
 /// GCRA (virtual scheduling): each key stores its *theoretical arrival time* (TAT); a unit is
@@ -229,6 +229,38 @@ impl Strategy for Gcra {
                 schedule.ms(schedule.base),
             )
         }
+    }
+
+    /// Moves the theoretical arrival time back by the charge (`cost × T`); a TAT that falls to
+    /// the charge's time or before means an idle schedule. Nothing once a later hit may have
+    /// found the schedule idle.
+    fn refund(&self, state: &mut Option<GcraState>, hit: &Hit<'_>) -> Refund {
+        let scale = Scale::of(&hit.rate);
+        let Some(stored) = state.as_ref() else {
+            return Refund::Lapsed;
+        };
+        let ahead = relative_tat(Some(stored), &scale, hit.now);
+        // The TAT is at most `τ + T` ahead of the last admitted hit: a TAT more than twice that
+        // ahead of the charge means a hit a whole `τ + T` after it, which may have found the
+        // schedule idle (the charge forgotten). Such a refund returns nothing.
+        let ceiling = i128::from(self.tau(&scale)) + i128::from(scale.per_unit);
+        if ahead <= 0 || ahead >= ceiling.saturating_mul(2) {
+            return Refund::Lapsed;
+        }
+        let left = ahead.saturating_sub(scale.scaled(hit.cost));
+        *state = if left <= 0 {
+            None
+        } else {
+            let per_ms = i128::from(scale.per_ms);
+            Some(GcraState {
+                tat: hit
+                    .now
+                    .saturating_add(u64::try_from(left / per_ms).unwrap_or(u64::MAX)),
+                remainder: u64::try_from(left % per_ms).unwrap_or(0),
+                per_ms: scale.per_ms,
+            })
+        };
+        Refund::Returned
     }
 
     fn stat(&self, state: Option<&GcraState>, hit: &Hit<'_>) -> StrategyStat {

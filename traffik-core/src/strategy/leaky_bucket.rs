@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::scale::{EXACT_LIMIT, Scale};
 use super::token_bucket::clamp_i64;
-use super::{Hit, Strategy, StrategyConfigError, millis};
+use super::{Hit, Refund, Strategy, StrategyConfigError, millis};
 use crate::{Decision, Millis, Rate, StatMetadata, StrategyStat};
 
 /// The leaky bucket as a meter: each admitted hit pours its cost in, the bucket drains
@@ -144,6 +144,28 @@ impl Strategy for LeakyBucket {
             let wait = millis(meter.scale.ms_to_gain(pour - room));
             Decision::throttled(limit, remaining, wait, millis(meter.drain_ms(level)))
         }
+    }
+
+    /// Takes the charge back out of the bucket (never below empty); nothing once the bucket was
+    /// last poured into a whole drain time after the charge.
+    fn refund(&self, state: &mut Option<LeakyBucketState>, hit: &Hit<'_>) -> Refund {
+        if state.is_none() {
+            return Refund::Lapsed;
+        }
+        let meter = Meter::new(self, &hit.rate);
+        let (level, now) = meter.level(state.as_ref(), hit.now);
+        // A bucket last poured into a whole drain time after the charge has forgotten it.
+        let drain = meter.drain_ms(meter.scale.scaled(meter.capacity));
+        if level == 0 || u128::from(now) >= u128::from(hit.now) + drain {
+            return Refund::Lapsed;
+        }
+        let level = (level - meter.scale.scaled(hit.cost)).max(0);
+        *state = (level > 0).then(|| LeakyBucketState {
+            level: clamp_i64(level),
+            per_unit: meter.scale.per_unit,
+            updated: now,
+        });
+        Refund::Returned
     }
 
     fn stat(&self, state: Option<&LeakyBucketState>, hit: &Hit<'_>) -> StrategyStat {

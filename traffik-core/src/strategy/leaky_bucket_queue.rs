@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::scale::{EXACT_LIMIT, Scale};
-use super::{Hit, Strategy, StrategyConfigError, millis};
+use super::{Hit, Refund, Strategy, StrategyConfigError, millis};
 use crate::{Decision, Millis, Rate, StatMetadata, StrategyStat};
 
 /// A leaky bucket whose contents are a FIFO queue of admitted hits: the drain serves the
@@ -149,6 +149,41 @@ impl Strategy for LeakyBucketWithQueue {
             scale.whole_units(room - pour),
             millis(scale.ms_to_gain(queued + pour)),
         )
+    }
+
+    /// Takes the charge back out of the queue, newest entries first (decisions depend only on
+    /// the queued total); nothing once the queue has drained, or was last touched a whole drain
+    /// time after the charge.
+    fn refund(&self, state: &mut Option<LeakyBucketQueueState>, hit: &Hit<'_>) -> Refund {
+        let Some(queue) = state else {
+            return Refund::Lapsed;
+        };
+        let scale = Scale::of(&hit.rate);
+        let whole = scale.ms_to_gain(scale.scaled(self.size(&hit.rate)));
+        if drain(queue, &scale, hit.now) == 0 {
+            *state = None;
+            return Refund::Lapsed;
+        }
+        // A queue last drained a whole drain time after the charge has forgotten it.
+        if u128::from(queue.updated) >= u128::from(hit.now) + whole {
+            return Refund::Lapsed;
+        }
+        let mut owed = scale.scaled(hit.cost);
+        while owed > 0 {
+            let Some((_, cost)) = queue.queue.back_mut() else {
+                break;
+            };
+            let take = owed.min(i128::from(*cost));
+            *cost -= take as u64;
+            owed -= take;
+            if *cost == 0 {
+                queue.queue.pop_back();
+            }
+        }
+        if queue.queue.is_empty() {
+            *state = None;
+        }
+        Refund::Returned
     }
 
     fn stat(&self, state: Option<&LeakyBucketQueueState>, hit: &Hit<'_>) -> StrategyStat {

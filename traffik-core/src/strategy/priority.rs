@@ -5,8 +5,8 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
-use super::fixed_window::{WindowState, step, window_stat};
-use super::{Hit, Strategy, StrategyConfigError};
+use super::fixed_window::{WindowState, refund_window, step, window_stat};
+use super::{Hit, Refund, Strategy, StrategyConfigError};
 use crate::{Decision, Millis, Rate, StatMetadata, StrategyStat};
 
 /// A priority level, lowest to highest.
@@ -178,6 +178,10 @@ impl Strategy for Priority {
     fn apply(&self, state: &mut Option<WindowState>, hit: &Hit<'_>) -> Decision {
         let ceiling = self.ceiling(hit.rate.limit(), self.level(hit));
         step(state, hit, ceiling, ceiling)
+    }
+
+    fn refund(&self, state: &mut Option<WindowState>, hit: &Hit<'_>) -> Refund {
+        refund_window(state, hit)
     }
 
     fn stat(&self, state: Option<&WindowState>, hit: &Hit<'_>) -> StrategyStat {

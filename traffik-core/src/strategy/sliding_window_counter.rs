@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Hit, Strategy, millis};
+use super::{Hit, Refund, Strategy, millis};
 use crate::{Decision, Millis, Rate, StatMetadata, StrategyStat};
 
 /// Approximates a sliding window with two fixed windows: the units admitted in the sliding
@@ -208,6 +208,23 @@ impl Strategy for SlidingWindowCounter {
                 millis(wait),
                 reset(&rolled),
             )
+        }
+    }
+
+    /// Returns the charge to its window's counter: the current one, or the previous one once
+    /// the next window has begun; nothing after that.
+    fn refund(&self, state: &mut Option<SlidingWindowCounterState>, hit: &Hit<'_>) -> Refund {
+        let charged = hit.now / hit.rate.period_ms();
+        match state {
+            Some(s) if s.window == charged => {
+                s.current = s.current.saturating_sub(hit.cost);
+                Refund::Returned
+            }
+            Some(s) if charged.checked_add(1) == Some(s.window) => {
+                s.previous = s.previous.saturating_sub(hit.cost);
+                Refund::Returned
+            }
+            _ => Refund::Lapsed,
         }
     }
 

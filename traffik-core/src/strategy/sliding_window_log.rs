@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Hit, Strategy, StrategyConfigError, millis};
+use super::{Hit, Refund, Strategy, StrategyConfigError, millis};
 use crate::{Decision, Millis, Rate, StatMetadata, StrategyStat};
 
 /// Records when each unit was admitted and admits a hit only if the cost admitted in the last
@@ -176,6 +176,42 @@ impl Strategy for SlidingWindowLog {
             u128::from(at.saturating_add(period).saturating_sub(hit.now))
         });
         Decision::throttled(limit, remaining, millis(wait), reset(log))
+    }
+
+    /// Removes the charge from the log: from the first entry stamped at or after the charge's
+    /// grid point (and within a period of it) that holds at least its cost, the entry the
+    /// charge joined, else the latest earlier entry that holds it; nothing when none does.
+    fn refund(&self, state: &mut Option<SlidingWindowLogState>, hit: &Hit<'_>) -> Refund {
+        let Some(log) = state else {
+            return Refund::Lapsed;
+        };
+        let period = hit.rate.period_ms();
+        let grid = self.grid(period);
+        let stamp = hit.now.div_ceil(grid).saturating_mul(grid);
+        let first = log.entries.partition_point(|(at, _)| *at < stamp);
+        // An entry a period or more after the charge's stamp means the charge has aged out.
+        let last = log
+            .entries
+            .partition_point(|(at, _)| *at < stamp.saturating_add(period));
+        let holds = |index: &usize| log.entries[*index].1 - log.total_before(*index) >= hit.cost;
+        // Else the latest earlier entry that holds it: a charge whose time is known only
+        // approximately (a backend on its own clock) may sit a few milliseconds earlier.
+        let found = (first..last)
+            .find(holds)
+            .or_else(|| (0..first).rev().find(holds));
+        let Some(index) = found else {
+            return Refund::Lapsed;
+        };
+        for (_, total) in log.entries.iter_mut().skip(index) {
+            *total -= hit.cost;
+        }
+        if log.entries[index].1 == log.total_before(index) {
+            log.entries.remove(index);
+        }
+        if log.entries.is_empty() {
+            *state = None;
+        }
+        Refund::Returned
     }
 
     fn stat(&self, state: Option<&SlidingWindowLogState>, hit: &Hit<'_>) -> StrategyStat {

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::fixed_window::{WindowState, step, window_stat};
-use super::{Hit, Strategy, StrategyConfigError};
+use super::fixed_window::{WindowState, refund_window, step, window_stat};
+use super::{Hit, Refund, Strategy, StrategyConfigError};
 use crate::{Decision, Millis, Rate, StatMetadata, StrategyStat};
 
 /// A fixed window whose limit is `floor(limit × multiplier)` for the hit's tier, read from the
@@ -127,6 +127,10 @@ impl Strategy for Tiered {
         let (_, multiplier) = self.resolve(hit);
         let limit = Self::effective(hit.rate.limit(), multiplier);
         step(state, hit, limit, limit)
+    }
+
+    fn refund(&self, state: &mut Option<WindowState>, hit: &Hit<'_>) -> Refund {
+        refund_window(state, hit)
     }
 
     fn stat(&self, state: Option<&WindowState>, hit: &Hit<'_>) -> StrategyStat {

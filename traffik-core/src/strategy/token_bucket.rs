@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::scale::{EXACT_LIMIT, Scale};
-use super::{Hit, Strategy, StrategyConfigError, millis};
+use super::{Hit, Refund, Strategy, StrategyConfigError, millis};
 use crate::{Decision, Millis, Rate, StatMetadata, StrategyStat};
 
 /// A bucket of `burst` tokens (default: the rate's limit) refilled at `limit / period`.
@@ -179,6 +179,31 @@ impl Bucket {
         }
     }
 
+    /// Puts the charge's tokens back (never above the capacity); nothing once the bucket was
+    /// last refilled a whole refill time after the charge.
+    pub(crate) fn refund(&self, state: &mut Option<TokenBucketState>, hit: &Hit<'_>) -> Refund {
+        if state.is_none() {
+            return Refund::Lapsed;
+        }
+        let level = self.level(state.as_ref(), hit.now);
+        // A bucket last touched a whole refill after the charge has forgotten it (the refund
+        // never returns units the charge may no longer hold).
+        let refill = u64::try_from(self.scale.ms_to_gain(self.cap())).unwrap_or(u64::MAX);
+        if level.tokens >= self.cap() || level.updated >= hit.now.saturating_add(refill) {
+            return Refund::Lapsed;
+        }
+        let tokens = level
+            .tokens
+            .saturating_add(self.scale.scaled(hit.cost))
+            .min(self.cap());
+        *state = (tokens < self.cap()).then(|| TokenBucketState {
+            tokens: clamp_i64(tokens),
+            per_unit: self.scale.per_unit,
+            updated: level.now,
+        });
+        Refund::Returned
+    }
+
     /// Time until the bucket is full again.
     pub(crate) fn reset(&self, tokens: i128) -> Duration {
         millis(self.scale.ms_to_gain(self.cap() - tokens))
@@ -239,6 +264,10 @@ impl Strategy for TokenBucket {
     #[inline]
     fn apply(&self, state: &mut Option<TokenBucketState>, hit: &Hit<'_>) -> Decision {
         Bucket::new(&hit.rate, self.capacity(&hit.rate), 0).apply(state, hit)
+    }
+
+    fn refund(&self, state: &mut Option<TokenBucketState>, hit: &Hit<'_>) -> Refund {
+        Bucket::new(&hit.rate, self.capacity(&hit.rate), 0).refund(state, hit)
     }
 
     fn stat(&self, state: Option<&TokenBucketState>, hit: &Hit<'_>) -> StrategyStat {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::token_bucket::{Bucket, TokenBucketState};
-use super::{Hit, Strategy, StrategyConfigError};
+use super::{Hit, Refund, Strategy, StrategyConfigError};
 use crate::{Decision, Millis, Rate, StatMetadata, StrategyStat};
 
 /// A [`TokenBucket`](super::TokenBucket) whose tokens may go down to `-max_debt`; the debt is
@@ -86,6 +86,10 @@ impl Strategy for TokenBucketWithDebt {
 
     fn apply(&self, state: &mut Option<TokenBucketState>, hit: &Hit<'_>) -> Decision {
         self.bucket(&hit.rate).apply(state, hit)
+    }
+
+    fn refund(&self, state: &mut Option<TokenBucketState>, hit: &Hit<'_>) -> Refund {
+        self.bucket(&hit.rate).refund(state, hit)
     }
 
     fn stat(&self, state: Option<&TokenBucketState>, hit: &Hit<'_>) -> StrategyStat {

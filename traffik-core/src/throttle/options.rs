@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::Context;
 use crate::backend::Backend;
+use crate::{Context, Millis};
 
 /// Per-call settings: a cost override, call-time context (merged over the throttle's), a
 /// scope that splits the client's budget (e.g. per route), and a backend for throttles that
@@ -27,6 +27,10 @@ pub struct HitOptions<'a> {
     pub scope: Option<&'a str>,
     /// The backend for this hit when the throttle has none of its own.
     pub backend: Option<&'a Arc<dyn Backend>>,
+    /// The time of the hit (ms since the Unix epoch) instead of the throttle's clock. For a
+    /// refund ([`Throttle::refund_with`](crate::Throttle::refund_with)), the time of the charge
+    /// being returned.
+    pub now: Option<Millis>,
 }
 
 impl<'a> HitOptions<'a> {
@@ -38,6 +42,7 @@ impl<'a> HitOptions<'a> {
             context: None,
             scope: None,
             backend: None,
+            now: None,
         }
     }
 
@@ -59,6 +64,13 @@ impl<'a> HitOptions<'a> {
     #[must_use]
     pub const fn scope(mut self, scope: &'a str) -> Self {
         self.scope = Some(scope);
+        self
+    }
+
+    /// Sets the time of the hit (for a refund: of the charge).
+    #[must_use]
+    pub const fn now(mut self, now: Millis) -> Self {
+        self.now = Some(now);
         self
     }
 

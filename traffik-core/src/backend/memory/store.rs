@@ -13,7 +13,7 @@ use hashbrown::HashTable;
 use hashbrown::hash_table::Entry as TableEntry;
 
 use crate::backend::{BackendError, KeyedHit, Mode};
-use crate::strategy::{DynStrategy, ErasedState, Hit};
+use crate::strategy::{DynStrategy, ErasedState, Hit, Refund};
 use crate::{Decision, Millis, StrategyStat};
 
 /// How many entries eviction looks at to pick the one closest to expiry.
@@ -280,6 +280,24 @@ impl Store {
             decisions.push(entry.apply(hit.strategy, &hit.hit, Mode::Consume));
         }
         Ok(decisions)
+    }
+
+    /// Returns a charge on `key` under its shard's lock (the state itself tells whether the
+    /// charge still counts, as in `decide`); a key that is gone (swept, evicted) holds none.
+    pub(super) fn refund(&self, key: &str, strategy: &dyn DynStrategy, hit: &Hit<'_>) -> Refund {
+        let hash = self.hash(key);
+        let mut table = self.lock(Self::shard_of(hash));
+        match Self::find(&mut table, hash, key) {
+            Some(entry) => match &mut entry.value {
+                Value::State(state) => {
+                    let (refund, expiry) = strategy.refund_erased(state, hit);
+                    entry.expires_at = expiry.unwrap_or(0);
+                    refund
+                }
+                _ => Refund::Lapsed,
+            },
+            _ => Refund::Lapsed,
+        }
     }
 
     pub(super) fn stat(

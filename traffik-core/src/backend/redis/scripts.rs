@@ -2,7 +2,8 @@
 //!
 //! A decision script is `lua/clock.lua` (the clock, the integer helpers, state decoding and
 //! storing), then `lua/single.lua` (one key's state, `load`/`save`/`reply`), then one strategy's
-//! transition, mirroring its Rust `apply`. The multi-limit script runs every transition, each
+//! transition, mirroring its Rust `apply`. A refund script is `lua/clock.lua`, `lua/refund.lua`
+//! and one strategy's `lua/refund/…`, mirroring its Rust `refund`. The multi-limit script runs every transition, each
 //! wrapped as a function of its key's state, under `lua/multi.lua`: all or nothing.
 
 use std::sync::LazyLock;
@@ -32,7 +33,24 @@ const TRANSITIONS: [(&str, &str); 8] = [
     ("adaptive", include_str!("lua/adaptive.lua")),
 ];
 
+/// Every strategy's refund, in [`TRANSITIONS`] order.
+const REFUNDS: [&str; 8] = [
+    include_str!("lua/refund/fixed_window.lua"),
+    include_str!("lua/refund/sliding_window_counter.lua"),
+    include_str!("lua/refund/sliding_window_log.lua"),
+    include_str!("lua/refund/token_bucket.lua"),
+    include_str!("lua/refund/leaky_bucket.lua"),
+    include_str!("lua/refund/leaky_bucket_queue.lua"),
+    include_str!("lua/refund/gcra.lua"),
+    include_str!("lua/refund/adaptive.lua"),
+];
+
 const CLOCK: &str = include_str!("lua/clock.lua");
+
+/// One refund script per strategy, in [`TRANSITIONS`] order.
+static REFUND: LazyLock<[Script; 8]> = LazyLock::new(|| {
+    REFUNDS.map(|refund| Script::new(&[CLOCK, include_str!("lua/refund.lua"), refund].concat()))
+});
 
 /// One script per strategy, in [`TRANSITIONS`] order.
 static SINGLE: LazyLock<[Script; 8]> = LazyLock::new(|| {
@@ -174,6 +192,28 @@ pub(super) fn decision(
 ) -> ScriptInvocation<'static> {
     let mut invocation = SINGLE[transition_of(native)].key(key);
     invocation.arg(now_arg(now)).arg(cost).arg(version);
+    for parameter in parameters(native) {
+        invocation.arg(parameter);
+    }
+    invocation
+}
+
+/// The invocation of `native`'s refund script on `key`: a charge of `cost` made `elapsed` ms
+/// before `now` (on the caller's clock).
+pub(super) fn refund(
+    native: &Native,
+    key: &str,
+    now: Option<u64>,
+    cost: u64,
+    version: u32,
+    elapsed: u64,
+) -> ScriptInvocation<'static> {
+    let mut invocation = REFUND[transition_of(native)].key(key);
+    invocation
+        .arg(now_arg(now))
+        .arg(cost)
+        .arg(version)
+        .arg(elapsed);
     for parameter in parameters(native) {
         invocation.arg(parameter);
     }

@@ -1,0 +1,23 @@
+-- traffik: one refund (after clock.lua, before a strategy's refund).
+--
+-- KEYS[1]  the state key
+-- ARGV[1]  now in milliseconds, or '' to read Redis TIME
+-- ARGV[2]  the charge's cost
+-- ARGV[3]  the strategy's state version
+-- ARGV[4]  milliseconds from the charge to now, on the caller's clock
+-- ARGV[5…] the strategy's parameters, as for its decision
+--
+-- Each refund mirrors its strategy's Rust `refund` on the charge's time (`at`: now minus the
+-- elapsed milliseconds, so the charge lands on the clock the decision read) and replies 1 when
+-- it returned units, 0 when the charge had lapsed (nothing is written then).
+local key = KEYS[1]
+local cost = tonumber(ARGV[2])
+local at = math.max(now - tonumber(ARGV[4]), 0)
+local state = decode(redis.call('GET', key), tonumber(ARGV[3]))
+if not state then
+  return 0
+end
+
+local function save(json, expires_at)
+  store(key, ARGV[3], json, expires_at)
+end
