@@ -57,10 +57,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .backend(backend.clone())
         .build()?;
     println!("\nGET /search (2/s burst + 20/min sustained)");
+    // One after the other: when the sustained limit refuses, the burst charge goes back
+    // (`refund_with`, at the time the hit used), so a refused request costs nothing.
+    // `traffik_core::throttle::hit_all` decides both as one instead, with nothing to return.
     for n in 1..=4 {
-        let first = burst.hit("carol").await?;
+        let charge = HitOptions::new().now(burst.now());
+        let first = burst.hit_with("carol", charge).await?;
         let decision = if first.is_allowed() {
-            sustained.hit("carol").await?
+            let second = sustained.hit("carol").await?;
+            if !second.is_allowed() {
+                burst.refund_with("carol", charge).await?;
+            }
+            second
         } else {
             first
         };

@@ -5,7 +5,7 @@ use std::pin::Pin;
 
 use http::request::Parts;
 use traffik_core::headers::Headers;
-use traffik_core::{Context, Decision};
+use traffik_core::{Context, Decision, Millis};
 
 use crate::rejection::ThrottleRejection;
 use crate::throttle::{HttpThrottle, Scope};
@@ -16,6 +16,8 @@ pub(crate) struct CallOptions<'a> {
     pub(crate) cost: Option<u64>,
     pub(crate) context: Option<&'a Context>,
     pub(crate) headers: Option<&'a Headers>,
+    /// The time of the hit (ms), when the entry point read it to record the charge.
+    pub(crate) now: Option<Millis>,
 }
 
 impl CallOptions<'_> {

@@ -9,6 +9,7 @@ use http::HeaderMap;
 use http::request::Parts;
 use traffik_core::Decision;
 
+use crate::charges::{Charge, Charges};
 use crate::enforce::CallOptions;
 use crate::headers_layer::HeaderSlot;
 use crate::policy::ThrottlePolicy;
@@ -18,7 +19,10 @@ use crate::throttle::Scope;
 /// Enforces the throttle named by `T` on the request: the handler runs only if the hit is
 /// allowed; otherwise the request is answered with the [`ThrottleRejection`] (a 429 with
 /// `Retry-After`, or the throttle's own handler). Several `Throttled<..>` arguments enforce
-/// several limits, in argument order; the first refusal answers.
+/// several limits, in argument order; the first refusal answers, and **a refused request
+/// consumes nothing**: the refusal returns what the earlier arguments (and any
+/// [`ThrottleLayer`](crate::ThrottleLayer) in front) charged. [`ThrottledAll`](crate::ThrottledAll)
+/// decides several limits atomically instead, with no charge to return (see `docs/http.md`).
 ///
 /// Budgets are per client and, unless the throttle sets another [`Scope`], per route template
 /// and method (`GET /items/{id}` is one budget for every id).
@@ -86,17 +90,38 @@ where
     type Rejection = ThrottleRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let throttle = T::throttle(state)
-            .map_err(|error| ThrottleRejection::Misconfigured(Misconfigured::from_config(error)))?;
-        // Decide without a future when the throttle can (in memory, synchronous identifier);
-        // the general path is boxed so it does not enlarge every handler's future.
-        let decision = match throttle.try_enforce_now(parts, Scope::Route, None) {
-            Some(verdict) => verdict?,
-            None => {
-                Box::pin(throttle.enforce_scoped(parts, Scope::Route, CallOptions::default()))
-                    .await?
+        let throttle = match T::throttle(state) {
+            Ok(throttle) => throttle,
+            Err(error) => {
+                Charges::refund(parts).await;
+                return Err(ThrottleRejection::Misconfigured(
+                    Misconfigured::from_config(error),
+                ));
             }
         };
+        // Decide without a future when the throttle can (in memory, synchronous identifier);
+        // the general path is boxed so it does not enlarge every handler's future.
+        let charge = Charge::new(throttle, Scope::Route, None);
+        let verdict = match throttle.try_enforce_now(parts, Scope::Route, None, Some(charge.at())) {
+            Some(verdict) => verdict,
+            None => {
+                let call = CallOptions {
+                    now: Some(charge.at()),
+                    ..CallOptions::default()
+                };
+                Box::pin(throttle.enforce_scoped(parts, Scope::Route, call)).await
+            }
+        };
+        // A refusal returns what earlier limits of the request charged; an admission is
+        // recorded for a later limit's refusal to return.
+        let decision = match verdict {
+            Ok(decision) => decision,
+            Err(rejection) => {
+                Charges::refund(parts).await;
+                return Err(rejection);
+            }
+        };
+        Charges::record(&mut parts.extensions, charge, &decision);
         let mut headers = HeaderMap::new();
         throttle.write_headers(&decision, &mut headers);
         if !headers.is_empty()

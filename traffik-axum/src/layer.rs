@@ -14,6 +14,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::charges::{Charge, Charges};
 use crate::enforce::CallOptions;
 use crate::rule::ThrottleRule;
 use crate::throttle::{HttpThrottle, Scope};
@@ -153,11 +154,11 @@ fn applying(rules: &[ThrottleRule], parts: &Parts) -> Applying {
 }
 
 /// Decides without awaiting when it can. One rule takes the throttle's own fast path; several
-/// are decided as one (all or nothing).
+/// are decided as one (all or nothing). Admitted charges are recorded in the request.
 fn sync_pass(
     rules: &[ThrottleRule],
     applying: &Applying,
-    parts: &Parts,
+    parts: &mut Parts,
     headers: &mut HeaderMap,
 ) -> Pass {
     let several = match applying {
@@ -167,12 +168,16 @@ fn sync_pass(
             if rule.async_predicate.is_some() {
                 return Pass::Suspend;
             }
-            return match rule
-                .throttle
-                .try_enforce_now(parts, Scope::Shared, rule.cost)
-            {
+            let charge = Charge::new(&rule.throttle, Scope::Shared, rule.cost);
+            return match rule.throttle.try_enforce_now(
+                parts,
+                Scope::Shared,
+                rule.cost,
+                Some(charge.at()),
+            ) {
                 Some(Ok(decision)) => {
                     rule.throttle.write_headers(&decision, headers);
+                    Charges::record(&mut parts.extensions, charge, &decision);
                     Pass::Allowed
                 }
                 Some(Err(rejection)) => Pass::Refused(rejection.into_response()),
@@ -187,17 +192,25 @@ fn sync_pass(
     {
         return Pass::Suspend;
     }
-    let throttles: Vec<(&HttpThrottle, Option<u64>)> = several
+    let charges: Vec<Charge> = several
         .iter()
-        .map(|&index| (&rules[index].throttle, rules[index].cost))
+        .map(|&index| Charge::new(&rules[index].throttle, Scope::Shared, rules[index].cost))
         .collect();
-    match HttpThrottle::try_enforce_all_now(&throttles, parts, Scope::Shared) {
+    match HttpThrottle::try_enforce_all_now(&charges, parts) {
         Some(Ok(decisions)) => {
-            write_headers(&throttles, &decisions, headers);
+            write_headers(&charges, &decisions, headers);
+            record(parts, charges, &decisions);
             Pass::Allowed
         }
         Some(Err(rejection)) => Pass::Refused(rejection.into_response()),
         None => Pass::Suspend,
+    }
+}
+
+/// Records the admitted charges of the rules in the request.
+fn record(parts: &mut Parts, charges: Vec<Charge>, decisions: &[traffik_core::Decision]) {
+    for (charge, decision) in charges.into_iter().zip(decisions) {
+        Charges::record(&mut parts.extensions, charge, decision);
     }
 }
 
@@ -216,12 +229,19 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         let mut headers = HeaderMap::new();
         let applying = applying(&self.rules, &parts);
-        match sync_pass(&self.rules, &applying, &parts, &mut headers) {
+        match sync_pass(&self.rules, &applying, &mut parts, &mut headers) {
             Pass::Allowed => {
                 ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)), headers)
+            }
+            // What an outer layer charged goes back before the refusal answers.
+            Pass::Refused(response) if Charges::any(&parts.extensions) => {
+                ResponseFuture::boxed(Box::pin(async move {
+                    Charges::refund(&mut parts).await;
+                    Ok(response)
+                }))
             }
             Pass::Refused(response) => ResponseFuture::ready(response),
             Pass::Suspend => {
@@ -244,7 +264,7 @@ async fn run_async<S, B>(
     mut inner: S,
     rules: Arc<[ThrottleRule]>,
     applying: Applying,
-    parts: Parts,
+    mut parts: Parts,
     body: B,
 ) -> Result<Response, S::Error>
 where
@@ -255,7 +275,7 @@ where
         Applying::One(index) => vec![index],
         Applying::Several(several) => several,
     };
-    let mut throttles: Vec<(&HttpThrottle, Option<u64>)> = Vec::with_capacity(candidates.len());
+    let mut charges: Vec<Charge> = Vec::with_capacity(candidates.len());
     for index in candidates {
         let rule = &rules[index];
         if let Some(predicate) = &rule.async_predicate
@@ -263,34 +283,42 @@ where
         {
             continue;
         }
-        throttles.push((&rule.throttle, rule.cost));
+        charges.push(Charge::new(&rule.throttle, Scope::Shared, rule.cost));
     }
-    let decided = match throttles.as_slice() {
+    let decided = match charges.as_slice() {
         [] => Ok(Vec::new()),
-        [(throttle, cost)] => throttle
-            .enforce_scoped(&parts, Scope::Shared, CallOptions::cost(*cost))
-            .await
-            .map(|decision| vec![decision]),
-        several => HttpThrottle::enforce_all_scoped(several, &parts, Scope::Shared).await,
+        [charge] => {
+            let call = CallOptions {
+                now: Some(charge.at()),
+                ..CallOptions::cost(charge.cost())
+            };
+            charge
+                .throttle()
+                .enforce_scoped(&parts, Scope::Shared, call)
+                .await
+                .map(|decision| vec![decision])
+        }
+        several => HttpThrottle::enforce_all_scoped(several, &parts).await,
     };
     let decisions = match decided {
         Ok(decisions) => decisions,
-        Err(rejection) => return Ok(rejection.into_response()),
+        Err(rejection) => {
+            // What an outer layer charged goes back before the refusal answers.
+            Charges::refund(&mut parts).await;
+            return Ok(rejection.into_response());
+        }
     };
     let mut headers = HeaderMap::new();
-    write_headers(&throttles, &decisions, &mut headers);
+    write_headers(&charges, &decisions, &mut headers);
+    record(&mut parts, charges, &decisions);
     let mut response = inner.call(Request::from_parts(parts, body)).await?;
     add_headers(&mut response, headers);
     Ok(response)
 }
 
 /// The headers of the rules' decisions (where two write one header, the fewest units left wins).
-fn write_headers(
-    throttles: &[(&HttpThrottle, Option<u64>)],
-    decisions: &[traffik_core::Decision],
-    out: &mut HeaderMap,
-) {
-    let throttles: Vec<&HttpThrottle> = throttles.iter().map(|(throttle, _)| *throttle).collect();
+fn write_headers(charges: &[Charge], decisions: &[traffik_core::Decision], out: &mut HeaderMap) {
+    let throttles: Vec<&HttpThrottle> = charges.iter().map(Charge::throttle).collect();
     HttpThrottle::write_all_headers(&throttles, decisions, out);
 }
 

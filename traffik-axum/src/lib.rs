@@ -60,6 +60,7 @@
 
 mod backend;
 mod canonical_path;
+mod charges;
 mod client_ip;
 mod declared;
 mod enforce;

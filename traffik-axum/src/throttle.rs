@@ -18,11 +18,12 @@ use traffik_core::throttle::{
     try_hit_all_now,
 };
 use traffik_core::{
-    Clock, ConfigError, Context, Decision, StrategyStat, Throttle, ThrottleRegistry,
+    Clock, ConfigError, Context, Decision, Millis, StrategyStat, Throttle, ThrottleRegistry,
 };
 
 use crate::backend::RequestBackend;
 use crate::canonical_path::canonical_path;
+use crate::charges::Charge;
 use crate::client_ip::ClientIp;
 use crate::enforce::{CallOptions, Enforce};
 use crate::handler::ThrottledHandler;
@@ -132,52 +133,58 @@ struct Batch<'a> {
 
 /// One throttle of a [`Batch`].
 struct Member<'a> {
-    throttle: &'a HttpThrottle,
-    cost: Option<u64>,
+    charge: &'a Charge,
     scope: Option<String>,
 }
 
 impl<'a> Batch<'a> {
-    fn new(
-        throttles: &[(&'a HttpThrottle, Option<u64>)],
-        parts: &'a Parts,
-        default_scope: Scope,
-    ) -> Self {
-        let members = throttles
+    fn new(charges: &'a [Charge], parts: &'a Parts) -> Self {
+        let members = charges
             .iter()
-            .map(|&(throttle, cost)| Member {
-                throttle,
-                cost,
-                scope: throttle.scope_of(parts, default_scope),
+            .map(|charge| Member {
+                charge,
+                scope: charge.throttle().scope_of(parts, charge.scope()),
             })
             .collect();
         Batch { parts, members }
     }
 
+    fn options(&self, member: &'a Member<'a>) -> HitOptions<'a> {
+        let charge = member.charge;
+        HttpThrottle::options(
+            self.parts,
+            member.scope.as_deref(),
+            charge.cost(),
+            None,
+            Some(charge.at()),
+        )
+    }
+
     /// The core limits.
-    fn limits(&self) -> Vec<Limit<'_, Parts>> {
+    fn limits(&'a self) -> Vec<Limit<'a, Parts>> {
         self.members
             .iter()
             .map(|member| {
-                let options =
-                    HttpThrottle::options(self.parts, member.scope.as_deref(), member.cost, None);
-                Limit::new(&member.throttle.throttle, self.parts, options)
+                Limit::new(
+                    &member.charge.throttle().throttle,
+                    self.parts,
+                    self.options(member),
+                )
             })
             .collect()
     }
 
     /// Every member's decision, or the first refusal's 429.
-    fn verdict(&self, decided: Vec<Decision>) -> Result<Vec<Decision>, ThrottleRejection> {
+    fn verdict(&'a self, decided: Vec<Decision>) -> Result<Vec<Decision>, ThrottleRejection> {
         let mut decisions = Vec::with_capacity(self.members.len());
         for (member, decision) in self.members.iter().zip(decided) {
-            let options =
-                HttpThrottle::options(self.parts, member.scope.as_deref(), member.cost, None);
+            let charge = member.charge;
             // A refusal answers with its throttle's 429 (headers, handler).
-            decisions.push(member.throttle.verdict(
+            decisions.push(charge.throttle().verdict(
                 self.parts,
                 decision,
-                &CallOptions::cost(member.cost),
-                &options,
+                &CallOptions::cost(charge.cost()),
+                &self.options(member),
             )?);
         }
         Ok(decisions)
@@ -275,7 +282,7 @@ impl HttpThrottle {
     /// after success").
     pub async fn check_request(&self, parts: &Parts) -> Result<Decision, ThrottleRejection> {
         let scope = self.scope_of(parts, Scope::Route);
-        let options = Self::options(parts, scope.as_deref(), None, None);
+        let options = Self::options(parts, scope.as_deref(), None, None, None);
         self.throttle
             .check_with(parts, options)
             .await
@@ -288,7 +295,7 @@ impl HttpThrottle {
         parts: &Parts,
     ) -> Result<Option<StrategyStat>, ThrottleRejection> {
         let scope = self.scope_of(parts, Scope::Route);
-        let options = Self::options(parts, scope.as_deref(), None, None);
+        let options = Self::options(parts, scope.as_deref(), None, None, None);
         self.throttle
             .stat_with(parts, options)
             .await
@@ -302,7 +309,7 @@ impl HttpThrottle {
         call: CallOptions<'_>,
     ) -> Result<Decision, ThrottleRejection> {
         let scope = self.scope_of(parts, default_scope);
-        let options = Self::options(parts, scope.as_deref(), call.cost, call.context);
+        let options = Self::options(parts, scope.as_deref(), call.cost, call.context, call.now);
         let decision = self
             .throttle
             .hit_with(parts, options)
@@ -317,9 +324,10 @@ impl HttpThrottle {
         parts: &Parts,
         default_scope: Scope,
         cost: Option<u64>,
+        now: Option<Millis>,
     ) -> Option<Result<Decision, ThrottleRejection>> {
         let decide = |scope: Option<&str>| {
-            let options = Self::options(parts, scope, cost, None);
+            let options = Self::options(parts, scope, cost, None, now);
             Some(match self.throttle.try_hit_now(parts, options)? {
                 Ok(decision) => self.verdict(parts, decision, &CallOptions::cost(cost), &options),
                 Err(error) => Err(ThrottleRejection::from_error(error)),
@@ -368,19 +376,19 @@ impl HttpThrottle {
         throttles: &[&HttpThrottle],
         parts: &Parts,
     ) -> Result<Vec<Decision>, ThrottleRejection> {
-        let throttles: Vec<(&HttpThrottle, Option<u64>)> =
-            throttles.iter().map(|throttle| (*throttle, None)).collect();
-        Self::enforce_all_scoped(&throttles, parts, Scope::Route).await
+        let charges: Vec<Charge> = throttles
+            .iter()
+            .map(|throttle| Charge::new(throttle, Scope::Route, None))
+            .collect();
+        Self::enforce_all_scoped(&charges, parts).await
     }
 
-    /// [`enforce_all`](Self::enforce_all) with per-throttle costs and the entry point's default
-    /// scope.
+    /// [`enforce_all`](Self::enforce_all) with per-throttle costs, default scopes and times.
     pub(crate) async fn enforce_all_scoped(
-        throttles: &[(&HttpThrottle, Option<u64>)],
+        charges: &[Charge],
         parts: &Parts,
-        default_scope: Scope,
     ) -> Result<Vec<Decision>, ThrottleRejection> {
-        let batch = Batch::new(throttles, parts, default_scope);
+        let batch = Batch::new(charges, parts);
         let decisions = hit_all(&batch.limits())
             .await
             .map_err(ThrottleRejection::from_error)?;
@@ -389,11 +397,10 @@ impl HttpThrottle {
 
     /// [`enforce_all_scoped`](Self::enforce_all_scoped) without awaiting, when it can.
     pub(crate) fn try_enforce_all_now(
-        throttles: &[(&HttpThrottle, Option<u64>)],
+        charges: &[Charge],
         parts: &Parts,
-        default_scope: Scope,
     ) -> Option<Result<Vec<Decision>, ThrottleRejection>> {
-        let batch = Batch::new(throttles, parts, default_scope);
+        let batch = Batch::new(charges, parts);
         Some(match try_hit_all_now(&batch.limits())? {
             Ok(decisions) => batch.verdict(decisions),
             Err(error) => Err(ThrottleRejection::from_error(error)),
@@ -415,11 +422,13 @@ impl HttpThrottle {
         scope: Option<&'a str>,
         cost: Option<u64>,
         context: Option<&'a Context>,
+        now: Option<Millis>,
     ) -> HitOptions<'a> {
         let mut options = HitOptions::new();
         options.scope = scope;
         options.cost = cost;
         options.context = context;
+        options.now = now;
         options.backend = parts
             .extensions
             .get::<RequestBackend>()

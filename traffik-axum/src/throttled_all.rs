@@ -9,6 +9,7 @@ use http::HeaderMap;
 use http::request::Parts;
 use traffik_core::Decision;
 
+use crate::charges::{Charge, Charges};
 use crate::headers_layer::HeaderSlot;
 use crate::policy::ThrottlePolicies;
 use crate::rejection::{Misconfigured, ThrottleRejection};
@@ -88,21 +89,34 @@ where
     type Rejection = ThrottleRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let throttles = T::throttles(state)
-            .map_err(|error| ThrottleRejection::Misconfigured(Misconfigured::from_config(error)))?;
-        let costed: Vec<(&HttpThrottle, Option<u64>)> =
-            throttles.iter().map(|throttle| (*throttle, None)).collect();
-        let decisions = match HttpThrottle::try_enforce_all_now(&costed, parts, Scope::Route) {
-            Some(verdict) => verdict?,
-            None => {
-                Box::pin(HttpThrottle::enforce_all_scoped(
-                    &costed,
-                    parts,
-                    Scope::Route,
-                ))
-                .await?
+        let throttles = match T::throttles(state) {
+            Ok(throttles) => throttles,
+            Err(error) => {
+                Charges::refund(parts).await;
+                return Err(ThrottleRejection::Misconfigured(
+                    Misconfigured::from_config(error),
+                ));
             }
         };
+        let charges: Vec<Charge> = throttles
+            .iter()
+            .map(|throttle| Charge::new(throttle, Scope::Route, None))
+            .collect();
+        let verdict = match HttpThrottle::try_enforce_all_now(&charges, parts) {
+            Some(verdict) => verdict,
+            None => Box::pin(HttpThrottle::enforce_all_scoped(&charges, parts)).await,
+        };
+        // A refusal returns what earlier entry points of the request charged.
+        let decisions = match verdict {
+            Ok(decisions) => decisions,
+            Err(rejection) => {
+                Charges::refund(parts).await;
+                return Err(rejection);
+            }
+        };
+        for (charge, decision) in charges.into_iter().zip(&decisions) {
+            Charges::record(&mut parts.extensions, charge, decision);
+        }
         let mut headers = HeaderMap::new();
         HttpThrottle::write_all_headers(&throttles, &decisions, &mut headers);
         if !headers.is_empty()

@@ -9,7 +9,9 @@ use axum::routing::get;
 use http::StatusCode;
 use tokio::task::JoinSet;
 use traffik_axum::prelude::*;
-use traffik_axum::{HttpThrottle, ThrottleLayer, ThrottlePolicy, ThrottleRule, ThrottledAll};
+use traffik_axum::{
+    HttpThrottle, ThrottleLayer, ThrottlePolicy, ThrottleRule, Throttled, ThrottledAll,
+};
 use traffik_core::ManualClock;
 
 use crate::support::serve;
@@ -177,4 +179,88 @@ async fn admitted_concurrently(url: &str, count: usize) -> usize {
         admitted += usize::from(status.unwrap() == StatusCode::OK);
     }
     admitted
+}
+
+#[tokio::test]
+async fn separate_extractors_return_the_charges_of_a_refused_request() {
+    async fn ordered(_: Throttled<HalfHour>, _: Throttled<Minute>) -> &'static str {
+        "ok"
+    }
+    async fn reversed(_: Throttled<Minute>, _: Throttled<HalfHour>) -> &'static str {
+        "ok"
+    }
+    for reverse in [false, true] {
+        let clock = ManualClock::new(1_000_000);
+        let route = if reverse { get(reversed) } else { get(ordered) };
+        let base = serve(Router::new().route("/", route).with_state(pair(&clock))).await;
+        the_reported_sequence(&base, &clock).await;
+    }
+}
+
+#[tokio::test]
+async fn a_layer_and_an_extractor_return_the_charges_of_a_refused_request() {
+    async fn minute(_: Throttled<Minute>) -> &'static str {
+        "ok"
+    }
+    async fn half_hour(_: Throttled<HalfHour>) -> &'static str {
+        "ok"
+    }
+    for layer_refuses in [false, true] {
+        let clock = ManualClock::new(1_000_000);
+        let limits = pair(&clock);
+        // The layer runs first; the extractor's refusal returns the layer's charge.
+        let (rule, handler) = if layer_refuses {
+            (limits.minute.clone(), get(half_hour))
+        } else {
+            (limits.half_hour.clone(), get(minute))
+        };
+        let router = Router::new()
+            .route("/", handler)
+            .route_layer(ThrottleLayer::new(rule))
+            .with_state(limits);
+        let base = serve(router).await;
+        the_reported_sequence(&base, &clock).await;
+    }
+}
+
+#[tokio::test]
+async fn nested_layers_return_the_outer_charge_when_the_inner_refuses() {
+    for reverse in [false, true] {
+        let clock = ManualClock::new(1_000_000);
+        let Pair {
+            mut half_hour,
+            mut minute,
+        } = pair(&clock);
+        if reverse {
+            std::mem::swap(&mut half_hour, &mut minute);
+        }
+        let base = serve(
+            Router::new()
+                .route("/", get(|| async { "ok" }))
+                .layer(ThrottleLayer::new(minute))
+                .layer(ThrottleLayer::new(half_hour)),
+        )
+        .await;
+        the_reported_sequence(&base, &clock).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_requests_through_separate_extractors_are_charged_only_what_they_admit() {
+    async fn both(_: Throttled<HalfHour>, _: Throttled<Minute>) -> &'static str {
+        "ok"
+    }
+    let clock = ManualClock::new(1_000_000);
+    let base = serve(Router::new().route("/", get(both)).with_state(pair(&clock))).await;
+    assert_eq!(admitted_concurrently(&base, 64).await, 10);
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(
+        admitted_concurrently(&base, 64).await,
+        10,
+        "20 of 30 were left"
+    );
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(admitted_concurrently(&base, 64).await, 10);
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(admitted_concurrently(&base, 64).await, 0);
 }

@@ -90,7 +90,7 @@ impl<'a> MessageHit<'a> {
                 route.as_deref()
             }
         };
-        let options = HttpThrottle::options(socket.parts(), scope, cost, context);
+        let options = HttpThrottle::options(socket.parts(), scope, cost, context, None);
         let decision = http.hit_with(socket.parts(), options).await?;
         let handler = if decision.is_throttled() {
             Some(handler_for(throttle, socket))
@@ -114,7 +114,7 @@ fn handler_for(throttle: &MessageThrottle, socket: &ThrottledSocket) -> Option<M
     if let Some(handler) = throttle.handler() {
         return Some(handler.clone());
     }
-    let options = HttpThrottle::options(socket.parts(), None, None, None);
+    let options = HttpThrottle::options(socket.parts(), None, None, None, None);
     let backend = throttle.throttle().backend_for(&options)?;
     backend.extensions()?.get::<MessageHandler>().cloned()
 }

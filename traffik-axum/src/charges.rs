@@ -1,0 +1,110 @@
+//! [`Charges`]: what the throttles of one request have charged so far, so that a refusal by a
+//! later limit of the same request returns them.
+//!
+//! axum runs a handler's extractors one after the other, with nothing between the last one and
+//! the handler, and a `ThrottleLayer` runs before them all. So when a request meets several
+//! limits through several entry points (two `Throttled<_>` arguments, a layer and an
+//! extractor, two nested layers), the earlier ones have charged before a later one refuses.
+//! Each entry point records its admitted charges in the request's extensions; a refusal
+//! returns every recorded charge ([`Throttle::refund_with`](traffik_core::Throttle::refund_with))
+//! before answering, so a refused request consumes nothing.
+//!
+//! The limits inside one entry point (a `ThrottledAll`, an attribute's rates, the rules of one
+//! layer) are decided as one instead, atomically: no charge, no refund.
+
+use http::Extensions;
+use http::request::Parts;
+use traffik_core::{Decision, Millis, Outcome};
+
+use crate::throttle::{HttpThrottle, Scope};
+
+/// One admitted charge of a request: enough to reach the same key and return the same cost.
+#[derive(Clone)]
+pub(crate) struct Charge {
+    throttle: HttpThrottle,
+    scope: Scope,
+    cost: Option<u64>,
+    at: Millis,
+}
+
+impl Charge {
+    /// A hit about to be made by `throttle` with the entry point's default `scope` and a cost
+    /// override, at the throttle's present time (which the hit must use: [`Self::at`]).
+    pub(crate) fn new(throttle: &HttpThrottle, scope: Scope, cost: Option<u64>) -> Self {
+        Charge {
+            throttle: throttle.clone(),
+            scope,
+            cost,
+            at: throttle.core().now(),
+        }
+    }
+
+    /// The time of the hit (ms, the throttle's clock).
+    pub(crate) fn at(&self) -> Millis {
+        self.at
+    }
+
+    pub(crate) fn throttle(&self) -> &HttpThrottle {
+        &self.throttle
+    }
+
+    pub(crate) fn cost(&self) -> Option<u64> {
+        self.cost
+    }
+
+    pub(crate) fn scope(&self) -> Scope {
+        self.scope
+    }
+
+    /// Returns the charge; a failure is logged and the units stay consumed.
+    async fn refund(&self, parts: &Parts) {
+        let scope = self.throttle.scope_of(parts, self.scope);
+        let options =
+            HttpThrottle::options(parts, scope.as_deref(), self.cost, None, Some(self.at));
+        if let Err(error) = self.throttle.core().refund_with(parts, options).await {
+            tracing::warn!(
+                target: "traffik",
+                uid = self.throttle.uid(),
+                %error,
+                "could not return the charge of a refused request; it stays consumed"
+            );
+        }
+    }
+}
+
+/// The admitted charges of one request, in its extensions.
+#[derive(Clone, Default)]
+pub(crate) struct Charges(Vec<Charge>);
+
+impl Charges {
+    /// Records `charge` if `decision` consumed (a skipped hit, fail-open included, did not).
+    pub(crate) fn record(extensions: &mut Extensions, charge: Charge, decision: &Decision) {
+        if decision.outcome != Outcome::Allowed {
+            return;
+        }
+        match extensions.get_mut::<Charges>() {
+            Some(charges) => charges.0.push(charge),
+            None => {
+                extensions.insert(Charges(vec![charge]));
+            }
+        }
+    }
+
+    /// Whether `extensions` hold charges to return.
+    pub(crate) fn any(extensions: &Extensions) -> bool {
+        extensions.get::<Charges>().is_some()
+    }
+
+    /// Returns every charge recorded for the request (a later limit refused it), once.
+    pub(crate) async fn refund(parts: &mut Parts) {
+        let Some(charges) = parts.extensions.remove::<Charges>() else {
+            return;
+        };
+        Box::pin(async {
+            for charge in &charges.0 {
+                charge.refund(parts).await;
+            }
+        })
+        .await;
+    }
+}
