@@ -72,9 +72,13 @@ impl Charge {
     }
 }
 
-/// The admitted charges of one request, in its extensions.
-#[derive(Clone, Default)]
-pub(crate) struct Charges(Vec<Charge>);
+/// The admitted charges of one request, in its extensions: the first inline (most requests
+/// meet one limit, so recording it allocates only the extension's box), the others after it.
+#[derive(Clone)]
+pub(crate) struct Charges {
+    first: Charge,
+    more: Vec<Charge>,
+}
 
 impl Charges {
     /// Records `charge` if `decision` consumed (a skipped hit, fail-open included, did not).
@@ -83,9 +87,12 @@ impl Charges {
             return;
         }
         match extensions.get_mut::<Charges>() {
-            Some(charges) => charges.0.push(charge),
+            Some(charges) => charges.more.push(charge),
             None => {
-                extensions.insert(Charges(vec![charge]));
+                extensions.insert(Charges {
+                    first: charge,
+                    more: Vec::new(),
+                });
             }
         }
     }
@@ -101,7 +108,7 @@ impl Charges {
             return;
         };
         Box::pin(async {
-            for charge in &charges.0 {
+            for charge in std::iter::once(&charges.first).chain(&charges.more) {
                 charge.refund(parts).await;
             }
         })
