@@ -23,6 +23,10 @@ use crate::throttle::{HttpThrottle, Scope};
 pub(crate) struct Charge {
     throttle: HttpThrottle,
     scope: Scope,
+    /// The scope string the hit used, when it was fixed at the charge ([`Self::fixing_scope`]):
+    /// a layer sees the request at another stage than a later refusal does (outside the router
+    /// no matched route, inside a nested router a stripped path).
+    fixed_scope: FixedScope,
     cost: Option<u64>,
     at: Millis,
 }
@@ -34,9 +38,17 @@ impl Charge {
         Charge {
             throttle: throttle.clone(),
             scope,
+            fixed_scope: FixedScope::No,
             cost,
             at: throttle.core().now(),
         }
+    }
+
+    /// Keeps the scope string the hit used on `parts`, for a refund made at a later stage of
+    /// the request (a layer's charge). Nothing is allocated for a shared scope.
+    pub(crate) fn fixing_scope(mut self, parts: &Parts) -> Self {
+        self.fixed_scope = FixedScope::Yes(self.throttle.scope_of(parts, self.scope));
+        self
     }
 
     /// The time of the hit (ms, the throttle's clock).
@@ -58,7 +70,10 @@ impl Charge {
 
     /// Returns the charge; a failure is logged and the units stay consumed.
     async fn refund(&self, parts: &Parts) {
-        let scope = self.throttle.scope_of(parts, self.scope);
+        let scope = match &self.fixed_scope {
+            FixedScope::Yes(fixed) => fixed.clone(),
+            FixedScope::No => self.throttle.scope_of(parts, self.scope),
+        };
         let options =
             HttpThrottle::options(parts, scope.as_deref(), self.cost, None, Some(self.at));
         if let Err(error) = self.throttle.core().refund_with(parts, options).await {
@@ -70,6 +85,13 @@ impl Charge {
             );
         }
     }
+}
+
+/// Whether a charge keeps the scope string its hit used (`None` inside: a shared scope).
+#[derive(Clone)]
+enum FixedScope {
+    No,
+    Yes(Option<String>),
 }
 
 /// The admitted charges of one request, in its extensions: the first inline (most requests

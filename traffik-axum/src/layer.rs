@@ -177,6 +177,7 @@ fn sync_pass(
             ) {
                 Some(Ok(decision)) => {
                     rule.throttle.write_headers(&decision, headers);
+                    let charge = charge.fixing_scope(parts);
                     Charges::record(&mut parts.extensions, charge, &decision);
                     Pass::Allowed
                 }
@@ -210,6 +211,7 @@ fn sync_pass(
 /// Records the admitted charges of the rules in the request.
 fn record(parts: &mut Parts, charges: Vec<Charge>, decisions: &[traffik_core::Decision]) {
     for (charge, decision) in charges.into_iter().zip(decisions) {
+        let charge = charge.fixing_scope(parts);
         Charges::record(&mut parts.extensions, charge, decision);
     }
 }

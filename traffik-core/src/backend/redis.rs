@@ -287,6 +287,7 @@ impl RedisBackend {
             )
             .await;
         };
+        self.check_exact(&native, &Hit { now, ..charge })?;
         let invocation = scripts::refund(
             &native,
             key,

@@ -178,9 +178,9 @@ impl Strategy for SlidingWindowLog {
         Decision::throttled(limit, remaining, millis(wait), reset(log))
     }
 
-    /// Removes the charge from the log: from the first entry stamped at or after the charge's
-    /// grid point (and within a period of it) that holds at least its cost, the entry the
-    /// charge joined, else the latest earlier entry that holds it; nothing when none does.
+    /// Removes the charge from the log: from the entry at the charge's grid point if it holds
+    /// at least its cost (the entry the charge joined), else from the latest earlier entry that
+    /// does (a charge whose time is known only approximately); nothing when none does.
     fn refund(&self, state: &mut Option<SlidingWindowLogState>, hit: &Hit<'_>) -> Refund {
         let Some(log) = state else {
             return Refund::Lapsed;
@@ -189,10 +189,11 @@ impl Strategy for SlidingWindowLog {
         let grid = self.grid(period);
         let stamp = hit.now.div_ceil(grid).saturating_mul(grid);
         let first = log.entries.partition_point(|(at, _)| *at < stamp);
-        // An entry a period or more after the charge's stamp means the charge has aged out.
+        // The charge joined the entry at its stamp; a later one is another hit's (taking from it
+        // would return units a pruned charge no longer holds).
         let last = log
             .entries
-            .partition_point(|(at, _)| *at < stamp.saturating_add(period));
+            .partition_point(|(at, _)| *at < stamp.saturating_add(grid));
         let holds = |index: &usize| log.entries[*index].1 - log.total_before(*index) >= hit.cost;
         // Else the latest earlier entry that holds it: a charge whose time is known only
         // approximately (a backend on its own clock) may sit a few milliseconds earlier.

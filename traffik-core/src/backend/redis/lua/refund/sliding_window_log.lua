@@ -9,11 +9,11 @@ local function width(i)
   end
   return entries[i][2] - before
 end
--- The charge's entry: the first at or after its stamp (within a period) that holds the cost,
--- else the latest earlier one that does.
+-- The charge's entry: the one at its stamp if it holds the cost, else the latest earlier one
+-- that does.
 local found
 for i = 1, #entries do
-  if entries[i][1] >= stamp + period then
+  if entries[i][1] >= stamp + grid then
     break
   end
   if entries[i][1] >= stamp and width(i) >= cost then
