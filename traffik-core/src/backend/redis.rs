@@ -294,7 +294,17 @@ impl RedisBackend {
             self.now(&Hit { now, ..charge }),
             charge.cost,
             strategy.state_version(),
-            now.saturating_sub(charge.now),
+            scripts::ChargeTime {
+                elapsed: now.saturating_sub(charge.now),
+                // On Redis TIME the charge ran after the caller read its clock, by at most a
+                // command timeout: all the script can place it by.
+                slack: match self.inner.time {
+                    TimeSource::Caller => 0,
+                    TimeSource::Server => {
+                        u64::try_from(self.inner.command_timeout.as_millis()).unwrap_or(u64::MAX)
+                    }
+                },
+            },
         );
         let returned: u8 = self
             .call("refund", |mut connection| async move {

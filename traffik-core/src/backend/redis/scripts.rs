@@ -198,22 +198,29 @@ pub(super) fn decision(
     invocation
 }
 
-/// The invocation of `native`'s refund script on `key`: a charge of `cost` made `elapsed` ms
-/// before `now` (on the caller's clock).
+/// When and how precisely a refunded charge was made: `elapsed` ms before the refund on the
+/// caller's clock, the script's placing of it good to within `slack` ms.
+pub(super) struct ChargeTime {
+    pub(super) elapsed: u64,
+    pub(super) slack: u64,
+}
+
+/// The invocation of `native`'s refund script on `key`: a charge of `cost` made at `charged`.
 pub(super) fn refund(
     native: &Native,
     key: &str,
     now: Option<u64>,
     cost: u64,
     version: u32,
-    elapsed: u64,
+    charged: ChargeTime,
 ) -> ScriptInvocation<'static> {
     let mut invocation = REFUND[transition_of(native)].key(key);
     invocation
         .arg(now_arg(now))
         .arg(cost)
         .arg(version)
-        .arg(elapsed);
+        .arg(charged.elapsed)
+        .arg(charged.slack);
     for parameter in parameters(native) {
         invocation.arg(parameter);
     }

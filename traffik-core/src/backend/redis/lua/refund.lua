@@ -5,7 +5,10 @@
 -- ARGV[2]  the charge's cost
 -- ARGV[3]  the strategy's state version
 -- ARGV[4]  milliseconds from the charge to now, on the caller's clock
--- ARGV[5…] the strategy's parameters, as for its decision
+-- ARGV[5]  how many milliseconds the charge's time may be off by: 0 on the caller's clock; on
+--          Redis TIME the command timeout (the charge ran some time after the caller read its
+--          clock, at most a command timeout, which is all `at` can tell)
+-- ARGV[6…] the strategy's parameters, as for its decision
 --
 -- Each refund mirrors its strategy's Rust `refund` on the charge's time (`at`: now minus the
 -- elapsed milliseconds, so the charge lands on the clock the decision read) and replies 1 when
@@ -13,6 +16,7 @@
 local key = KEYS[1]
 local cost = tonumber(ARGV[2])
 local at = math.max(now - tonumber(ARGV[4]), 0)
+local slack = tonumber(ARGV[5])
 local state = decode(redis.call('GET', key), tonumber(ARGV[3]))
 if not state then
   return 0

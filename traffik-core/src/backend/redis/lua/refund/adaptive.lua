@@ -1,7 +1,7 @@
--- Adaptive. ARGV[5] period ms, ARGV[6] configured limit, ARGV[9] load threshold, ARGV[11]
+-- Adaptive. ARGV[6] period ms, ARGV[7] configured limit, ARGV[10] load threshold, ARGV[12]
 -- windows an unsettled state lives. The refunded hit leaves the count and the demand.
-local period, limit = tonumber(ARGV[5]), tonumber(ARGV[6])
-local threshold, unsettled_windows = tonumber(ARGV[9]), tonumber(ARGV[11])
+local period, limit = tonumber(ARGV[6]), tonumber(ARGV[7])
+local threshold, unsettled_windows = tonumber(ARGV[10]), tonumber(ARGV[12])
 if state.window ~= idiv(at, period) then
   return 0
 end

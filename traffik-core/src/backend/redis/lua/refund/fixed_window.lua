@@ -1,5 +1,5 @@
--- Fixed window (also tiered and priority). ARGV[5] period ms. Mirrors `refund_window`.
-local period = tonumber(ARGV[5])
+-- Fixed window (also tiered and priority). ARGV[6] period ms. Mirrors `refund_window`.
+local period = tonumber(ARGV[6])
 if state.window ~= idiv(at, period) then
   return 0
 end

@@ -1,5 +1,5 @@
--- GCRA. ARGV[5] scaled units per cell (T), ARGV[6] scaled units per ms, ARGV[7] tolerance τ.
-local per_unit, per_ms, tau = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+-- GCRA. ARGV[6] scaled units per cell (T), ARGV[7] scaled units per ms, ARGV[8] tolerance τ.
+local per_unit, per_ms, tau = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local remainder = state.remainder
 if state.per_ms ~= per_ms and state.per_ms ~= 0 then
   remainder = ceil_div(state.remainder * per_ms, state.per_ms)

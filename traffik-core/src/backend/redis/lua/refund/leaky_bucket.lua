@@ -1,6 +1,6 @@
--- Leaky bucket (meter). ARGV[5] scaled units per unit, ARGV[6] scaled units leaked per ms,
--- ARGV[7] capacity (units).
-local per_unit, per_ms, capacity = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+-- Leaky bucket (meter). ARGV[6] scaled units per unit, ARGV[7] scaled units leaked per ms,
+-- ARGV[8] capacity (units).
+local per_unit, per_ms, capacity = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local updated = math.max(at, state.updated)
 local kept = rescale(state.level, state.per_unit, per_unit, true)
 local level = math.max(kept - (updated - state.updated) * per_ms, 0)

@@ -1,6 +1,6 @@
--- Leaky bucket with a FIFO queue. ARGV[5] scaled units per unit, ARGV[6] scaled units drained
--- per ms, ARGV[7] capacity (units).
-local per_unit, per_ms, capacity = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+-- Leaky bucket with a FIFO queue. ARGV[6] scaled units per unit, ARGV[7] scaled units drained
+-- per ms, ARGV[8] capacity (units).
+local per_unit, per_ms, capacity = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local queue = state.queue
 if state.per_unit ~= per_unit then
   for _, entry in ipairs(queue) do

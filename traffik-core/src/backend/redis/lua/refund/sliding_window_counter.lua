@@ -1,5 +1,5 @@
--- Sliding window counter. ARGV[5] period ms.
-local period = tonumber(ARGV[5])
+-- Sliding window counter. ARGV[6] period ms.
+local period = tonumber(ARGV[6])
 local charged = idiv(at, period)
 local current, previous = state.current, state.previous
 if state.window == charged then

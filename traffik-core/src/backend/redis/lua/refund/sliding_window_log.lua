@@ -1,5 +1,5 @@
--- Sliding window log. ARGV[5] period ms, ARGV[7] stamp grid ms.
-local period, grid = tonumber(ARGV[5]), tonumber(ARGV[7])
+-- Sliding window log. ARGV[6] period ms, ARGV[8] stamp grid ms.
+local period, grid = tonumber(ARGV[6]), tonumber(ARGV[8])
 local entries, base = state.entries, state.base
 local stamp = ceil_div(at, grid) * grid
 local function width(i)
@@ -9,8 +9,9 @@ local function width(i)
   end
   return entries[i][2] - before
 end
--- The charge's entry: the one at its stamp if it holds the cost, else the latest earlier one
--- that does.
+-- The charge's entry: the one at its stamp if it holds the cost; else, when the charge's time is
+-- known only within `slack`, the nearest entry within it that holds the cost; else the latest
+-- earlier one that does.
 local found
 for i = 1, #entries do
   if entries[i][1] >= stamp + grid then
@@ -19,6 +20,15 @@ for i = 1, #entries do
   if entries[i][1] >= stamp and width(i) >= cost then
     found = i
     break
+  end
+end
+if not found and slack > 0 then
+  local nearest
+  for i = 1, #entries do
+    local distance = math.abs(entries[i][1] - stamp)
+    if distance <= slack and width(i) >= cost and (not nearest or distance < nearest) then
+      found, nearest = i, distance
+    end
   end
 end
 if not found then

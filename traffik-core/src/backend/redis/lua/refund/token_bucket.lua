@@ -1,6 +1,6 @@
--- Token bucket, with or without debt. ARGV[5] scaled units per token, ARGV[6] scaled units
--- refilled per ms, ARGV[7] capacity (tokens). Mirrors `Bucket::refund`.
-local per_unit, per_ms, capacity = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+-- Token bucket, with or without debt. ARGV[6] scaled units per token, ARGV[7] scaled units
+-- refilled per ms, ARGV[8] capacity (tokens). Mirrors `Bucket::refund`.
+local per_unit, per_ms, capacity = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local cap = capacity * per_unit
 local updated = math.max(at, state.updated)
 local kept = rescale(state.tokens, state.per_unit, per_unit, false)
