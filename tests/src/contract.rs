@@ -413,6 +413,22 @@ pub async fn key_value_contract(store: &dyn KeyValueStore, clock: Time<'_>) {
         None,
         "the ttl is set on creation only"
     );
+    // A counter that lost its expiry (a client died between its increment and its expire, or
+    // an operator ran PERSIST) gets one back from the next increment_with_ttl.
+    assert_eq!(store.increment(&key("lost"), 1).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .increment_with_ttl(&key("lost"), 1, Duration::from_millis(500))
+            .await
+            .unwrap(),
+        2
+    );
+    clock.pass(Duration::from_millis(600)).await;
+    assert_eq!(
+        store.get(&key("lost")).await.unwrap(),
+        None,
+        "a counter without a ttl got none back"
+    );
 
     store.set(&key("x"), "1", None).await.unwrap();
     store.set(&key("z"), "3", None).await.unwrap();

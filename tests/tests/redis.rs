@@ -880,3 +880,208 @@ async fn refunds_racing_decisions_on_one_key_return_every_charge() {
         );
     }
 }
+
+/// Every kind of Redis failure arrives as its own `BackendError`, and `is_transient` tells
+/// "Redis is down or busy" from "this key belongs to someone else" and "not permitted".
+#[tokio::test]
+async fn every_redis_failure_keeps_its_kind() {
+    let server = RedisServer::start();
+    let port = server.port();
+    let kinds = backend(&server, "kinds").await;
+
+    // A key of another type: text under a counter, a hash under a limiter key.
+    command(port, "SET kinds:text abc").unwrap();
+    let error = kinds.increment("kinds:text", 1).await.unwrap_err();
+    assert!(
+        matches!(&error, BackendError::WrongType { key, .. } if key == "kinds:text"),
+        "{error}"
+    );
+    assert!(!error.is_transient());
+    let throttle = on(&kinds, "kinds", "2/min", FixedWindow::new());
+    throttle.hit("a").await.unwrap();
+    let key = throttle.stat("a").await.unwrap().unwrap().key;
+    command(port, &format!("DEL {key}")).unwrap();
+    command(port, &format!("HSET {key} field value")).unwrap();
+    match throttle.hit("a").await.unwrap_err() {
+        ThrottleError::Backend {
+            source: BackendError::WrongType { key: named, .. },
+            ..
+        } => assert_eq!(named, key),
+        other => panic!("expected WrongType, got {other}"),
+    }
+
+    // Out of memory under `noeviction`: transient.
+    command(port, "CONFIG SET maxmemory 1").unwrap();
+    let error = backend_error(throttle.hit("b").await);
+    assert!(matches!(error, BackendError::OutOfMemory { .. }), "{error}");
+    assert!(error.is_transient());
+    command(port, "CONFIG SET maxmemory 0").unwrap();
+
+    // A permission taken away after connecting: denied, not an outage.
+    command(port, "ACL SETUSER limited on >pw ~* +@all").unwrap();
+    let limited = RedisBackend::builder(format!("redis://limited:pw@127.0.0.1:{port}"))
+        .namespace("kinds")
+        .connect()
+        .await
+        .unwrap();
+    command(port, "ACL SETUSER limited -set").unwrap();
+    let error = backend_error(
+        on(&limited, "kinds-denied", "2/min", FixedWindow::new())
+            .hit("c")
+            .await,
+    );
+    assert!(matches!(error, BackendError::Denied { .. }), "{error}");
+    assert!(!error.is_transient());
+
+    // A primary demoted to a read-only replica after connecting (a failover in progress):
+    // transient. A backend pointed at a replica is refused at connect.
+    let primary = RedisServer::start();
+    let demoted = backend(&primary, "kinds").await;
+    command(primary.port(), &format!("REPLICAOF 127.0.0.1 {port}")).unwrap();
+    let error = backend_error(
+        on(&demoted, "kinds-replica", "2/min", FixedWindow::new())
+            .hit("d")
+            .await,
+    );
+    assert!(matches!(error, BackendError::ReadOnly { .. }), "{error}");
+    assert!(error.is_transient());
+    match RedisBackend::builder(primary.url()).connect().await {
+        Err(RedisConnectError::Backend(BackendError::ReadOnly { .. })) => {}
+        other => panic!("expected ReadOnly at connect, got {:?}", other.map(|_| ())),
+    }
+
+    // Connection lost: transient.
+    let mut gone = RedisServer::start();
+    let lost = backend(&gone, "kinds").await;
+    gone.kill();
+    let error = backend_error(
+        on(&lost, "kinds-lost", "2/min", FixedWindow::new())
+            .hit("e")
+            .await,
+    );
+    assert!(
+        matches!(
+            error,
+            BackendError::Unavailable { .. } | BackendError::Timeout { .. }
+        ),
+        "{error}"
+    );
+    assert!(error.is_transient());
+}
+
+fn backend_error(result: Result<Decision, ThrottleError>) -> BackendError {
+    match result {
+        Err(ThrottleError::Backend { source, .. }) => source,
+        other => panic!("expected a backend error, got {other:?}"),
+    }
+}
+
+/// `connect` answers Ok only when the connection can decide: refused credentials and missing
+/// permissions are connect errors naming their cause, never a timeout and never a backend that
+/// fails every decision afterwards.
+#[tokio::test]
+async fn connect_proves_the_connection_can_decide() {
+    let server = RedisServer::start_with(&["--requirepass", "sekret"]);
+    let port = server.port();
+    let connect = |url: String| async move {
+        RedisBackend::builder(url)
+            .connect_timeout(Duration::from_millis(500))
+            .connect()
+            .await
+    };
+    let denied = |result: Result<RedisBackend, RedisConnectError>, cause: &str| match result {
+        Err(RedisConnectError::Backend(error @ BackendError::Denied { .. })) => {
+            assert!(error.to_string().contains(cause), "{cause}: {error}");
+        }
+        Err(other) => panic!("{cause}: expected Denied, got {other}"),
+        Ok(_) => panic!("{cause}: connected"),
+    };
+    denied(connect(format!("redis://127.0.0.1:{port}")).await, "NOAUTH");
+    denied(
+        connect(format!("redis://:wrong@127.0.0.1:{port}")).await,
+        "WRONGPASS",
+    );
+    assert!(
+        connect(format!("redis://:sekret@127.0.0.1:{port}"))
+            .await
+            .is_ok()
+    );
+
+    let admin = |line: &str| {
+        redis_cli(port, &["-a", "sekret", "--no-auth-warning"], line);
+    };
+    admin("ACL SETUSER noscripts on >pw ~* +@all -evalsha");
+    denied(
+        connect(format!("redis://noscripts:pw@127.0.0.1:{port}")).await,
+        "evalsha",
+    );
+    admin("ACL SETUSER noset on >pw ~* +@all -set");
+    denied(
+        connect(format!("redis://noset:pw@127.0.0.1:{port}")).await,
+        "SET",
+    );
+    admin("ACL SETUSER otherkeys on >pw ~elsewhere:* +@all");
+    denied(
+        connect(format!("redis://otherkeys:pw@127.0.0.1:{port}")).await,
+        "NOPERM",
+    );
+}
+
+/// `redis-cli` with `options` against `port`, for commands that need credentials.
+fn redis_cli(port: u16, options: &[&str], line: &str) {
+    let status = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(options)
+        .args(line.split_whitespace())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("redis-cli runs");
+    assert!(status.success(), "redis-cli {line}");
+}
+
+/// A server that evicts keys under memory pressure is logged, or refused at connect when asked.
+#[tokio::test]
+async fn an_evicting_server_is_reported_at_connect() {
+    let evicting =
+        RedisServer::start_with(&["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]);
+    assert!(
+        RedisBackend::builder(evicting.url())
+            .connect()
+            .await
+            .is_ok()
+    );
+    match RedisBackend::builder(evicting.url())
+        .require_noeviction(true)
+        .connect()
+        .await
+    {
+        Err(RedisConnectError::Evicting { policy }) => assert_eq!(policy, "allkeys-lru"),
+        other => panic!("expected Evicting, got {:?}", other.map(|_| ())),
+    }
+    let volatile =
+        RedisServer::start_with(&["--maxmemory", "64mb", "--maxmemory-policy", "volatile-lru"]);
+    assert!(matches!(
+        RedisBackend::builder(volatile.url())
+            .require_noeviction(true)
+            .connect()
+            .await,
+        Err(RedisConnectError::Evicting { .. })
+    ));
+    let exact =
+        RedisServer::start_with(&["--maxmemory", "64mb", "--maxmemory-policy", "noeviction"]);
+    assert!(
+        RedisBackend::builder(exact.url())
+            .require_noeviction(true)
+            .connect()
+            .await
+            .is_ok()
+    );
+    let unbounded = RedisServer::start();
+    assert!(
+        RedisBackend::builder(unbounded.url())
+            .require_noeviction(true)
+            .connect()
+            .await
+            .is_ok()
+    );
+}

@@ -15,7 +15,8 @@ pub enum BackendError {
         /// The backend's name.
         backend: String,
     },
-    /// The backend could not be reached or failed the operation.
+    /// The backend could not be reached, the connection was lost, or the operation failed for
+    /// a reason no other variant names. Usually an outage ([`is_transient`](Self::is_transient)).
     #[error("backend `{backend}` failed to {operation}: {source}")]
     Unavailable {
         /// The backend's name.
@@ -36,7 +37,8 @@ pub enum BackendError {
         /// The time limit.
         after: Duration,
     },
-    /// A stored value is not what the operation needs (e.g. incrementing text).
+    /// A stored value is not what the operation needs (incrementing text, a Redis hash at a
+    /// limiter key): the key belongs to someone else. Not an outage; retrying cannot help.
     #[error("backend `{backend}`: key `{key}` holds {found}, cannot {operation}")]
     WrongType {
         /// The backend's name.
@@ -70,6 +72,35 @@ pub enum BackendError {
         /// The bound the hit passes.
         reason: String,
     },
+    /// The backend is a read-only replica and refused a write (Redis `READONLY`): a failover in
+    /// progress, or a URL that points at a replica. Transient during a failover.
+    #[error("backend `{backend}` is a read-only replica and refused to {operation}")]
+    ReadOnly {
+        /// The backend's name.
+        backend: String,
+        /// What was being done.
+        operation: &'static str,
+    },
+    /// The backend is out of memory and refuses writes (Redis `OOM` under `maxmemory` with the
+    /// `noeviction` policy). Transient: it lasts until memory is freed.
+    #[error("backend `{backend}` is out of memory and refused to {operation}")]
+    OutOfMemory {
+        /// The backend's name.
+        backend: String,
+        /// What was being done.
+        operation: &'static str,
+    },
+    /// The backend refused the credentials or the permission (Redis `NOAUTH`, `WRONGPASS`,
+    /// `NOPERM` naming the command): a configuration mistake, not an outage.
+    #[error("backend `{backend}` denied {operation}: {reason}")]
+    Denied {
+        /// The backend's name.
+        backend: String,
+        /// What was being done.
+        operation: &'static str,
+        /// The backend's own words (which credential, which command).
+        reason: String,
+    },
     /// A lock could not be taken or released.
     #[error("backend `{backend}`: {source}")]
     Lock {
@@ -82,6 +113,63 @@ pub enum BackendError {
 }
 
 impl BackendError {
+    /// Whether the same call may succeed later unchanged: the backend is unreachable, timed
+    /// out, failing over (read-only), out of memory, or a lock is busy. `false` for what
+    /// retrying cannot fix: a key of another type, an invalid reply, a rate the backend cannot
+    /// decide exactly, denied credentials or permissions, a closed backend. Retry, circuit
+    /// breaker and fallback logic tell "the backend is down" from "this key belongs to someone
+    /// else" with it.
+    ///
+    /// ```
+    /// use traffik_core::backend::BackendError;
+    ///
+    /// let down = BackendError::ReadOnly { backend: "redis".into(), operation: "decide" };
+    /// assert!(down.is_transient());
+    /// let foreign = BackendError::WrongType {
+    ///     backend: "redis".into(), key: "app:k".into(), found: "a hash", operation: "decide",
+    /// };
+    /// assert!(!foreign.is_transient());
+    /// ```
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        match self {
+            BackendError::Unavailable { .. }
+            | BackendError::Timeout { .. }
+            | BackendError::ReadOnly { .. }
+            | BackendError::OutOfMemory { .. } => true,
+            BackendError::Lock { source, .. } => {
+                matches!(
+                    source,
+                    LockError::WouldBlock { .. } | LockError::Timeout { .. }
+                )
+            }
+            BackendError::Closed { .. }
+            | BackendError::WrongType { .. }
+            | BackendError::InvalidReply { .. }
+            | BackendError::Unsupported { .. }
+            | BackendError::Denied { .. } => false,
+        }
+    }
+
+    /// Names `key` in a [`WrongType`](Self::WrongType) error that did not know it.
+    #[cfg(feature = "redis")]
+    pub(crate) fn on_key(self, key: &str) -> Self {
+        match self {
+            BackendError::WrongType {
+                backend,
+                key: unknown,
+                found,
+                operation,
+            } if unknown.is_empty() => BackendError::WrongType {
+                backend,
+                key: key.to_owned(),
+                found,
+                operation,
+            },
+            other => other,
+        }
+    }
+
     /// A copy of this error, for the second of two limits that met the same failure (the
     /// client library's error is kept as its text).
     pub(crate) fn duplicate(&self) -> BackendError {
@@ -134,6 +222,23 @@ impl BackendError {
             BackendError::Lock { backend, source } => BackendError::Lock {
                 backend: backend.clone(),
                 source: source.clone(),
+            },
+            BackendError::ReadOnly { backend, operation } => BackendError::ReadOnly {
+                backend: backend.clone(),
+                operation,
+            },
+            BackendError::OutOfMemory { backend, operation } => BackendError::OutOfMemory {
+                backend: backend.clone(),
+                operation,
+            },
+            BackendError::Denied {
+                backend,
+                operation,
+                reason,
+            } => BackendError::Denied {
+                backend: backend.clone(),
+                operation,
+                reason: reason.clone(),
             },
         }
     }

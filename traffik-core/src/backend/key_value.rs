@@ -58,9 +58,12 @@ pub trait KeyValueStore: Send + Sync + Debug + 'static {
     /// Sets `key` to expire after `ttl`; whether the key exists.
     fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> BackendFuture<'a, bool>;
 
-    /// Atomically adds `amount` and, if this created the key, sets its `ttl` (an existing key
-    /// keeps its expiry). The default runs `increment` then `expire`; override it with one
-    /// atomic operation where the store has one.
+    /// Atomically adds `amount` and, if the key has no expiry (this created it, or it lost its
+    /// TTL: a client that died between its increment and its expire, an operator's `PERSIST`),
+    /// sets its `ttl`; a key with an expiry keeps it. So a counter never outlives its window for
+    /// good. The in-memory and Redis backends do it in one atomic step. The default runs
+    /// `increment`, then `expire` when the increment created the key: the contract cannot read a
+    /// key's TTL, so a store that can lose one should override it as they do.
     fn increment_with_ttl<'a>(
         &'a self,
         key: &'a str,

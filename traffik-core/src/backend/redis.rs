@@ -34,6 +34,7 @@ mod builder;
 mod connection;
 mod error;
 mod lock;
+mod probe;
 mod reset;
 mod scripts;
 mod store;
@@ -127,8 +128,14 @@ impl RedisBackend {
         Ok(())
     }
 
-    /// Runs `request` on a shared connection, bounded by the command timeout.
-    async fn call<T, F, Fut>(&self, operation: &'static str, request: F) -> Result<T, BackendError>
+    /// Runs `request` on a shared connection, bounded by the command timeout. `key` names the
+    /// key in a wrong-type error (empty when several or none).
+    async fn call<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        request: F,
+    ) -> Result<T, BackendError>
     where
         F: FnOnce(Handle) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
@@ -137,7 +144,7 @@ impl RedisBackend {
         let after = self.inner.command_timeout;
         match tokio::time::timeout(after, request(self.inner.connections.get())).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(from_redis(operation, error, after)),
+            Ok(Err(error)) => Err(from_redis(operation, error, after).on_key(key)),
             Err(_) => Err(timeout(operation, after)),
         }
     }
@@ -151,7 +158,7 @@ impl RedisBackend {
     ) -> Result<(Millis, Option<String>), BackendError> {
         let now = scripts::now_arg(self.now(hit));
         let reply: Value = self
-            .call(operation, |mut connection| async move {
+            .call(operation, key, |mut connection| async move {
                 scripts::READ
                     .key(key)
                     .arg(now)
@@ -180,7 +187,7 @@ impl RedisBackend {
             strategy.state_version(),
         );
         let reply: Value = self
-            .call("decide", |mut connection| async move {
+            .call("decide", key, |mut connection| async move {
                 invocation.invoke_async(&mut connection).await
             })
             .await?;
@@ -222,7 +229,7 @@ impl RedisBackend {
         // Every hit of a batch carries the same time.
         let invocation = scripts::decisions(&members, self.now(&hits[0].hit));
         let reply: Vec<Value> = self
-            .call("decide", |mut connection| async move {
+            .call("decide", "", |mut connection| async move {
                 invocation.invoke_async(&mut connection).await
             })
             .await?;
@@ -307,7 +314,7 @@ impl RedisBackend {
             },
         );
         let returned: u8 = self
-            .call("refund", |mut connection| async move {
+            .call("refund", key, |mut connection| async move {
                 invocation.invoke_async(&mut connection).await
             })
             .await?;

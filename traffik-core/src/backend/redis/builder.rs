@@ -45,6 +45,7 @@ pub struct RedisBackendBuilder {
     redlock: Vec<String>,
     on_error: Option<OnError>,
     extensions: Extensions,
+    require_noeviction: bool,
 }
 
 impl RedisBackendBuilder {
@@ -68,6 +69,7 @@ impl RedisBackendBuilder {
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_millis(500),
             time: TimeSource::Server,
+            require_noeviction: false,
             lock_options: None,
             redlock: Vec::new(),
             on_error: None,
@@ -128,6 +130,16 @@ impl RedisBackendBuilder {
         self
     }
 
+    /// Refuses, at [`connect`](Self::connect), a server that evicts keys under memory pressure
+    /// (a `maxmemory` with any `maxmemory-policy` but `noeviction`), as
+    /// [`RedisConnectError::Evicting`]: an evicted limiter key is a client whose budget is full
+    /// again. Without it (the default) such a server is logged once at WARN. A server that does
+    /// not say (`CONFIG` renamed or not permitted) is accepted either way.
+    pub fn require_noeviction(mut self, require: bool) -> Self {
+        self.require_noeviction = require;
+        self
+    }
+
     /// The on-error policy for throttles on this backend that set none.
     pub fn on_error(mut self, policy: OnError) -> Self {
         self.on_error = Some(policy);
@@ -167,6 +179,15 @@ impl RedisBackendBuilder {
             }
             Target::Cluster(seeds) => vec![Handle::Cluster(self.cluster_connection(seeds).await?)],
         };
+        let mut probe = handles[0].clone();
+        super::probe::prove(&mut probe, &self.namespace, self.command_timeout).await?;
+        match super::probe::eviction(&mut probe, self.command_timeout).await {
+            super::probe::Eviction::Evicts(policy) if self.require_noeviction => {
+                return Err(RedisConnectError::Evicting { policy });
+            }
+            super::probe::Eviction::Evicts(policy) => super::probe::warn_about(&policy),
+            _ => {}
+        }
         let redlock = if self.redlock.is_empty() {
             None
         } else {
@@ -199,6 +220,18 @@ impl RedisBackendBuilder {
     ) -> Result<ConnectionManager, RedisConnectError> {
         let client = redis::Client::open(url)
             .map_err(|error| invalid_setting(format!("invalid Redis URL: {error}")))?;
+        // One plain attempt first, so that refused credentials are reported as such (the
+        // manager below retries, which would turn them into a timeout).
+        match tokio::time::timeout(
+            self.connect_timeout,
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => return Err(from_redis(operation, error, self.connect_timeout).into()),
+            Err(_) => return Err(timeout(operation, self.connect_timeout).into()),
+        }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.command_timeout))

@@ -17,9 +17,20 @@ pub enum RedisConnectError {
     /// A setting cannot work (a malformed URL, an empty seed list, a bad namespace).
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// Redis could not be reached in time, or refused the connection.
+    /// Redis could not be reached in time, refused the connection, or cannot decide on it:
+    /// refused credentials or a missing ACL permission ([`BackendError::Denied`], naming the
+    /// cause: `NOAUTH`, `WRONGPASS`, `NOPERM` with the command).
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// The server evicts keys under memory pressure and
+    /// [`require_noeviction`](super::RedisBackendBuilder::require_noeviction) is set.
+    #[error(
+        "Redis evicts keys under memory pressure (maxmemory-policy {policy}), so limits would not stay exact; set `maxmemory-policy noeviction` or do not require it"
+    )]
+    Evicting {
+        /// The server's `maxmemory-policy`.
+        policy: String,
+    },
 }
 
 pub(super) fn invalid_setting(reason: impl Into<String>) -> ConfigError {
@@ -39,10 +50,55 @@ pub(super) fn from_redis(
     if error.is_timeout() {
         return timeout(operation, after);
     }
-    BackendError::Unavailable {
-        backend: NAME.to_owned(),
-        operation,
-        source: Box::new(error),
+    let backend = NAME.to_owned();
+    let error_saying = |words: &str| {
+        error.code() == Some("ERR") && error.detail().is_some_and(|detail| detail.contains(words))
+    };
+    let not_an_integer = || error_saying("not an integer");
+    // A command a script's user may not run is `ERR The user executing the script can't run
+    // this command`, not `NOPERM`.
+    let script_denied = || error_saying("can't run this command");
+    // The server's own words, with its code as it sent it (`NOPERM …`, `NOAUTH …`).
+    let reply = || match (error.code(), error.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        _ => error.to_string(),
+    };
+    match error.code() {
+        // The key is filled in by the caller that knows it (`BackendError::on_key`).
+        Some("WRONGTYPE") => BackendError::WrongType {
+            backend,
+            key: String::new(),
+            found: "a value of another Redis type",
+            operation,
+        },
+        _ if not_an_integer() => BackendError::WrongType {
+            backend,
+            key: String::new(),
+            found: "a value that is not an integer",
+            operation,
+        },
+        Some("READONLY") => BackendError::ReadOnly { backend, operation },
+        Some("OOM") => BackendError::OutOfMemory { backend, operation },
+        _ if script_denied() => BackendError::Denied {
+            backend,
+            operation,
+            reason: reply(),
+        },
+        Some("NOAUTH" | "WRONGPASS" | "NOPERM") => BackendError::Denied {
+            backend,
+            operation,
+            reason: reply(),
+        },
+        _ if error.kind() == redis::ErrorKind::AuthenticationFailed => BackendError::Denied {
+            backend,
+            operation,
+            reason: format!("WRONGPASS: the server refused the URL's credentials ({error})"),
+        },
+        _ => BackendError::Unavailable {
+            backend,
+            operation,
+            source: Box::new(error),
+        },
     }
 }
 

@@ -28,7 +28,7 @@ impl KeyValueStore for RedisBackend {
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BackendFuture<'a, Option<String>> {
-        MaybeReady::boxed(self.call("get", move |mut connection| async move {
+        MaybeReady::boxed(self.call("get", key, move |mut connection| async move {
             redis::cmd("GET")
                 .arg(key)
                 .query_async(&mut connection)
@@ -42,7 +42,7 @@ impl KeyValueStore for RedisBackend {
         value: &'a str,
         ttl: Option<Duration>,
     ) -> BackendFuture<'a, ()> {
-        MaybeReady::boxed(self.call("set", move |mut connection| async move {
+        MaybeReady::boxed(self.call("set", key, move |mut connection| async move {
             let mut command = redis::cmd("SET");
             command.arg(key).arg(value);
             if let Some(ttl) = ttl {
@@ -55,7 +55,7 @@ impl KeyValueStore for RedisBackend {
     fn delete<'a>(&'a self, key: &'a str) -> BackendFuture<'a, bool> {
         MaybeReady::boxed(async move {
             let deleted: i64 = self
-                .call("delete", |mut connection| async move {
+                .call("delete", key, |mut connection| async move {
                     redis::cmd("UNLINK")
                         .arg(key)
                         .query_async(&mut connection)
@@ -67,19 +67,21 @@ impl KeyValueStore for RedisBackend {
     }
 
     fn increment<'a>(&'a self, key: &'a str, amount: i64) -> BackendFuture<'a, i64> {
-        MaybeReady::boxed(self.call("increment", move |mut connection| async move {
-            redis::cmd("INCRBY")
-                .arg(key)
-                .arg(amount)
-                .query_async(&mut connection)
-                .await
-        }))
+        MaybeReady::boxed(
+            self.call("increment", key, move |mut connection| async move {
+                redis::cmd("INCRBY")
+                    .arg(key)
+                    .arg(amount)
+                    .query_async(&mut connection)
+                    .await
+            }),
+        )
     }
 
     fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> BackendFuture<'a, bool> {
         MaybeReady::boxed(async move {
             let set: i64 = self
-                .call("expire", move |mut connection| async move {
+                .call("expire", key, move |mut connection| async move {
                     redis::cmd("PEXPIRE")
                         .arg(key)
                         .arg(millis(ttl))
@@ -97,14 +99,16 @@ impl KeyValueStore for RedisBackend {
         amount: i64,
         ttl: Duration,
     ) -> BackendFuture<'a, i64> {
-        MaybeReady::boxed(self.call("increment", move |mut connection| async move {
-            INCREMENT_WITH_TTL
-                .key(key)
-                .arg(amount)
-                .arg(millis(ttl))
-                .invoke_async(&mut connection)
-                .await
-        }))
+        MaybeReady::boxed(
+            self.call("increment", key, move |mut connection| async move {
+                INCREMENT_WITH_TTL
+                    .key(key)
+                    .arg(amount)
+                    .arg(millis(ttl))
+                    .invoke_async(&mut connection)
+                    .await
+            }),
+        )
     }
 
     fn multi_get<'a>(&'a self, keys: &'a [&'a str]) -> BackendFuture<'a, Vec<Option<String>>> {
@@ -121,11 +125,14 @@ impl KeyValueStore for RedisBackend {
                     let (backend, key) = (self.clone(), (*key).to_owned());
                     gets.spawn(async move {
                         let value = backend
-                            .call("multi_get", |mut connection| async move {
-                                redis::cmd("GET")
-                                    .arg(key)
-                                    .query_async::<Value>(&mut connection)
-                                    .await
+                            .call("multi_get", &key, |mut connection| {
+                                let key = key.clone();
+                                async move {
+                                    redis::cmd("GET")
+                                        .arg(key)
+                                        .query_async::<Value>(&mut connection)
+                                        .await
+                                }
                             })
                             .await;
                         (index, value)
@@ -140,7 +147,7 @@ impl KeyValueStore for RedisBackend {
                 }
                 values
             } else {
-                self.call("multi_get", |mut connection| async move {
+                self.call("multi_get", "", |mut connection| async move {
                     let mut pipeline = redis::pipe();
                     for key in keys {
                         pipeline.cmd("GET").arg(*key);

@@ -1,0 +1,108 @@
+//! What `connect` proves before it answers Ok: the credentials are accepted, the user may run
+//! every command traffik needs on the namespace's keys, and the scripts load; and what it reads:
+//! the eviction policy, which decides whether limits stay exact under memory pressure.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::{Script, Value};
+
+use super::connection::Handle;
+use super::error::{NAME, RedisConnectError, from_redis, timeout};
+use crate::key::namespace_prefix;
+
+/// Runs every command the scripts need on a probe key (`lua/probe.lua`).
+static PROBE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/probe.lua")));
+
+/// Proves `connection` can decide on `namespace`'s keys: authentication, ACL permissions for
+/// `EVALSHA`, `SCRIPT LOAD` and every command inside the scripts, script loading. A failure
+/// names its cause (`NOAUTH`, `WRONGPASS`, `NOPERM` with the command) as
+/// [`BackendError::Denied`](crate::backend::BackendError::Denied).
+pub(super) async fn prove(
+    connection: &mut Handle,
+    namespace: &str,
+    after: Duration,
+) -> Result<(), RedisConnectError> {
+    // No throttle key looks like this: theirs always carry a `{identity}` hash tag.
+    let key = format!("{}traffik-connect-probe", namespace_prefix(namespace));
+    let probe = PROBE.key(&key);
+    match tokio::time::timeout(after, probe.invoke_async::<i64>(connection)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(from_redis("prove the connection at connect", error, after).into()),
+        Err(_) => Err(timeout("prove the connection at connect", after).into()),
+    }
+}
+
+/// How the server evicts keys when it reaches `maxmemory`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Eviction {
+    /// No `maxmemory` (0): nothing is ever evicted.
+    Unbounded,
+    /// `noeviction`: writes fail with `OOM` instead (limits stay exact; decisions fail).
+    Refused,
+    /// Any other policy: limiter keys can be evicted, and an evicted key is a client whose
+    /// budget is full again (`allkeys-*` evicts any key; `volatile-*` evicts keys with a TTL
+    /// first, and every limiter key has one).
+    Evicts(String),
+    /// The server would not say (`CONFIG` renamed or not permitted, as on managed services).
+    Unknown,
+}
+
+/// Reads `maxmemory` and `maxmemory-policy`.
+pub(super) async fn eviction(connection: &mut Handle, after: Duration) -> Eviction {
+    let read = |parameter: &'static str| {
+        let mut connection = connection.clone();
+        async move {
+            let reply = tokio::time::timeout(
+                after,
+                redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg(parameter)
+                    .query_async::<Value>(&mut connection),
+            )
+            .await;
+            match reply {
+                Ok(Ok(value)) => config_value(value),
+                _ => None,
+            }
+        }
+    };
+    let (Some(maxmemory), Some(policy)) = (read("maxmemory").await, read("maxmemory-policy").await)
+    else {
+        return Eviction::Unknown;
+    };
+    if maxmemory.trim() == "0" {
+        return Eviction::Unbounded;
+    }
+    if policy == "noeviction" {
+        Eviction::Refused
+    } else {
+        Eviction::Evicts(policy)
+    }
+}
+
+/// The value of a `CONFIG GET` reply (`[name, value]`, or a map under RESP3).
+fn config_value(reply: Value) -> Option<String> {
+    let text = |value: &Value| match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(text) => Some(text.clone()),
+        _ => None,
+    };
+    match reply {
+        Value::Array(items) => items.get(1).and_then(text),
+        Value::Map(pairs) => pairs.first().and_then(|(_, value)| text(value)),
+        _ => None,
+    }
+}
+
+/// Logs (once, at connect) what an evicting policy does to limits.
+pub(super) fn warn_about(policy: &str) {
+    tracing::warn!(
+        target: "traffik",
+        backend = NAME,
+        policy,
+        "Redis evicts keys under memory pressure (maxmemory-policy {policy}): an evicted limiter \
+         key is a client whose budget is full again. Use `noeviction` to keep limits exact, or \
+         `require_noeviction(true)` to refuse such a server at connect"
+    );
+}
