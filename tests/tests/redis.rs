@@ -1085,3 +1085,28 @@ async fn an_evicting_server_is_reported_at_connect() {
             .is_ok()
     );
 }
+
+/// A script that disagrees with its strategy's own transition (here: stored state the script
+/// reads as 1.5 units and the strategy as unreadable) never leaves state the strategy would not
+/// have written: the strategy's state is put in its place and its decision answers.
+#[tokio::test]
+async fn a_script_that_disagrees_with_its_strategy_leaves_the_strategys_state() {
+    let server = RedisServer::start();
+    let backend = backend(&server, "disagree").await;
+    let throttle = on(&backend, "disagree", "2/hour", FixedWindow::new());
+    assert!(throttle.hit("a").await.unwrap().is_allowed());
+    let key = throttle.stat("a").await.unwrap().unwrap().key;
+    let stored = backend.get(&key).await.unwrap().expect("a state");
+    let tampered = stored.replace("\"count\":1}", "\"count\":1.5}");
+    assert_ne!(stored, tampered);
+    backend
+        .set(&key, &tampered, Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    // The script refuses (1.5 + 1 > 2); the strategy reads no state and admits.
+    assert!(throttle.hit("a").await.unwrap().is_allowed());
+    let repaired = backend.get(&key).await.unwrap().expect("a state");
+    assert!(repaired.ends_with("\"count\":1}]"), "{repaired}");
+    assert!(throttle.hit("a").await.unwrap().is_allowed());
+    assert!(throttle.hit("a").await.unwrap().is_throttled());
+}

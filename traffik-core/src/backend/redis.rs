@@ -193,7 +193,58 @@ impl RedisBackend {
             .await?;
         let (now, stored, admitted) = <(Millis, Option<String>, u8)>::from_redis_value(reply)
             .map_err(|error| invalid_reply("decide", error.to_string()))?;
-        verdict(strategy, stored, admitted, &Hit { now, ..hit })
+        let at = Hit { now, ..hit };
+        match verdict(strategy, stored.as_deref(), admitted, &at) {
+            Ok(decision) => Ok(decision),
+            Err(disagreement) => {
+                // The script wrote what the strategy would not have: put the strategy's own
+                // transition in its place, and answer with its decision.
+                let transition = strategy.apply_encoded(stored.as_deref(), &at);
+                let target = transition.state.zip(transition.expires_at);
+                self.repair(key, target, now, disagreement).await?;
+                Ok(transition.decision)
+            }
+        }
+    }
+
+    /// After a script disagreed with its strategy's transition (`disagreement`): stores
+    /// `target` (the state and its expiry; `None` deletes the key) if the key still holds what
+    /// it holds now, and logs it. When the key changed meanwhile (a decision landed on the
+    /// script's state), nothing is overwritten and `disagreement` is returned.
+    async fn repair(
+        &self,
+        key: &str,
+        target: Option<(String, Millis)>,
+        now: Millis,
+        disagreement: BackendError,
+    ) -> Result<(), BackendError> {
+        tracing::warn!(
+            target: "traffik",
+            key,
+            %disagreement,
+            "a Redis script disagreed with its strategy; storing the strategy's own state"
+        );
+        let current: Option<String> = self.get(key).await?;
+        let mut invocation = scripts::REPAIR.key(key);
+        invocation
+            .arg(if current.is_some() { "1" } else { "0" })
+            .arg(current.unwrap_or_default());
+        match target {
+            Some((state, expires_at)) => invocation
+                .arg(state)
+                .arg(expires_at.saturating_sub(now).max(1)),
+            None => invocation.arg("").arg(1),
+        };
+        let written: u8 = self
+            .call("repair", key, |mut connection| async move {
+                invocation.invoke_async(&mut connection).await
+            })
+            .await?;
+        if written == 1 {
+            Ok(())
+        } else {
+            Err(disagreement)
+        }
     }
 
     /// Several limits as one: one script over every key (one round trip), all or nothing.
@@ -242,6 +293,7 @@ impl RedisBackend {
             .map_err(|error| malformed(error.to_string()))?
             .ok_or_else(|| malformed("an empty reply".to_owned()))?;
         let mut decisions = Vec::with_capacity(hits.len());
+        let mut reads = Vec::with_capacity(hits.len());
         for hit in hits {
             let (Some(stored), Some(admitted)) = (fields.next(), fields.next()) else {
                 return Err(malformed(format!("no verdict for `{}`", hit.key)));
@@ -250,12 +302,53 @@ impl RedisBackend {
                 .map_err(|error| malformed(error.to_string()))?;
             let admitted =
                 u8::from_redis_value(admitted).map_err(|error| malformed(error.to_string()))?;
-            decisions.push(verdict(
+            reads.push((stored, admitted));
+        }
+        // Every verdict checked against the strategies' own transitions; on a disagreement,
+        // every key gets what the Rust batch leaves (every transition if all admit, else the
+        // states as read).
+        let mut disagreement = None;
+        for (hit, (stored, admitted)) in hits.iter().zip(&reads) {
+            match verdict(
                 hit.strategy,
-                stored,
-                admitted,
+                stored.as_deref(),
+                *admitted,
                 &Hit { now, ..hit.hit },
-            )?);
+            ) {
+                Ok(decision) => decisions.push(decision),
+                Err(error) => {
+                    disagreement.get_or_insert(error);
+                    decisions.push(
+                        hit.strategy
+                            .decide_encoded(stored.as_deref(), &Hit { now, ..hit.hit }),
+                    );
+                }
+            }
+        }
+        let Some(disagreement) = disagreement else {
+            return Ok(decisions);
+        };
+        let all_admit = decisions.iter().all(Decision::is_allowed);
+        for (hit, (stored, _)) in hits.iter().zip(reads) {
+            let target = if all_admit {
+                let transition = hit
+                    .strategy
+                    .apply_encoded(stored.as_deref(), &Hit { now, ..hit.hit });
+                transition.state.zip(transition.expires_at)
+            } else {
+                // As read, with the transition's expiry (at least the state's own: a longer
+                // ttl is harmless, lapsed state means nothing).
+                stored.map(|state| {
+                    let expires_at = hit
+                        .strategy
+                        .apply_encoded(Some(&state), &Hit { now, ..hit.hit })
+                        .expires_at
+                        .unwrap_or(now);
+                    (state, expires_at)
+                })
+            };
+            self.repair(hit.key, target, now, disagreement.duplicate())
+                .await?;
         }
         Ok(decisions)
     }
@@ -444,11 +537,11 @@ impl Backend for RedisBackend {
 /// is invalid rather than guessed at.
 fn verdict(
     strategy: &dyn DynStrategy,
-    stored: Option<String>,
+    stored: Option<&str>,
     admitted: u8,
     at: &Hit<'_>,
 ) -> Result<Decision, BackendError> {
-    let decision = strategy.decide_encoded(stored.as_deref(), at);
+    let decision = strategy.decide_encoded(stored, at);
     if decision.is_allowed() != (admitted == 1) {
         return Err(invalid_reply(
             "decide",

@@ -96,6 +96,10 @@ const READ_ONLY: &str = "#!lua flags=no-writes\n";
 /// `INCRBY` setting the ttl when it creates the key.
 pub(super) static INCREMENT_WITH_TTL: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/increment_with_ttl.lua")));
+/// Puts back what the Rust transition leaves after a script disagreed with it, only while the
+/// key still holds what the client read.
+pub(super) static REPAIR: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/repair.lua")));
 /// Deletes a lock only while it still holds the owner's token.
 pub(super) static UNLOCK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/unlock.lua")));
