@@ -1110,3 +1110,37 @@ async fn a_script_that_disagrees_with_its_strategy_leaves_the_strategys_state() 
     assert!(throttle.hit("a").await.unwrap().is_allowed());
     assert!(throttle.hit("a").await.unwrap().is_throttled());
 }
+
+/// After `SCRIPT FLUSH` (as after a restart), 300 concurrent decisions meet `NOSCRIPT` at once:
+/// the script is loaded once, the other callers wait for that load, and every decision is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_script_flush_reloads_each_script_once() {
+    let server = RedisServer::start();
+    let backend = backend(&server, "reload").await;
+    let throttle = on(&backend, "reload", "1000000/min", FixedWindow::new());
+    assert!(throttle.hit("warm").await.unwrap().is_allowed());
+    for round in 0..3 {
+        assert_eq!(command(server.port(), "SCRIPT FLUSH").unwrap(), "+OK");
+        assert_eq!(command(server.port(), "CONFIG RESETSTAT").unwrap(), "+OK");
+        let tasks: Vec<_> = (0..300)
+            .map(|client| {
+                let throttle = throttle.clone();
+                tokio::spawn(async move {
+                    throttle
+                        .hit(&format!("client-{client}"))
+                        .await
+                        .unwrap()
+                        .is_allowed()
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.unwrap(), "round {round}");
+        }
+        assert_eq!(
+            server.calls("script|load"),
+            1,
+            "round {round}: SCRIPT LOADs"
+        );
+    }
+}

@@ -36,6 +36,7 @@ mod error;
 mod lock;
 mod probe;
 mod reset;
+mod script_loads;
 mod scripts;
 mod store;
 
@@ -46,9 +47,10 @@ use std::time::Duration;
 
 use redis::{FromRedisValue, RedisError, Value};
 
-use self::connection::{Connections, Handle};
+use self::connection::Connections;
 use self::error::{NAME, from_redis, invalid_reply, timeout};
 use self::lock::Redlock;
+use self::script_loads::Loading;
 use crate::backend::{
     Backend, BackendError, BackendFuture, Extensions, KeyValueStore, KeyedHit, LockOptions, Mode,
 };
@@ -137,7 +139,7 @@ impl RedisBackend {
         request: F,
     ) -> Result<T, BackendError>
     where
-        F: FnOnce(Handle) -> Fut,
+        F: FnOnce(Loading) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         self.ensure_open()?;

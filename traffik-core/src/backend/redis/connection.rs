@@ -4,7 +4,10 @@
 //! Every decision goes over a shared multiplexed connection, which pipelines concurrent
 //! callers' commands; nothing checks a connection out per call.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::script_loads::{Loading, ScriptLoads};
 
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
@@ -52,6 +55,7 @@ impl ConnectionLike for Handle {
 pub(super) struct Connections {
     handles: Box<[Handle]>,
     next: AtomicUsize,
+    loads: Arc<ScriptLoads>,
 }
 
 /// A primary of a cluster, by address.
@@ -66,11 +70,21 @@ impl Connections {
         Connections {
             handles: handles.into_boxed_slice(),
             next: AtomicUsize::new(0),
+            loads: Arc::default(),
+        }
+    }
+
+    /// The next connection, its script reloads in single flight with every other caller's.
+    pub(super) fn get(&self) -> Loading {
+        Loading {
+            handle: self.handle(),
+            loads: Arc::clone(&self.loads),
+            evalsha_sent: None,
         }
     }
 
     /// The next handle (a clone shares the connection).
-    pub(super) fn get(&self) -> Handle {
+    pub(super) fn handle(&self) -> Handle {
         let index = if self.handles.len() == 1 {
             0
         } else {

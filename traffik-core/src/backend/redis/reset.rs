@@ -18,7 +18,7 @@ pub(super) async fn clear_namespace(backend: &RedisBackend) -> Result<(), Backen
         "{}*",
         crate::key::namespace_prefix(&backend.inner.namespace)
     );
-    match backend.inner.connections.get() {
+    match backend.inner.connections.handle() {
         Handle::Node(connection) => {
             clear_node(backend, Handle::Node(connection), None, &pattern).await
         }
