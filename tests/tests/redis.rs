@@ -1144,3 +1144,53 @@ async fn a_script_flush_reloads_each_script_once() {
         );
     }
 }
+
+/// Redis paused (as a stalled server) while 2,000 decisions are in flight with a 200 ms
+/// timeout: every caller times out, and when Redis resumes and runs the queued scripts, they
+/// are past their deadline and change nothing (before deadlines, 2,050 units were charged
+/// against 50).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn decisions_whose_callers_gave_up_change_nothing() {
+    let server = RedisServer::start();
+    let backend = RedisBackend::builder(server.url())
+        .namespace("deadline")
+        .command_timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let throttle = on(&backend, "deadline", "5000/hour", FixedWindow::new());
+    for _ in 0..50 {
+        assert!(throttle.hit("a").await.unwrap().is_allowed());
+    }
+    assert_eq!(
+        command(server.port(), "CLIENT PAUSE 1500 ALL").unwrap(),
+        "+OK"
+    );
+    let paused = Instant::now();
+    let tasks: Vec<_> = (0..2_000)
+        .map(|_| {
+            let throttle = throttle.clone();
+            tokio::spawn(async move { throttle.hit("a").await })
+        })
+        .collect();
+    for task in tasks {
+        match task.await.unwrap() {
+            Err(ThrottleError::Backend {
+                source: BackendError::Timeout { .. },
+                ..
+            }) => {}
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+    }
+    // Redis resumes and runs every queued script; none of them may charge.
+    tokio::time::sleep(
+        Duration::from_millis(1_500).saturating_sub(paused.elapsed()) + Duration::from_millis(700),
+    )
+    .await;
+    assert_eq!(
+        throttle.stat("a").await.unwrap().unwrap().hits_remaining,
+        5_000 - 50,
+        "scripts whose callers had given up charged"
+    );
+    assert!(throttle.hit("a").await.unwrap().is_allowed());
+}

@@ -26,7 +26,7 @@ async fn instance(redis_url: &str, strategy: &str, round: usize) -> String {
         .connect()
         .await
         .expect("connects");
-    let builder = HttpThrottle::builder(format!("fleet-{strategy}-{round}"), "10/min")
+    let builder = HttpThrottle::builder(format!("fleet-{strategy}-{round}"), "10/hour")
         .backend(backend)
         .on_error(OnError::Raise)
         .registry(&ThrottleRegistry::new())

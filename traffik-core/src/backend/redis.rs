@@ -121,6 +121,19 @@ impl RedisBackend {
         }
     }
 
+    /// When a script sent now must have run, or change nothing: the command timeout from now,
+    /// in ms on this host's wall clock (Redis compares it with its own `TIME`; see
+    /// `docs/redis.md` for the bound on the two clocks' disagreement).
+    fn deadline(&self) -> u64 {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            });
+        let timeout = u64::try_from(self.inner.command_timeout.as_millis()).unwrap_or(u64::MAX);
+        wall.saturating_add(timeout)
+    }
+
     fn ensure_open(&self) -> Result<(), BackendError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(BackendError::Closed {
@@ -187,6 +200,7 @@ impl RedisBackend {
             self.now(&hit),
             hit.cost,
             strategy.state_version(),
+            self.deadline(),
         );
         let reply: Value = self
             .call("decide", key, |mut connection| async move {
@@ -280,7 +294,7 @@ impl RedisBackend {
             });
         }
         // Every hit of a batch carries the same time.
-        let invocation = scripts::decisions(&members, self.now(&hits[0].hit));
+        let invocation = scripts::decisions(&members, self.now(&hits[0].hit), self.deadline());
         let reply: Vec<Value> = self
             .call("decide", "", |mut connection| async move {
                 invocation.invoke_async(&mut connection).await
@@ -407,6 +421,7 @@ impl RedisBackend {
                     }
                 },
             },
+            self.deadline(),
         );
         let returned: u8 = self
             .call("refund", key, |mut connection| async move {

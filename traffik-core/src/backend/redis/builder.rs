@@ -180,7 +180,8 @@ impl RedisBackendBuilder {
             Target::Cluster(seeds) => vec![Handle::Cluster(self.cluster_connection(seeds).await?)],
         };
         let mut probe = handles[0].clone();
-        super::probe::prove(&mut probe, &self.namespace, self.command_timeout).await?;
+        let skew = super::probe::prove(&mut probe, &self.namespace, self.command_timeout).await?;
+        super::probe::check_skew(skew, self.command_timeout);
         match super::probe::eviction(&mut probe, self.command_timeout).await {
             super::probe::Eviction::Evicts(policy) if self.require_noeviction => {
                 return Err(RedisConnectError::Evicting { policy });

@@ -64,6 +64,8 @@ pub(super) fn from_redis(
         _ => error.to_string(),
     };
     match error.code() {
+        // A script that ran after the caller's deadline changed nothing: the caller timed out.
+        Some("DEADLINE") => timeout(operation, after),
         // The key is filled in by the caller that knows it (`BackendError::on_key`).
         Some("WRONGTYPE") => BackendError::WrongType {
             backend,

@@ -18,18 +18,51 @@ static PROBE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/
 /// `EVALSHA`, `SCRIPT LOAD` and every command inside the scripts, script loading. A failure
 /// names its cause (`NOAUTH`, `WRONGPASS`, `NOPERM` with the command) as
 /// [`BackendError::Denied`](crate::backend::BackendError::Denied).
+///
+/// Returns how far Redis's clock is from this host's (ms, positive when Redis is ahead),
+/// estimated from the middle of the round trip.
 pub(super) async fn prove(
     connection: &mut Handle,
     namespace: &str,
     after: Duration,
-) -> Result<(), RedisConnectError> {
+) -> Result<i64, RedisConnectError> {
     // No throttle key looks like this: theirs always carry a `{identity}` hash tag.
     let key = format!("{}traffik-connect-probe", namespace_prefix(namespace));
     let probe = PROBE.key(&key);
+    let sent = wall_ms();
     match tokio::time::timeout(after, probe.invoke_async::<i64>(connection)).await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(redis_ms)) => {
+            let middle = i64::try_from(sent / 2 + wall_ms() / 2).unwrap_or(i64::MAX);
+            Ok(redis_ms.saturating_sub(middle))
+        }
         Ok(Err(error)) => Err(from_redis("prove the connection at connect", error, after).into()),
         Err(_) => Err(timeout("prove the connection at connect", after).into()),
+    }
+}
+
+/// This host's wall clock, in ms since the Unix epoch.
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+/// Logs (once, at connect) a clock disagreement that eats into the deadlines decisions carry:
+/// a script runs only while Redis's `TIME` is within the caller's deadline (now plus the
+/// command timeout, on this host's clock).
+pub(super) fn check_skew(skew_ms: i64, command_timeout: Duration) {
+    let timeout_ms = i64::try_from(command_timeout.as_millis()).unwrap_or(i64::MAX);
+    if skew_ms.saturating_mul(2) > timeout_ms {
+        tracing::warn!(
+            target: "traffik",
+            backend = NAME,
+            skew_ms,
+            timeout_ms,
+            "Redis's clock runs {skew_ms} ms ahead of this host's: decisions that reach Redis more              than {} ms after they were sent are dropped as past their deadline (timeouts);              synchronise the clocks (NTP)",
+            timeout_ms.saturating_sub(skew_ms).max(0)
+        );
     }
 }
 

@@ -186,19 +186,22 @@ fn parameters(native: &Native) -> Vec<String> {
     }
 }
 
-/// The invocation of `native`'s script on `key`.
+/// The invocation of `native`'s script on `key`, changing nothing past `deadline` (ms on the
+/// caller's wall clock).
 pub(super) fn decision(
     native: &Native,
     key: &str,
     now: Option<u64>,
     cost: u64,
     version: u32,
+    deadline: u64,
 ) -> ScriptInvocation<'static> {
     let mut invocation = SINGLE[transition_of(native)].key(key);
     invocation.arg(now_arg(now)).arg(cost).arg(version);
     for parameter in parameters(native) {
         invocation.arg(parameter);
     }
+    invocation.arg(deadline);
     invocation
 }
 
@@ -217,6 +220,7 @@ pub(super) fn refund(
     cost: u64,
     version: u32,
     charged: ChargeTime,
+    deadline: u64,
 ) -> ScriptInvocation<'static> {
     let mut invocation = REFUND[transition_of(native)].key(key);
     invocation
@@ -228,6 +232,7 @@ pub(super) fn refund(
     for parameter in parameters(native) {
         invocation.arg(parameter);
     }
+    invocation.arg(deadline);
     invocation
 }
 
@@ -240,7 +245,11 @@ pub(super) struct Member<'a> {
 }
 
 /// The invocation of the multi-limit script on `members` (distinct keys).
-pub(super) fn decisions(members: &[Member<'_>], now: Option<u64>) -> ScriptInvocation<'static> {
+pub(super) fn decisions(
+    members: &[Member<'_>],
+    now: Option<u64>,
+    deadline: u64,
+) -> ScriptInvocation<'static> {
     let mut invocation = MULTI.prepare_invoke();
     invocation.arg(now_arg(now)).arg(members.len());
     for member in members {
@@ -255,6 +264,7 @@ pub(super) fn decisions(members: &[Member<'_>], now: Option<u64>) -> ScriptInvoc
             invocation.arg(parameter);
         }
     }
+    invocation.arg(deadline);
     invocation
 }
 

@@ -10,6 +10,27 @@ else
   now = tonumber(ARGV[1])
 end
 
+-- Whether the caller's deadline has passed: the last argument of a decision or refund, in ms on
+-- the caller's wall clock, compared with Redis's own clock (the caller's `now` may be a test's
+-- manual clock). A script that runs after it (Redis was stalled or paused and the caller has
+-- given up) must change nothing.
+local function past_deadline()
+  local deadline = tonumber(ARGV[#ARGV])
+  if not deadline then
+    return false
+  end
+  local wall = now
+  if ARGV[1] ~= '' then
+    local time = redis.call('TIME')
+    wall = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  end
+  return wall > deadline
+end
+
+local function deadline_passed()
+  return redis.error_reply('DEADLINE the caller gave up before this script ran; nothing changed')
+end
+
 -- floor(a / b) for integers (b > 0), exact while |a| < 2^53.
 local function idiv(a, b)
   local q = math.floor(a / b)

@@ -8,8 +8,13 @@
 -- then, per limit: its strategy, its cost, its state version, the number of its parameters,
 --          and those parameters
 --
+-- last     the caller's deadline (ms, its wall clock): past it, the script changes nothing
+--
 -- Every transition runs on the state as it is; only if every one admits is every new state
 -- stored. Replies {now, then per limit: the state it read (or nil), 1 if admitted else 0}.
+if past_deadline() then
+  return deadline_passed()
+end
 local count = tonumber(ARGV[2])
 local at = 3
 local reply = {now}

@@ -9,10 +9,14 @@
 --          Redis TIME the command timeout (the charge ran some time after the caller read its
 --          clock, at most a command timeout, which is all `at` can tell)
 -- ARGV[6…] the strategy's parameters, as for its decision
+-- last     the caller's deadline (ms, its wall clock): past it, the script changes nothing
 --
 -- Each refund mirrors its strategy's Rust `refund` on the charge's time (`at`: now minus the
 -- elapsed milliseconds, so the charge lands on the clock the decision read) and replies 1 when
 -- it returned units, 0 when the charge had lapsed (nothing is written then).
+if past_deadline() then
+  return deadline_passed()
+end
 local key = KEYS[1]
 local cost = tonumber(ARGV[2])
 local at = math.max(now - tonumber(ARGV[4]), 0)

@@ -5,11 +5,15 @@
 -- ARGV[2]  the hit's cost
 -- ARGV[3]  the strategy's state version
 -- ARGV[4…] the strategy's parameters
+-- last     the caller's deadline (ms, its wall clock): past it, the script changes nothing
 --
 -- The state is stored as the Rust codec writes it: `[version,{…}]`, integers only, with a
 -- millisecond expiry (PX) at the moment it stops meaning anything. Each transition mirrors its
 -- strategy's Rust `apply` and replies {now, the state it read (or nil), 1 if admitted else 0};
 -- the client derives the full decision from the state it read with the same `apply`.
+if past_deadline() then
+  return deadline_passed()
+end
 local key = KEYS[1]
 local cost = tonumber(ARGV[2])
 local version = tonumber(ARGV[3])
