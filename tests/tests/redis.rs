@@ -1194,3 +1194,49 @@ async fn decisions_whose_callers_gave_up_change_nothing() {
     );
     assert!(throttle.hit("a").await.unwrap().is_allowed());
 }
+
+/// What eviction does to limits, measured: 50 clients at their limit, then other data fills
+/// Redis's memory. Under `allkeys-lru` the limiter keys are evicted and clients are admitted
+/// again with no error anywhere; under `noeviction` no client is (refusals still answer; a
+/// decision that would store fails with `OutOfMemory`, for the on-error policy to decide).
+#[tokio::test]
+async fn eviction_forgets_clients_and_noeviction_keeps_them() {
+    async fn readmitted(policy: &str) -> (usize, usize) {
+        let server = RedisServer::start_with(&["--maxmemory", "8mb", "--maxmemory-policy", policy]);
+        let backend = backend(&server, "evict").await;
+        let throttle = on(&backend, "evict", "3/hour", FixedWindow::new());
+        for client in 0..50 {
+            let client = format!("client-{client}");
+            for _ in 0..3 {
+                assert!(throttle.hit(&client).await.unwrap().is_allowed());
+            }
+            assert!(throttle.hit(&client).await.unwrap().is_throttled());
+        }
+        // Other data fills the memory: 64 MB of 16 KB values (refused once full under
+        // `noeviction`).
+        let value = "x".repeat(16 * 1024);
+        for index in 0..4_096 {
+            let _ = backend.set(&format!("other:{index}"), &value, None).await;
+        }
+        let (mut admitted, mut out_of_memory) = (0, 0);
+        for client in 0..50 {
+            match throttle.hit(&format!("client-{client}")).await {
+                Ok(decision) => admitted += usize::from(decision.is_allowed()),
+                Err(ThrottleError::Backend {
+                    source: BackendError::OutOfMemory { .. },
+                    ..
+                }) => out_of_memory += 1,
+                Err(other) => panic!("{policy}: {other}"),
+            }
+        }
+        (admitted, out_of_memory)
+    }
+    let (lru, _) = readmitted("allkeys-lru").await;
+    let (exact, failed) = readmitted("noeviction").await;
+    println!("allkeys-lru: {lru} of 50 admitted again; noeviction: {exact} ({failed} OutOfMemory)");
+    assert!(
+        lru > 25,
+        "allkeys-lru evicted only {lru} of 50 clients' keys"
+    );
+    assert_eq!(exact, 0, "noeviction admitted a client again");
+}
