@@ -1025,6 +1025,28 @@ async fn connect_proves_the_connection_can_decide() {
         connect(format!("redis://otherkeys:pw@127.0.0.1:{port}")).await,
         "NOPERM",
     );
+
+    // The least-privileged user `docs/redis.md` gives decides, refunds and reads.
+    admin(
+        "ACL SETUSER app on >secret ~traffik:* +evalsha +script|load +get +set +del +time +pttl +pexpire +incrby +unlink +scan +config|get",
+    );
+    let app = connect(format!("redis://app:secret@127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let throttle = on(&app, "least-privilege", "2/hour", SlidingWindowLog::new());
+    let charge = HitOptions::new().now(throttle.now());
+    assert!(throttle.hit_with("a", charge).await.unwrap().is_allowed());
+    assert_eq!(
+        throttle.refund_with("a", charge).await.unwrap(),
+        Refund::Returned
+    );
+    assert_eq!(throttle.stat("a").await.unwrap().unwrap().hits_remaining, 2);
+    assert_eq!(
+        app.increment_with_ttl("traffik:n", 1, Duration::from_secs(5))
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 /// `redis-cli` with `options` against `port`, for commands that need credentials.
@@ -1159,6 +1181,12 @@ async fn decisions_whose_callers_gave_up_change_nothing() {
         .await
         .unwrap();
     let throttle = on(&backend, "deadline", "5000/hour", FixedWindow::new());
+    let other = on(
+        &backend,
+        "deadline-other",
+        "5000/hour",
+        Gcra::new().burst(5000),
+    );
     for _ in 0..50 {
         assert!(throttle.hit("a").await.unwrap().is_allowed());
     }
@@ -1168,9 +1196,23 @@ async fn decisions_whose_callers_gave_up_change_nothing() {
     );
     let paused = Instant::now();
     let tasks: Vec<_> = (0..2_000)
-        .map(|_| {
-            let throttle = throttle.clone();
-            tokio::spawn(async move { throttle.hit("a").await })
+        .map(|index| {
+            let (throttle, other) = (throttle.clone(), other.clone());
+            tokio::spawn(async move {
+                if index % 4 == 0 {
+                    // A batch of two limits (one script call for both).
+                    use traffik_core::throttle::{Limit, hit_all};
+                    let limits = [
+                        Limit::new(&throttle, "a", HitOptions::new()),
+                        Limit::new(&other, "a", HitOptions::new()),
+                    ];
+                    hit_all(&limits)
+                        .await
+                        .map(|mut decisions| decisions.remove(0))
+                } else {
+                    throttle.hit("a").await
+                }
+            })
         })
         .collect();
     for task in tasks {
@@ -1191,6 +1233,11 @@ async fn decisions_whose_callers_gave_up_change_nothing() {
         throttle.stat("a").await.unwrap().unwrap().hits_remaining,
         5_000 - 50,
         "scripts whose callers had given up charged"
+    );
+    assert_eq!(
+        other.stat("a").await.unwrap().unwrap().hits_remaining,
+        5_000,
+        "batches whose callers had given up charged"
     );
     assert!(throttle.hit("a").await.unwrap().is_allowed());
 }
@@ -1239,4 +1286,5 @@ async fn eviction_forgets_clients_and_noeviction_keeps_them() {
         "allkeys-lru evicted only {lru} of 50 clients' keys"
     );
     assert_eq!(exact, 0, "noeviction admitted a client again");
+    assert_eq!(failed, 0, "under noeviction a refusal still answers");
 }

@@ -207,8 +207,9 @@ impl RedisBackend {
                 invocation.invoke_async(&mut connection).await
             })
             .await?;
-        let (now, stored, admitted) = <(Millis, Option<String>, u8)>::from_redis_value(reply)
-            .map_err(|error| invalid_reply("decide", error.to_string()))?;
+        let (now, stored, admitted, after) =
+            <(Millis, Option<String>, u8, String)>::from_redis_value(reply)
+                .map_err(|error| invalid_reply("decide", error.to_string()))?;
         let at = Hit { now, ..hit };
         match verdict(strategy, stored.as_deref(), admitted, &at) {
             Ok(decision) => Ok(decision),
@@ -217,19 +218,21 @@ impl RedisBackend {
                 // transition in its place, and answer with its decision.
                 let transition = strategy.apply_encoded(stored.as_deref(), &at);
                 let target = transition.state.zip(transition.expires_at);
-                self.repair(key, target, now, disagreement).await?;
+                self.repair(key, &after, target, now, disagreement).await?;
                 Ok(transition.decision)
             }
         }
     }
 
     /// After a script disagreed with its strategy's transition (`disagreement`): stores
-    /// `target` (the state and its expiry; `None` deletes the key) if the key still holds what
-    /// it holds now, and logs it. When the key changed meanwhile (a decision landed on the
-    /// script's state), nothing is overwritten and `disagreement` is returned.
+    /// `target` (the state and its expiry; `None` deletes the key) if the key still holds
+    /// `after`, what the script left there (`""` when absent), and logs it. When the key changed
+    /// meanwhile (a decision landed on the script's state), nothing is overwritten and
+    /// `disagreement` is returned.
     async fn repair(
         &self,
         key: &str,
+        after: &str,
         target: Option<(String, Millis)>,
         now: Millis,
         disagreement: BackendError,
@@ -240,11 +243,10 @@ impl RedisBackend {
             %disagreement,
             "a Redis script disagreed with its strategy; storing the strategy's own state"
         );
-        let current: Option<String> = self.get(key).await?;
         let mut invocation = scripts::REPAIR.key(key);
         invocation
-            .arg(if current.is_some() { "1" } else { "0" })
-            .arg(current.unwrap_or_default());
+            .arg(if after.is_empty() { "0" } else { "1" })
+            .arg(after);
         match target {
             Some((state, expires_at)) => invocation
                 .arg(state)
@@ -299,7 +301,11 @@ impl RedisBackend {
             .call("decide", "", |mut connection| async move {
                 invocation.invoke_async(&mut connection).await
             })
-            .await?;
+            .await
+            .map_err(|error| {
+                let keys: Vec<&str> = hits.iter().map(|hit| hit.key).collect();
+                error.on_key(&keys.join(" or "))
+            })?;
         let malformed = |reason: String| invalid_reply("decide", reason);
         let mut fields = reply.into_iter();
         let now = fields
@@ -311,20 +317,24 @@ impl RedisBackend {
         let mut decisions = Vec::with_capacity(hits.len());
         let mut reads = Vec::with_capacity(hits.len());
         for hit in hits {
-            let (Some(stored), Some(admitted)) = (fields.next(), fields.next()) else {
+            let (Some(stored), Some(admitted), Some(after)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
                 return Err(malformed(format!("no verdict for `{}`", hit.key)));
             };
             let stored = Option::<String>::from_redis_value(stored)
                 .map_err(|error| malformed(error.to_string()))?;
             let admitted =
                 u8::from_redis_value(admitted).map_err(|error| malformed(error.to_string()))?;
-            reads.push((stored, admitted));
+            let after =
+                String::from_redis_value(after).map_err(|error| malformed(error.to_string()))?;
+            reads.push((stored, admitted, after));
         }
         // Every verdict checked against the strategies' own transitions; on a disagreement,
         // every key gets what the Rust batch leaves (every transition if all admit, else the
         // states as read).
         let mut disagreement = None;
-        for (hit, (stored, admitted)) in hits.iter().zip(&reads) {
+        for (hit, (stored, admitted, _)) in hits.iter().zip(&reads) {
             match verdict(
                 hit.strategy,
                 stored.as_deref(),
@@ -345,7 +355,7 @@ impl RedisBackend {
             return Ok(decisions);
         };
         let all_admit = decisions.iter().all(Decision::is_allowed);
-        for (hit, (stored, _)) in hits.iter().zip(reads) {
+        for (hit, (stored, _, after)) in hits.iter().zip(reads) {
             let target = if all_admit {
                 let transition = hit
                     .strategy
@@ -363,7 +373,7 @@ impl RedisBackend {
                     (state, expires_at)
                 })
             };
-            self.repair(hit.key, target, now, disagreement.duplicate())
+            self.repair(hit.key, &after, target, now, disagreement.duplicate())
                 .await?;
         }
         Ok(decisions)

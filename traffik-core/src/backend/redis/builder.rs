@@ -9,7 +9,7 @@ use super::connection::{Connections, Handle};
 use super::error::{RedisConnectError, from_redis, invalid_setting, timeout};
 use super::lock::Redlock;
 use super::{Inner, RedisBackend};
-use crate::backend::{Extensions, LockOptions};
+use crate::backend::{BackendError, Extensions, LockOptions};
 use crate::key::validate_namespace;
 use crate::{ConfigError, OnError};
 
@@ -180,14 +180,30 @@ impl RedisBackendBuilder {
             Target::Cluster(seeds) => vec![Handle::Cluster(self.cluster_connection(seeds).await?)],
         };
         let mut probe = handles[0].clone();
-        let skew = super::probe::prove(&mut probe, &self.namespace, self.command_timeout).await?;
-        super::probe::check_skew(skew, self.command_timeout);
+        match super::probe::prove(&mut probe, &self.namespace, self.command_timeout).await {
+            Ok(skew) => super::probe::check_skew(skew, self.command_timeout),
+            // Out of memory now is a state, not a setting: refusals still answer, and writes
+            // resume when memory is freed.
+            Err(RedisConnectError::Backend(BackendError::OutOfMemory { .. })) => {
+                tracing::warn!(
+                    target: "traffik",
+                    backend = super::error::NAME,
+                    "Redis is out of memory at connect: decisions that store will fail with OutOfMemory until memory is freed"
+                );
+            }
+            Err(error) => return Err(error),
+        }
         match super::probe::eviction(&mut probe, self.command_timeout).await {
             super::probe::Eviction::Evicts(policy) if self.require_noeviction => {
                 return Err(RedisConnectError::Evicting { policy });
             }
             super::probe::Eviction::Evicts(policy) => super::probe::warn_about(&policy),
-            _ => {}
+            super::probe::Eviction::Unknown => tracing::info!(
+                target: "traffik",
+                backend = super::error::NAME,
+                "Redis did not say its maxmemory-policy (CONFIG GET renamed or not permitted): check that it is noeviction, or limiter keys may be evicted"
+            ),
+            super::probe::Eviction::Unbounded | super::probe::Eviction::Refused => {}
         }
         let redlock = if self.redlock.is_empty() {
             None

@@ -80,6 +80,7 @@ impl Connections {
             handle: self.handle(),
             loads: Arc::clone(&self.loads),
             evalsha_sent: None,
+            skipped_load: None,
         }
     }
 

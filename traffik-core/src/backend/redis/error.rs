@@ -56,8 +56,15 @@ pub(super) fn from_redis(
     };
     let not_an_integer = || error_saying("not an integer");
     // A command a script's user may not run is `ERR The user executing the script can't run
-    // this command`, not `NOPERM`.
-    let script_denied = || error_saying("can't run this command");
+    // this command` (Redis 7.0), `ERR ACL failure in script: … no permissions …` (7.2+, Valkey),
+    // not `NOPERM`.
+    let script_denied = || {
+        error_saying("can't run this command")
+            || error_saying("ACL failure in script")
+            || error_saying("no permissions")
+    };
+    // Any other error a script raised (a Lua runtime error): a bug or a misuse, not an outage.
+    let script_failed = || error_saying("user_script");
     // The server's own words, with its code as it sent it (`NOPERM …`, `NOAUTH …`).
     let reply = || match (error.code(), error.detail()) {
         (Some(code), Some(detail)) => format!("{code} {detail}"),
@@ -79,6 +86,11 @@ pub(super) fn from_redis(
             found: "a value that is not an integer",
             operation,
         },
+        Some("CROSSSLOT") => BackendError::InvalidReply {
+            backend,
+            operation,
+            reason: reply(),
+        },
         Some("READONLY") => BackendError::ReadOnly { backend, operation },
         Some("OOM") => BackendError::OutOfMemory { backend, operation },
         _ if script_denied() => BackendError::Denied {
@@ -95,6 +107,11 @@ pub(super) fn from_redis(
             backend,
             operation,
             reason: format!("WRONGPASS: the server refused the URL's credentials ({error})"),
+        },
+        _ if script_failed() => BackendError::InvalidReply {
+            backend,
+            operation,
+            reason: reply(),
         },
         _ => BackendError::Unavailable {
             backend,

@@ -60,7 +60,7 @@ pub(super) fn check_skew(skew_ms: i64, command_timeout: Duration) {
             backend = NAME,
             skew_ms,
             timeout_ms,
-            "Redis's clock runs {skew_ms} ms ahead of this host's: decisions that reach Redis more              than {} ms after they were sent are dropped as past their deadline (timeouts);              synchronise the clocks (NTP)",
+            "Redis's clock runs {skew_ms} ms ahead of this host's: decisions that reach Redis more than {} ms after they were sent are dropped as past their deadline (timeouts); synchronise the clocks (NTP)",
             timeout_ms.saturating_sub(skew_ms).max(0)
         );
     }

@@ -23,15 +23,17 @@ pub(super) struct ScriptLoads {
 
 impl ScriptLoads {
     /// Sends `load` (a `SCRIPT LOAD`) on `handle` unless a load of the same script completed
-    /// after `asked`, when this caller sent the `EVALSHA` that met `NOSCRIPT` (so that load ran
-    /// after it, and the script is there now): it takes that load's reply instead.
+    /// after `asked`, when this caller sent the `EVALSHA` that met `NOSCRIPT`: that load most
+    /// likely ran after it, so the caller takes its reply instead (`true`: skipped). "Most
+    /// likely": a flush between that load and this caller's `EVALSHA` defeats it, which
+    /// [`Loading`] catches when the retried `EVALSHA` meets `NOSCRIPT` again.
     async fn load(
         &self,
         handle: &mut Handle,
         load: &Cmd,
         code: u64,
         asked: Instant,
-    ) -> RedisResult<Value> {
+    ) -> RedisResult<(Value, bool)> {
         let last = Arc::clone(
             self.scripts
                 .lock()
@@ -43,11 +45,11 @@ impl ScriptLoads {
         if let Some((completed, reply)) = last.as_ref()
             && *completed >= asked
         {
-            return Ok(reply.clone());
+            return Ok((reply.clone(), true));
         }
         let reply = handle.req_packed_command(load).await?;
         *last = Some((Instant::now(), reply.clone()));
-        Ok(reply)
+        Ok((reply, false))
     }
 }
 
@@ -59,6 +61,9 @@ pub(super) struct Loading {
     /// When this caller last sent an `EVALSHA` (the script invocation sends its `SCRIPT LOAD`
     /// on the same connection right after a `NOSCRIPT`).
     pub(super) evalsha_sent: Option<Instant>,
+    /// The `SCRIPT LOAD` this caller skipped, trusting another caller's: sent after all if the
+    /// retried `EVALSHA` still meets `NOSCRIPT`.
+    pub(super) skipped_load: Option<Cmd>,
 }
 
 /// The code of a `SCRIPT LOAD`, as a hash (FNV-1a), or `None` for any other command.
@@ -87,12 +92,26 @@ impl ConnectionLike for Loading {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         if let Some(code) = script_load(cmd) {
             let asked = self.evalsha_sent.unwrap_or_else(Instant::now);
-            return Box::pin(
-                async move { self.loads.load(&mut self.handle, cmd, code, asked).await },
-            );
+            return Box::pin(async move {
+                let (reply, skipped) = self.loads.load(&mut self.handle, cmd, code, asked).await?;
+                self.skipped_load = skipped.then(|| cmd.clone());
+                Ok(reply)
+            });
         }
         if is_evalsha(cmd) {
             self.evalsha_sent = Some(Instant::now());
+            if let Some(load) = self.skipped_load.take() {
+                return Box::pin(async move {
+                    match self.handle.req_packed_command(cmd).await {
+                        // The load this caller trusted ran before another flush: load it now.
+                        Err(error) if error.code() == Some("NOSCRIPT") => {
+                            self.handle.req_packed_command(&load).await?;
+                            self.handle.req_packed_command(cmd).await
+                        }
+                        other => other,
+                    }
+                });
+            }
         }
         self.handle.req_packed_command(cmd)
     }

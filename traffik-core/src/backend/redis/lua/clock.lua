@@ -89,11 +89,13 @@ local function decode(stored, version)
 end
 
 -- Stores the state `json` under `key` with `version` until `expires_at`, or deletes the key
--- when it means nothing.
+-- when it means nothing. Returns the key's value now ('' when deleted).
 local function store(key, version, json, expires_at)
   if json == nil or expires_at <= now then
     redis.call('DEL', key)
-  else
-    redis.call('SET', key, '[' .. version .. ',' .. json .. ']', 'PX', int(expires_at - now))
+    return ''
   end
+  local value = '[' .. version .. ',' .. json .. ']'
+  redis.call('SET', key, value, 'PX', int(expires_at - now))
+  return value
 end

@@ -11,14 +11,14 @@
 -- last     the caller's deadline (ms, its wall clock): past it, the script changes nothing
 --
 -- Every transition runs on the state as it is; only if every one admits is every new state
--- stored. Replies {now, then per limit: the state it read (or nil), 1 if admitted else 0}.
+-- stored. Replies {now, then per limit: the state it read (or nil), 1 if admitted else 0, the
+-- key's value after it ('' when absent)}.
 if past_deadline() then
   return deadline_passed()
 end
 local count = tonumber(ARGV[2])
 local at = 3
-local reply = {now}
-local saves = {}
+local reads, verdicts, saves = {}, {}, {}
 local all = true
 for i = 1, count do
   local strategy, cost, version = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2]
@@ -31,17 +31,18 @@ for i = 1, count do
   at = at + 4 + params
   local stored = redis.call('GET', KEYS[i])
   local admitted, saved = run[strategy](stored, cost, args)
-  reply[#reply + 1] = stored
-  reply[#reply + 1] = admitted and 1 or 0
+  reads[i], verdicts[i], saves[i] = stored, admitted, {version, saved}
   all = all and admitted
-  saves[i] = {version, saved}
 end
-if all then
-  for i = 1, count do
-    local version, saved = saves[i][1], saves[i][2]
-    if saved then
-      store(KEYS[i], version, saved[1], saved[2])
-    end
+local reply = {now}
+for i = 1, count do
+  local after = reads[i] or ''
+  local version, saved = saves[i][1], saves[i][2]
+  if all and saved then
+    after = store(KEYS[i], version, saved[1], saved[2])
   end
+  reply[#reply + 1] = reads[i]
+  reply[#reply + 1] = verdicts[i] and 1 or 0
+  reply[#reply + 1] = after
 end
 return reply

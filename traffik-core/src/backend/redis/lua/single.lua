@@ -9,8 +9,10 @@
 --
 -- The state is stored as the Rust codec writes it: `[version,{…}]`, integers only, with a
 -- millisecond expiry (PX) at the moment it stops meaning anything. Each transition mirrors its
--- strategy's Rust `apply` and replies {now, the state it read (or nil), 1 if admitted else 0};
--- the client derives the full decision from the state it read with the same `apply`.
+-- strategy's Rust `apply` and replies {now, the state it read (or nil), 1 if admitted else 0,
+-- the key's value after it ('' when absent)}; the client derives the full decision from the
+-- state it read with the same `apply`, and repairs the key from the value after it if the two
+-- ever disagree.
 if past_deadline() then
   return deadline_passed()
 end
@@ -23,10 +25,12 @@ local function load()
   return decode(stored, version)
 end
 
+local after = stored or ''
+
 local function save(json, expires_at)
-  store(key, ARGV[3], json, expires_at)
+  after = store(key, ARGV[3], json, expires_at)
 end
 
 local function reply(admitted)
-  return {now, stored, admitted and 1 or 0}
+  return {now, stored, admitted and 1 or 0, after}
 end
