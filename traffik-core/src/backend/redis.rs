@@ -77,6 +77,9 @@ struct Inner {
     on_error: Option<OnError>,
     extensions: Extensions,
     closed: AtomicBool,
+    /// How far Redis's clock runs ahead of this host's (ms), measured at connect: deadlines
+    /// are sent on Redis's clock.
+    skew_ms: i64,
 }
 
 impl RedisBackend {
@@ -122,8 +125,8 @@ impl RedisBackend {
     }
 
     /// When a script sent now must have run, or change nothing: the command timeout from now,
-    /// in ms on this host's wall clock (Redis compares it with its own `TIME`; see
-    /// `docs/redis.md` for the bound on the two clocks' disagreement).
+    /// on Redis's clock (this host's wall clock plus the offset measured at connect; Redis
+    /// compares it with its own `TIME`; see `docs/redis.md` for what a later drift does).
     fn deadline(&self) -> u64 {
         let wall = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -132,6 +135,7 @@ impl RedisBackend {
             });
         let timeout = u64::try_from(self.inner.command_timeout.as_millis()).unwrap_or(u64::MAX);
         wall.saturating_add(timeout)
+            .saturating_add_signed(self.inner.skew_ms)
     }
 
     fn ensure_open(&self) -> Result<(), BackendError> {

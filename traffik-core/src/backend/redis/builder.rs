@@ -180,8 +180,12 @@ impl RedisBackendBuilder {
             Target::Cluster(seeds) => vec![Handle::Cluster(self.cluster_connection(seeds).await?)],
         };
         let mut probe = handles[0].clone();
+        let mut skew_ms = 0;
         match super::probe::prove(&mut probe, &self.namespace, self.command_timeout).await {
-            Ok(skew) => super::probe::check_skew(skew, self.command_timeout),
+            Ok(skew) => {
+                super::probe::log_skew(skew);
+                skew_ms = skew;
+            }
             // Out of memory now is a state, not a setting: refusals still answer, and writes
             // resume when memory is freed.
             Err(RedisConnectError::Backend(BackendError::OutOfMemory { .. })) => {
@@ -227,6 +231,7 @@ impl RedisBackendBuilder {
             on_error: self.on_error,
             extensions: self.extensions,
             closed: std::sync::atomic::AtomicBool::new(false),
+            skew_ms,
         }))
     }
 

@@ -49,19 +49,16 @@ fn wall_ms() -> u64 {
         })
 }
 
-/// Logs (once, at connect) a clock disagreement that eats into the deadlines decisions carry:
-/// a script runs only while Redis's `TIME` is within the caller's deadline (now plus the
-/// command timeout, on this host's clock).
-pub(super) fn check_skew(skew_ms: i64, command_timeout: Duration) {
-    let timeout_ms = i64::try_from(command_timeout.as_millis()).unwrap_or(i64::MAX);
-    if skew_ms.saturating_mul(2) > timeout_ms {
+/// Logs (once, at connect) how far Redis's clock is from this host's when it is more than a
+/// second: decisions' deadlines are sent on Redis's clock (corrected by this offset), so it
+/// matters only if it changes later.
+pub(super) fn log_skew(skew_ms: i64) {
+    if skew_ms.unsigned_abs() > 1_000 {
         tracing::warn!(
             target: "traffik",
             backend = NAME,
             skew_ms,
-            timeout_ms,
-            "Redis's clock runs {skew_ms} ms ahead of this host's: decisions that reach Redis more than {} ms after they were sent are dropped as past their deadline (timeouts); synchronise the clocks (NTP)",
-            timeout_ms.saturating_sub(skew_ms).max(0)
+            "Redis's clock is {skew_ms} ms from this host's; decisions' deadlines are corrected for it, but a clock that is stepped later (NTP) shifts them: synchronise the clocks"
         );
     }
 }
