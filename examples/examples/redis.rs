@@ -12,6 +12,10 @@
 //! `REDIS_URL` (default `redis://127.0.0.1:6379`) may carry a password and database
 //! (`redis://:secret@host:6379/2`); `REDIS_CLUSTER` (comma-separated seed URLs) selects a Redis
 //! Cluster instead. Decisions read Redis's clock, so instances need no clock agreement.
+//!
+//! traffik reports through `tracing`: without a subscriber its warnings (an evicting server,
+//! a clock offset, a backend failing and the on-error policy letting requests through) go
+//! nowhere. This example installs one (`RUST_LOG`, default `traffik=info`).
 
 use std::time::Duration;
 
@@ -19,7 +23,23 @@ use traffik_axum::prelude::*;
 use traffik_examples::quickstart::app;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("traffik=info")),
+        )
+        .init();
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let builder = match std::env::var("REDIS_CLUSTER") {
         Ok(seeds) => RedisBackend::cluster(seeds.split(',').map(str::trim)),
         Err(_) => RedisBackend::builder(

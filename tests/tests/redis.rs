@@ -1006,6 +1006,30 @@ async fn connect_proves_the_connection_can_decide() {
             .await
             .is_ok()
     );
+    // Settings, not outages: a database the server does not have, a server that is not Redis.
+    match connect(format!("redis://:sekret@127.0.0.1:{port}/99")).await {
+        Err(RedisConnectError::Config(error)) => {
+            assert!(error.to_string().contains("database number"), "{error}");
+        }
+        other => panic!("expected a config error, got {:?}", other.map(|_| ())),
+    }
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let not_redis = http.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = http.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let _ = socket.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        }
+    });
+    match connect(format!("redis://{not_redis}")).await {
+        Err(RedisConnectError::Config(error)) => {
+            assert!(
+                error.to_string().contains("did not answer like Redis"),
+                "{error}"
+            );
+        }
+        other => panic!("expected a config error, got {:?}", other.map(|_| ())),
+    }
 
     let admin = |line: &str| {
         redis_cli(port, &["-a", "sekret", "--no-auth-warning"], line);

@@ -242,16 +242,22 @@ impl RedisBackendBuilder {
     ) -> Result<ConnectionManager, RedisConnectError> {
         let client = redis::Client::open(url)
             .map_err(|error| invalid_setting(format!("invalid Redis URL: {error}")))?;
-        // One plain attempt first, so that refused credentials are reported as such (the
-        // manager below retries, which would turn them into a timeout).
+        // One plain attempt first, with the configured timeouts, so that refused credentials
+        // (and a server that is not Redis) are reported as such: the manager below retries,
+        // which would turn them into a timeout.
+        let first = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.connect_timeout));
         match tokio::time::timeout(
             self.connect_timeout,
-            client.get_multiplexed_async_connection(),
+            client.get_multiplexed_async_connection_with_config(&first),
         )
         .await
         {
             Ok(Ok(_)) => {}
-            Ok(Err(error)) => return Err(from_redis(operation, error, self.connect_timeout).into()),
+            Ok(Err(error)) => {
+                return Err(connect_error(url, operation, error, self.connect_timeout));
+            }
             Err(_) => return Err(timeout(operation, self.connect_timeout).into()),
         }
         let config = ConnectionManagerConfig::new()
@@ -285,6 +291,33 @@ impl RedisBackendBuilder {
             Err(_) => Err(timeout("connect", self.connect_timeout).into()),
         }
     }
+}
+
+/// A failed first connection as the error that names its cause: a URL whose database does not
+/// exist or a server that does not speak Redis are settings, not outages.
+fn connect_error(
+    url: &str,
+    operation: &'static str,
+    error: redis::RedisError,
+    after: Duration,
+) -> RedisConnectError {
+    let address = url.rsplit('@').next().unwrap_or(url);
+    if error
+        .detail()
+        .is_some_and(|detail| detail.contains("DB index is out of range"))
+    {
+        return invalid_setting(format!(
+            "the database number in `{address}` does not exist on that server (its `databases` setting)"
+        ))
+        .into();
+    }
+    if error.kind() == redis::ErrorKind::Parse {
+        return invalid_setting(format!(
+            "the server at `{address}` did not answer like Redis ({error})"
+        ))
+        .into();
+    }
+    from_redis(operation, error, after).into()
 }
 
 #[cfg(test)]

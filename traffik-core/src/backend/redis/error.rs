@@ -98,7 +98,15 @@ pub(super) fn from_redis(
             operation,
             reason: reply(),
         },
-        Some("NOAUTH" | "WRONGPASS" | "NOPERM") => BackendError::Denied {
+        Some("NOAUTH") => BackendError::Denied {
+            backend,
+            operation,
+            reason: format!(
+                "NOAUTH: the server wants a password and the URL has none ({})",
+                reply()
+            ),
+        },
+        Some("WRONGPASS" | "NOPERM") => BackendError::Denied {
             backend,
             operation,
             reason: reply(),

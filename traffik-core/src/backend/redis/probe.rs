@@ -9,6 +9,7 @@ use redis::{Script, Value};
 
 use super::connection::Handle;
 use super::error::{NAME, RedisConnectError, from_redis, timeout};
+use crate::backend::BackendError;
 use crate::key::namespace_prefix;
 
 /// Runs every command the scripts need on a probe key (`lua/probe.lua`).
@@ -28,6 +29,14 @@ pub(super) async fn prove(
 ) -> Result<i64, RedisConnectError> {
     // No throttle key looks like this: theirs always carry a `{identity}` hash tag.
     let key = format!("{}traffik-connect-probe", namespace_prefix(namespace));
+    // `SCRIPT LOAD` first, always: a cached script would skip it, and a user without it would
+    // then connect and fail every decision after the next restart or flush.
+    let load = async { PROBE.prepare_invoke().load_async(connection).await };
+    match tokio::time::timeout(after, load).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => return Err(from_redis("connect", error, after).into()),
+        Err(_) => return Err(timeout("connect", after).into()),
+    }
     let probe = PROBE.key(&key);
     let sent = wall_ms();
     match tokio::time::timeout(after, probe.invoke_async::<i64>(connection)).await {
@@ -35,8 +44,29 @@ pub(super) async fn prove(
             let middle = i64::try_from(sent / 2 + wall_ms() / 2).unwrap_or(i64::MAX);
             Ok(redis_ms.saturating_sub(middle))
         }
-        Ok(Err(error)) => Err(from_redis("prove the connection at connect", error, after).into()),
-        Err(_) => Err(timeout("prove the connection at connect", after).into()),
+        Ok(Err(error)) => {
+            Err(with_namespace(from_redis("connect", error, after), namespace).into())
+        }
+        Err(_) => Err(timeout("connect", after).into()),
+    }
+}
+
+/// A denial of the namespace's keys, saying which keys.
+fn with_namespace(error: BackendError, namespace: &str) -> BackendError {
+    match error {
+        BackendError::Denied {
+            backend,
+            operation,
+            reason,
+        } if reason.contains("keys") => BackendError::Denied {
+            backend,
+            operation,
+            reason: format!(
+                "{reason} (this user may not access the backend's keys `{}*`)",
+                namespace_prefix(namespace)
+            ),
+        },
+        other => other,
     }
 }
 
