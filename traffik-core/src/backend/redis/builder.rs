@@ -9,7 +9,7 @@ use super::connection::{Connections, Handle};
 use super::error::{RedisConnectError, from_redis, invalid_setting, timeout};
 use super::lock::Redlock;
 use super::{Inner, RedisBackend};
-use crate::backend::{BackendError, Extensions, LockOptions};
+use crate::backend::{Extensions, LockOptions};
 use crate::key::validate_namespace;
 use crate::{ConfigError, OnError};
 
@@ -179,36 +179,13 @@ impl RedisBackendBuilder {
             }
             Target::Cluster(seeds) => vec![Handle::Cluster(self.cluster_connection(seeds).await?)],
         };
-        let mut probe = handles[0].clone();
-        let mut skew_ms = 0;
-        match super::probe::prove(&mut probe, &self.namespace, self.command_timeout).await {
-            Ok(skew) => {
-                super::probe::log_skew(skew);
-                skew_ms = skew;
-            }
-            // Out of memory now is a state, not a setting: refusals still answer, and writes
-            // resume when memory is freed.
-            Err(RedisConnectError::Backend(BackendError::OutOfMemory { .. })) => {
-                tracing::warn!(
-                    target: "traffik",
-                    backend = super::error::NAME,
-                    "Redis is out of memory at connect: decisions that store will fail with OutOfMemory until memory is freed"
-                );
-            }
-            Err(error) => return Err(error),
-        }
-        match super::probe::eviction(&mut probe, self.command_timeout).await {
-            super::probe::Eviction::Evicts(policy) if self.require_noeviction => {
-                return Err(RedisConnectError::Evicting { policy });
-            }
-            super::probe::Eviction::Evicts(policy) => super::probe::warn_about(&policy),
-            super::probe::Eviction::Unknown => tracing::info!(
-                target: "traffik",
-                backend = super::error::NAME,
-                "Redis did not say its maxmemory-policy (CONFIG GET renamed or not permitted): check that it is noeviction, or limiter keys may be evicted"
-            ),
-            super::probe::Eviction::Unbounded | super::probe::Eviction::Refused => {}
-        }
+        let skew_ms = super::probe::inspect(
+            &mut handles[0].clone(),
+            &self.namespace,
+            self.command_timeout,
+            self.require_noeviction,
+        )
+        .await?;
         let redlock = if self.redlock.is_empty() {
             None
         } else {

@@ -15,6 +15,46 @@ use crate::key::namespace_prefix;
 /// Runs every command the scripts need on a probe key (`lua/probe.lua`).
 static PROBE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/probe.lua")));
 
+/// What `connect` checks on the first connection before it answers Ok: [`prove`]s it (an
+/// out-of-memory server is accepted with a warning: refusals still answer), logs a clock
+/// offset, and reads the eviction policy (refused when `require_noeviction`). Returns how far
+/// Redis's clock runs ahead of this host's (ms).
+pub(super) async fn inspect(
+    connection: &mut Handle,
+    namespace: &str,
+    after: Duration,
+    require_noeviction: bool,
+) -> Result<i64, RedisConnectError> {
+    let skew_ms = match prove(connection, namespace, after).await {
+        Ok(skew) => {
+            log_skew(skew);
+            skew
+        }
+        Err(RedisConnectError::Backend(BackendError::OutOfMemory { .. })) => {
+            tracing::warn!(
+                target: "traffik",
+                backend = NAME,
+                "Redis is out of memory at connect: decisions that store will fail with OutOfMemory until memory is freed"
+            );
+            0
+        }
+        Err(error) => return Err(error),
+    };
+    match eviction(connection, after).await {
+        Eviction::Evicts(policy) if require_noeviction => {
+            return Err(RedisConnectError::Evicting { policy });
+        }
+        Eviction::Evicts(policy) => warn_about(&policy),
+        Eviction::Unknown => tracing::info!(
+            target: "traffik",
+            backend = NAME,
+            "Redis did not say its maxmemory-policy (CONFIG GET renamed or not permitted): check that it is noeviction, or limiter keys may be evicted"
+        ),
+        Eviction::Unbounded | Eviction::Refused => {}
+    }
+    Ok(skew_ms)
+}
+
 /// Proves `connection` can decide on `namespace`'s keys: authentication, ACL permissions for
 /// `EVALSHA`, `SCRIPT LOAD` and every command inside the scripts, script loading. A failure
 /// names its cause (`NOAUTH`, `WRONGPASS`, `NOPERM` with the command) as
@@ -22,7 +62,7 @@ static PROBE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/
 ///
 /// Returns how far Redis's clock is from this host's (ms, positive when Redis is ahead),
 /// estimated from the middle of the round trip.
-pub(super) async fn prove(
+async fn prove(
     connection: &mut Handle,
     namespace: &str,
     after: Duration,
@@ -82,7 +122,7 @@ fn wall_ms() -> u64 {
 /// Logs (once, at connect) how far Redis's clock is from this host's when it is more than a
 /// second: decisions' deadlines are sent on Redis's clock (corrected by this offset), so it
 /// matters only if it changes later.
-pub(super) fn log_skew(skew_ms: i64) {
+fn log_skew(skew_ms: i64) {
     if skew_ms.unsigned_abs() > 1_000 {
         tracing::warn!(
             target: "traffik",
@@ -95,7 +135,7 @@ pub(super) fn log_skew(skew_ms: i64) {
 
 /// How the server evicts keys when it reaches `maxmemory`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Eviction {
+enum Eviction {
     /// No `maxmemory` (0): nothing is ever evicted.
     Unbounded,
     /// `noeviction`: writes fail with `OOM` instead (limits stay exact; decisions fail).
@@ -109,7 +149,7 @@ pub(super) enum Eviction {
 }
 
 /// Reads `maxmemory` and `maxmemory-policy`.
-pub(super) async fn eviction(connection: &mut Handle, after: Duration) -> Eviction {
+async fn eviction(connection: &mut Handle, after: Duration) -> Eviction {
     let read = |parameter: &'static str| {
         let mut connection = connection.clone();
         async move {
@@ -156,7 +196,7 @@ fn config_value(reply: Value) -> Option<String> {
 }
 
 /// Logs (once, at connect) what an evicting policy does to limits.
-pub(super) fn warn_about(policy: &str) {
+fn warn_about(policy: &str) {
     tracing::warn!(
         target: "traffik",
         backend = NAME,
