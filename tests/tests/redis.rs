@@ -1312,3 +1312,26 @@ async fn eviction_forgets_clients_and_noeviction_keeps_them() {
     assert_eq!(exact, 0, "noeviction admitted a client again");
     assert_eq!(failed, 0, "under noeviction a refusal still answers");
 }
+
+/// A live update that would give a throttle a backend unable to decide its rate exactly is
+/// refused with the reason, and the throttle keeps deciding where it did.
+#[tokio::test]
+async fn an_update_to_a_backend_that_cannot_decide_the_rate_is_refused() {
+    use traffik_core::strategy::SlidingWindowCounter;
+
+    let server = RedisServer::start();
+    let redis: Arc<dyn Backend> = Arc::new(backend(&server, "update").await);
+    let throttle = Throttle::builder("update", "1000000000/day")
+        .strategy(SlidingWindowCounter::new())
+        .backend(traffik_core::MemoryBackend::new())
+        .registry(&ThrottleRegistry::new())
+        .build()
+        .unwrap();
+    let error = throttle.update_backend(Some(redis)).unwrap_err();
+    assert!(
+        matches!(error, traffik_core::ConfigError::UnsupportedRate { .. }),
+        "{error}"
+    );
+    assert!(throttle.hit("a").await.unwrap().is_allowed());
+    assert!(all_keys(&server).is_empty(), "the hit went to Redis");
+}

@@ -111,7 +111,7 @@ pub mod __private {
 /// What most applications need, in one import.
 pub mod prelude {
     pub use traffik_core::backend::Backend;
-    pub use traffik_core::headers::{Header, HeaderValue, Headers, When};
+    pub use traffik_core::headers::{Header, Headers, When};
     pub use traffik_core::strategy::{
         FixedWindow, Gcra, LeakyBucket, LeakyBucketWithQueue, SlidingWindowCounter,
         SlidingWindowLog, TokenBucket, TokenBucketWithDebt,

@@ -7,7 +7,8 @@
 //!   store's lock. This is how custom stores get every strategy.
 //! - [`RedisBackend`](crate::RedisBackend) (feature `redis`): one Lua script per decision,
 //!   single node or Redis Cluster.
-//! - The Memcached backend implements [`Backend`] with its own atomic step.
+//! - Any other store implements [`Backend`] with its own atomic step, or [`KeyValueStore`] to
+//!   run every strategy through [`KeyValueBackend`].
 //!
 //! Throttles call backends for you; calling one directly shows the contract:
 //!

@@ -89,7 +89,8 @@ pub fn storage_key(
 }
 
 /// Which bytes pass through unescaped: `A–Z a–z 0–9 . _ ~ - /` (nothing that separates key
-/// parts, nothing a Redis hash tag or a Memcached key forbids).
+/// parts, nothing a Redis hash tag forbids, and no space or control character, which keyed
+/// stores such as Memcached refuse).
 const PASSES: [bool; 256] = {
     let mut table = [false; 256];
     let mut i = 0;

@@ -52,6 +52,7 @@ pub mod headers;
 mod identity;
 pub mod key;
 mod maybe_ready;
+pub mod on_error;
 mod rate;
 mod registry;
 mod stat;
@@ -68,10 +69,11 @@ pub use decision::{Decision, Outcome, SkipReason};
 pub use error::{ConfigError, ThrottleError};
 pub use identity::{EXEMPTED, Identity};
 pub use maybe_ready::{BoxFuture, MaybeReady};
+pub use on_error::OnError;
 pub use rate::{InvalidRate, ParseRateError, Rate};
 pub use registry::ThrottleRegistry;
 pub use stat::{StatMetadata, StrategyStat};
-pub use throttle::{OnError, Throttle};
+pub use throttle::Throttle;
 
 /// The README's and the guide's code blocks, compiled and run as doc tests.
 #[cfg(doctest)]

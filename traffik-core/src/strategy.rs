@@ -6,8 +6,10 @@
 //! in-memory backend under the key's map entry; Redis as a Lua script that mirrors it; any
 //! key-value store through the generic executor under a lock).
 //!
-//! All arithmetic is on integers (milliseconds and scaled units), so every backend computes
-//! the same decision for the same inputs. No strategy counts a refused hit: only admitted
+//! Arithmetic is on integers (milliseconds and scaled units), so every backend computes the
+//! same decision for the same inputs. One exception: the adaptive strategy compares demand with
+//! `load_threshold × limit` and scales the limit by `reduction_factor` in `f64`, which a Redis
+//! script computes with the same IEEE doubles. No strategy counts a refused hit: only admitted
 //! cost is consumed (the adaptive strategy records refused demand as a load signal, separately
 //! from the quota).
 //!

@@ -14,10 +14,10 @@
 mod all;
 mod builder;
 mod future;
-mod on_error;
 mod options;
 mod refund;
 mod source;
+mod update;
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -32,17 +32,17 @@ use crate::backend::{Backend, KeyValueStrategy, Mode};
 use crate::identity::AddressText;
 use crate::key::{KeyIdentity, KeyTemplate, storage_key, write_key};
 use crate::registry::{Control, ThrottleRegistry};
-use crate::strategy::{DynStrategy, Hit, Strategy};
+use crate::strategy::{DynStrategy, Hit};
 use crate::{
     Clock, ConfigError, Context, Decision, Identity, Millis, Outcome, SkipReason, StatMetadata,
     StrategyStat, ThrottleError,
 };
 use all::Prepared;
 
+pub use crate::on_error::{DEFAULT_ERROR_WAIT, ErrorHandler, ErrorInfo, OnError};
 pub use all::{Limit, hit_all, try_hit_all_now};
 pub use builder::ThrottleBuilder;
 pub use future::HitFuture;
-pub use on_error::{DEFAULT_ERROR_WAIT, ErrorHandler, ErrorInfo, OnError};
 pub use options::HitOptions;
 pub use source::{CostFn, Identifier, IntoRate, RateFn};
 pub(crate) use source::{CostSource, RateSource};
@@ -855,86 +855,6 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
     #[must_use]
     pub fn is_disabled(&self) -> bool {
         self.inner.disabled.load(Ordering::Acquire)
-    }
-
-    fn update(&self, change: impl Fn(&mut Config<C>)) -> Result<(), ConfigError> {
-        let mut failure = None;
-        self.inner.config.rcu(|current| {
-            let mut next = Config::clone(current);
-            change(&mut next);
-            match next.prepare(&self.inner.uid) {
-                Ok(()) => Arc::new(next),
-                Err(error) => {
-                    failure = Some(error);
-                    Arc::clone(current)
-                }
-            }
-        });
-        failure.map_or(Ok(()), Err)
-    }
-
-    /// Replaces the rate (stored state is kept and read under the new rate).
-    pub fn update_rate(&self, rate: impl IntoRate) -> Result<(), ConfigError> {
-        let rate = rate
-            .into_rate()
-            .map_err(|source| ConfigError::InvalidRate {
-                uid: self.inner.uid.to_string(),
-                source,
-            })?;
-        self.update(|config| config.rate = RateSource::Fixed(rate))
-    }
-
-    /// Chooses the rate per hit from now on.
-    pub fn update_rate_fn(&self, rate: RateFn<C>) {
-        let _ = self.update(|config| config.rate = RateSource::Dynamic(rate.clone()));
-    }
-
-    /// Replaces the strategy (the new one starts from fresh state: keys differ per strategy).
-    pub fn update_strategy(&self, strategy: impl Strategy) -> Result<(), ConfigError> {
-        let strategy: Arc<dyn DynStrategy> = Arc::new(strategy);
-        self.update(|config| config.strategy = StrategyRef::Pure(Arc::clone(&strategy)))
-    }
-
-    /// Replaces the strategy with a key-value strategy.
-    pub fn update_key_value_strategy(&self, strategy: impl KeyValueStrategy) {
-        let strategy: Arc<dyn KeyValueStrategy> = Arc::new(strategy);
-        let _ =
-            self.update(|config| config.strategy = StrategyRef::KeyValue(Arc::clone(&strategy)));
-    }
-
-    /// Replaces the backend (`None`: per-hit or registry default).
-    pub fn update_backend(&self, backend: Option<Arc<dyn Backend>>) {
-        let _ = self.update(|config| config.backend = backend.clone());
-    }
-
-    /// Replaces the cost.
-    pub fn update_cost(&self, cost: u64) {
-        let _ = self.update(|config| config.cost = CostSource::Fixed(cost));
-    }
-
-    /// Chooses the cost per hit from now on.
-    pub fn update_cost_fn(&self, cost: CostFn<C>) {
-        let _ = self.update(|config| config.cost = CostSource::Dynamic(cost.clone()));
-    }
-
-    /// Replaces the identifier.
-    pub fn update_identifier(&self, identifier: Identifier<C>) {
-        let _ = self.update(|config| config.identifier = identifier.clone());
-    }
-
-    /// Replaces the minimum wait of throttled hits.
-    pub fn update_min_wait(&self, min_wait: Option<Duration>) {
-        let _ = self.update(|config| config.min_wait = min_wait);
-    }
-
-    /// Replaces the on-error policy (`None`: the backend's, else allow).
-    pub fn update_on_error(&self, on_error: Option<OnError>) {
-        let _ = self.update(|config| config.on_error = on_error.clone());
-    }
-
-    /// Replaces the static context.
-    pub fn update_context(&self, context: Context) {
-        let _ = self.update(|config| config.context = context.clone());
     }
 }
 

@@ -104,7 +104,7 @@ pub trait KeyValueStore: Send + Sync + Debug + 'static {
 /// custom strategies), rather than as a pure [`Strategy`](crate::strategy::Strategy).
 ///
 /// It runs on any backend that exposes the contract ([`Backend::key_value`](super::Backend::key_value)):
-/// the in-memory backend, [`KeyValueBackend`](super::KeyValueBackend)s, Redis, Memcached.
+/// the in-memory backend, [`KeyValueBackend`](super::KeyValueBackend)s and Redis.
 /// It is responsible for its own atomicity (use [`KeyValueStore::lock`] or atomic counters).
 ///
 /// ```

@@ -533,15 +533,19 @@ async fn updates_swap_configuration_without_losing_state() {
         Some(Rate::per_minute(3)),
         "a failed update changes nothing"
     );
-    throttle.update_cost(0);
+    throttle.update_cost(0).unwrap();
     assert!(throttle.hit("a").await.unwrap().is_skipped());
-    throttle.update_cost(1);
-    throttle.update_min_wait(Some(Duration::from_secs(90)));
+    throttle.update_cost(1).unwrap();
+    throttle
+        .update_min_wait(Some(Duration::from_secs(90)))
+        .unwrap();
     assert_eq!(
         throttle.hit("a").await.unwrap().wait(),
         Some(Duration::from_secs(90))
     );
-    throttle.update_backend(Some(Arc::new(memory(&setup.clock))));
+    throttle
+        .update_backend(Some(Arc::new(memory(&setup.clock))))
+        .unwrap();
     assert!(
         throttle.hit("a").await.unwrap().is_allowed(),
         "a new backend has new state"

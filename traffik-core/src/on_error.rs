@@ -1,4 +1,5 @@
-//! [`OnError`]: what a throttle does when its backend fails.
+//! [`OnError`]: what a throttle does when its backend fails. Backends carry a default policy
+//! and throttles their own, so it lives beside both rather than inside either.
 
 use std::fmt;
 use std::sync::Arc;
