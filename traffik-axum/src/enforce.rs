@@ -5,27 +5,35 @@ use std::pin::Pin;
 
 use http::request::Parts;
 use traffik_core::headers::Headers;
-use traffik_core::{Context, Decision, Millis};
+use traffik_core::{Context, Decision};
 
+use crate::call::CallOptions;
 use crate::rejection::ThrottleRejection;
 use crate::throttle::{HttpThrottle, Scope};
 
-/// The per-call settings of one enforced hit.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct CallOptions<'a> {
-    pub(crate) cost: Option<u64>,
-    pub(crate) context: Option<&'a Context>,
-    pub(crate) headers: Option<&'a Headers>,
-    /// The time of the hit (ms), when the entry point read it to record the charge.
-    pub(crate) now: Option<Millis>,
-}
-
-impl CallOptions<'_> {
-    pub(crate) fn cost(cost: Option<u64>) -> Self {
-        CallOptions {
-            cost,
-            ..CallOptions::default()
-        }
+impl HttpThrottle {
+    /// Counts one hit of this request; a refusal becomes the 429 rejection, so `?` answers
+    /// with it. Uses the throttle's scope (default [`Scope::Route`]) and a backend in the
+    /// request's extensions ([`RequestBackend`]) when the throttle has none. Await it as is,
+    /// or first set a per-call [`cost`](Enforce::cost), [`context`](Enforce::context) or
+    /// [`headers`](Enforce::headers) override.
+    ///
+    /// ```
+    /// use axum::{Router, extract::State, http::request::Parts, routing::post};
+    /// use traffik_axum::{HttpThrottle, ThrottleRejection};
+    /// use traffik_axum::prelude::*;
+    ///
+    /// async fn upload(State(uploads): State<HttpThrottle>, parts: Parts) -> Result<&'static str, ThrottleRejection> {
+    ///     uploads.enforce(&parts).cost(5).await?; // an upload costs 5 units
+    ///     Ok("stored")
+    /// }
+    ///
+    /// let uploads = HttpThrottle::builder("doc-uploads", "100/hour").backend(MemoryBackend::new()).build()?;
+    /// let app: Router = Router::new().route("/upload", post(upload)).with_state(uploads);
+    /// # Ok::<(), ConfigError>(())
+    /// ```
+    pub fn enforce<'a>(&'a self, parts: &'a Parts) -> Enforce<'a> {
+        Enforce::new(self, parts)
     }
 }
 

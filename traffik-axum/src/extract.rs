@@ -10,7 +10,7 @@ use http::request::Parts;
 use traffik_core::Decision;
 
 use crate::charges::{Charge, Charges};
-use crate::enforce::CallOptions;
+use crate::call::CallOptions;
 use crate::headers_layer::HeaderSlot;
 use crate::policy::ThrottlePolicy;
 use crate::rejection::{Misconfigured, ThrottleRejection};

@@ -15,7 +15,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::charges::{Charge, Charges};
-use crate::enforce::CallOptions;
+use crate::call::CallOptions;
 use crate::rule::ThrottleRule;
 use crate::throttle::{HttpThrottle, Scope};
 

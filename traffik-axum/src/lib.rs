@@ -59,6 +59,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+mod call;
 mod canonical_path;
 mod charges;
 mod client_ip;

@@ -25,7 +25,7 @@ use crate::backend::RequestBackend;
 use crate::canonical_path::canonical_path;
 use crate::charges::Charge;
 use crate::client_ip::ClientIp;
-use crate::enforce::{CallOptions, Enforce};
+use crate::call::CallOptions;
 use crate::handler::ThrottledHandler;
 use crate::rejection::{ThrottleRejection, TooManyRequests, prefers_json};
 
@@ -252,30 +252,6 @@ impl HttpThrottle {
     #[must_use]
     pub fn scope(&self) -> Option<Scope> {
         self.http.scope
-    }
-
-    /// Counts one hit of this request; a refusal becomes the 429 rejection, so `?` answers
-    /// with it. Uses the throttle's scope (default [`Scope::Route`]) and a backend in the
-    /// request's extensions ([`RequestBackend`]) when the throttle has none. Await it as is,
-    /// or first set a per-call [`cost`](Enforce::cost), [`context`](Enforce::context) or
-    /// [`headers`](Enforce::headers) override.
-    ///
-    /// ```
-    /// use axum::{Router, extract::State, http::request::Parts, routing::post};
-    /// use traffik_axum::{HttpThrottle, ThrottleRejection};
-    /// use traffik_axum::prelude::*;
-    ///
-    /// async fn upload(State(uploads): State<HttpThrottle>, parts: Parts) -> Result<&'static str, ThrottleRejection> {
-    ///     uploads.enforce(&parts).cost(5).await?; // an upload costs 5 units
-    ///     Ok("stored")
-    /// }
-    ///
-    /// let uploads = HttpThrottle::builder("doc-uploads", "100/hour").backend(MemoryBackend::new()).build()?;
-    /// let app: Router = Router::new().route("/upload", post(upload)).with_state(uploads);
-    /// # Ok::<(), ConfigError>(())
-    /// ```
-    pub fn enforce<'a>(&'a self, parts: &'a Parts) -> Enforce<'a> {
-        Enforce::new(self, parts)
     }
 
     /// What a hit would get now, consuming nothing (the pre-check of "check, then consume
