@@ -9,8 +9,8 @@ use http::HeaderMap;
 use http::request::Parts;
 use traffik_core::Decision;
 
-use crate::charges::{Charge, Charges};
 use crate::call::CallOptions;
+use crate::charges::{Charge, Charges};
 use crate::headers_layer::HeaderSlot;
 use crate::policy::ThrottlePolicy;
 use crate::rejection::{Misconfigured, ThrottleRejection};

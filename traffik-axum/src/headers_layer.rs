@@ -47,16 +47,16 @@ impl RateLimitHeadersLayer {
 }
 
 impl<S> Layer<S> for RateLimitHeadersLayer {
-    type Service = RateLimitHeaders<S>;
+    type Service = RateLimitHeadersService<S>;
 
-    fn layer(&self, inner: S) -> RateLimitHeaders<S> {
-        RateLimitHeaders { inner }
+    fn layer(&self, inner: S) -> RateLimitHeadersService<S> {
+        RateLimitHeadersService { inner }
     }
 }
 
 /// The service of a [`RateLimitHeadersLayer`].
 #[derive(Debug, Clone)]
-pub struct RateLimitHeaders<S> {
+pub struct RateLimitHeadersService<S> {
     inner: S,
 }
 
@@ -83,13 +83,13 @@ impl fmt::Debug for HeaderSlot {
     }
 }
 
-impl<S, B> Service<Request<B>> for RateLimitHeaders<S>
+impl<S, B> Service<Request<B>> for RateLimitHeadersService<S>
 where
     S: Service<Request<B>, Response = Response>,
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = HeadersFuture<S::Future>;
+    type Future = RateLimitHeadersFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -98,7 +98,7 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let slot = HeaderSlot::default();
         request.extensions_mut().insert(slot.clone());
-        HeadersFuture {
+        RateLimitHeadersFuture {
             future: self.inner.call(request),
             slot,
         }
@@ -106,15 +106,15 @@ where
 }
 
 pin_project! {
-    /// The response future of [`RateLimitHeaders`].
-    pub struct HeadersFuture<F> {
+    /// The response future of [`RateLimitHeadersService`].
+    pub struct RateLimitHeadersFuture<F> {
         #[pin]
         future: F,
         slot: HeaderSlot,
     }
 }
 
-impl<F, E> Future for HeadersFuture<F>
+impl<F, E> Future for RateLimitHeadersFuture<F>
 where
     F: Future<Output = Result<Response, E>>,
 {
@@ -135,8 +135,8 @@ where
     }
 }
 
-impl<F> fmt::Debug for HeadersFuture<F> {
+impl<F> fmt::Debug for RateLimitHeadersFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("HeadersFuture")
+        f.write_str("RateLimitHeadersFuture")
     }
 }

@@ -88,7 +88,7 @@ pub use declared::{DeclarationError, DeclarationErrors, build_declared_throttles
 pub use enforce::Enforce;
 pub use extract::Throttled;
 pub use handler::ThrottledHandler;
-pub use headers_layer::{HeadersFuture, RateLimitHeaders, RateLimitHeadersLayer};
+pub use headers_layer::{RateLimitHeadersFuture, RateLimitHeadersLayer, RateLimitHeadersService};
 pub use layer::{ResponseFuture, ThrottleLayer, ThrottleService};
 pub use path_pattern::PathPattern;
 pub use policy::{ThrottlePolicies, ThrottlePolicy};
@@ -107,6 +107,15 @@ pub mod __private {
     pub use crate::declared::Declaration;
     pub use crate::macro_support::*;
     pub use inventory;
+
+    /// Logs, once, that a declared throttle could not be built (each request it guards is then
+    /// answered `500`, logged only at TRACE under `traffik::rejection`).
+    pub fn built<T>(name: &str, built: Result<T, ConfigError>) -> Result<T, ConfigError> {
+        if let Err(error) = &built {
+            tracing::error!(target: "traffik", policy = name, %error, "a throttle policy cannot be built; every request it guards is answered 500");
+        }
+        built
+    }
 }
 
 /// What most applications need, in one import.

@@ -46,7 +46,8 @@ pub trait ThrottlePolicy<S>: Send + Sync + 'static {
 /// works with any router state.
 ///
 /// A throttle that cannot be built (a duplicate uid, say) does not panic: every request it
-/// guards is answered `500` with the error, which is also logged. Call
+/// guards is answered `500` with the error, which is logged once at ERROR when the build fails
+/// (and each refused request at TRACE, under `traffik::rejection`). Call
 /// [`build_declared_throttles`](crate::build_declared_throttles) at start-up to build every
 /// declared throttle at once and stop on any such error before serving.
 ///
@@ -81,7 +82,12 @@ macro_rules! throttle_policy {
             > {
                 static THROTTLE: ::std::sync::LazyLock<
                     ::core::result::Result<$crate::HttpThrottle, $crate::prelude::ConfigError>,
-                > = ::std::sync::LazyLock::new(|| $build);
+                > = ::std::sync::LazyLock::new(|| {
+                    $crate::__private::built(
+                        ::core::concat!(::core::module_path!(), "::", ::core::stringify!($name)),
+                        $build,
+                    )
+                });
                 THROTTLE.as_ref()
             }
 

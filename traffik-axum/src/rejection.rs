@@ -40,15 +40,15 @@ impl ThrottleRejection {
     pub(crate) fn from_error(error: ThrottleError) -> Self {
         match error {
             ThrottleError::Backend { .. } => {
-                tracing::error!(target: "traffik", %error, "rate-limit backend failed; answering 503");
+                tracing::trace!(target: "traffik::rejection", %error, "rate-limit backend failed; answering 503");
                 ThrottleRejection::BackendUnavailable(BackendUnavailable { error })
             }
             ThrottleError::NoBackend { ref uid } => {
-                tracing::error!(target: "traffik", %error, "throttle `{uid}` has no backend; answering 500");
+                tracing::trace!(target: "traffik::rejection", %error, "throttle `{uid}` has no backend; answering 500");
                 ThrottleRejection::NoBackend(NoBackend { error })
             }
             other => {
-                tracing::error!(target: "traffik", error = %other, "throttle misconfigured; answering 500");
+                tracing::trace!(target: "traffik::rejection", error = %other, "throttle misconfigured; answering 500");
                 ThrottleRejection::Misconfigured(Misconfigured {
                     message: other.to_string(),
                 })
@@ -280,7 +280,7 @@ pub struct Misconfigured {
 
 impl Misconfigured {
     pub(crate) fn from_config(error: &ConfigError) -> Self {
-        tracing::error!(target: "traffik", %error, "throttle policy could not be built; answering 500");
+        tracing::trace!(target: "traffik::rejection", %error, "throttle policy could not be built; answering 500");
         Misconfigured {
             message: error.to_string(),
         }

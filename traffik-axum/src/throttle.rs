@@ -22,10 +22,10 @@ use traffik_core::{
 };
 
 use crate::backend::RequestBackend;
+use crate::call::CallOptions;
 use crate::canonical_path::canonical_path;
 use crate::charges::Charge;
 use crate::client_ip::ClientIp;
-use crate::call::CallOptions;
 use crate::handler::ThrottledHandler;
 use crate::rejection::{ThrottleRejection, TooManyRequests, prefers_json};
 
