@@ -14,9 +14,9 @@ use crate::throttle::{HttpThrottle, Scope};
 impl HttpThrottle {
     /// Counts one hit of this request; a refusal becomes the 429 rejection, so `?` answers
     /// with it. Uses the throttle's scope (default [`Scope::Route`]) and a backend in the
-    /// request's extensions ([`RequestBackend`]) when the throttle has none. Await it as is,
-    /// or first set a per-call [`cost`](Enforce::cost), [`context`](Enforce::context) or
-    /// [`headers`](Enforce::headers) override.
+    /// request's extensions ([`RequestBackend`](crate::RequestBackend)) when the throttle has
+    /// none. Await it as is, or first set a per-call [`cost`](Enforce::cost),
+    /// [`context`](Enforce::context) or [`headers`](Enforce::headers) override.
     ///
     /// ```
     /// use axum::{Router, extract::State, http::request::Parts, routing::post};
