@@ -6,7 +6,7 @@
 //! cargo run -p traffik-examples --example custom_store
 //! ```
 //!
-//! The store here is a `BTreeMap` behind a mutex, standing in for DynamoDB, a SQL table, etc.
+//! The store here is a `BTreeMap` behind a mutex, standing in for `DynamoDB`, a SQL table, etc.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -66,7 +66,7 @@ impl HeldLock for MapLock {
 }
 
 impl KeyValueStore for MapStore {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "map"
     }
 
@@ -124,7 +124,7 @@ impl KeyValueStore for MapStore {
                 .map(|timeout| Instant::now() + timeout);
             let token = format!("{:?}", Instant::now());
             loop {
-                let taken = self.with(|entries| {
+                let acquired = self.with(|entries| {
                     if entries.contains_key(name) {
                         return false;
                     }
@@ -134,7 +134,7 @@ impl KeyValueStore for MapStore {
                     );
                     true
                 });
-                if taken {
+                if acquired {
                     return Ok(LockGuard::new(Box::new(MapLock {
                         store: self.clone(),
                         name: name.to_owned(),

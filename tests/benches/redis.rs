@@ -13,6 +13,7 @@
 //! connection and one request at a time for 1 task, and with one connection pipelining 64
 //! requests (`-P 64`, the same number in flight on one socket) and with 64 connections for 64.
 
+use std::fmt::Write;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,7 +76,7 @@ async fn two_limits(
                             .expect("Redis answers");
                     }
                 }
-                latencies.push(started.elapsed().as_nanos() as u64);
+                latencies.push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
             }
             latencies
         }));
@@ -84,6 +85,11 @@ async fn two_limits(
 }
 
 /// Every task's latencies (ns), as throughput over `seconds` and percentiles.
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)] // figures for a table; the percentile index is >= 0 and clamped to the last sample
 async fn gather(handles: Vec<tokio::task::JoinHandle<Vec<u64>>>, seconds: u64) -> Measured {
     let started = Instant::now();
     let mut all = Vec::new();
@@ -127,18 +133,19 @@ async fn traffik(
                 state ^= state >> 7;
                 state ^= state << 17;
                 key.clear();
-                key.push_str(&format!(
+                let _ = write!(
+                    key,
                     "traffik:bench:{{{:012}}}:{}",
                     state % KEYS,
                     strategy.name()
-                ));
+                );
                 let hit = Hit::new(0, rate, 1, &context);
                 let started = Instant::now();
                 backend
                     .decide(&key, strategy.as_ref(), hit, Mode::Consume)
                     .await
                     .expect("Redis answers");
-                latencies.push(started.elapsed().as_nanos() as u64);
+                latencies.push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
             }
             latencies
         }));
@@ -229,6 +236,11 @@ fn script_of(port: u16, strategy: &str) -> (String, Vec<String>) {
     (sha, args)
 }
 
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)] // a request count sized from a measured rate: positive, far below 2^53
 fn main() {
     let seconds: u64 = std::env::args()
         .skip(1)

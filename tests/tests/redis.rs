@@ -6,16 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use traffik_core::backend::redis::RedisConnectError;
-use traffik_core::backend::{
-    Backend, BackendError, BackendFuture, KeyValueStore, KeyValueStrategy, LockError, LockOptions,
-};
+use traffik_core::backend::{Backend, BackendError, KeyValueStore, LockError, LockOptions};
 use traffik_core::strategy::{
     FixedWindow, Gcra, Hit, Refund, SlidingWindowLog, Strategy, TokenBucket,
 };
 use traffik_core::throttle::HitOptions;
 use traffik_core::{
-    Decision, MaybeReady, Millis, OnError, Rate, RedisBackend, StatMetadata, StrategyStat,
-    Throttle, ThrottleError, ThrottleRegistry,
+    Decision, Millis, OnError, Rate, RedisBackend, StatMetadata, StrategyStat, Throttle,
+    ThrottleError, ThrottleRegistry,
 };
 use traffik_tests::redis_server::{RedisServer, command};
 use traffik_tests::{every_strategy, throttle};
@@ -350,56 +348,6 @@ async fn urls_carry_password_and_database() {
     assert_eq!(keys.len(), 1, "the state is in database 3");
 }
 
-/// Counts hits per period with one atomic counter (the contract's `increment_with_ttl`).
-#[derive(Debug)]
-struct Counter;
-
-impl KeyValueStrategy for Counter {
-    fn name(&self) -> &'static str {
-        "counter"
-    }
-
-    fn hit<'a>(
-        &'a self,
-        store: &'a dyn KeyValueStore,
-        key: &'a str,
-        hit: Hit<'a>,
-    ) -> BackendFuture<'a, Decision> {
-        MaybeReady::boxed(async move {
-            let used = store
-                .increment_with_ttl(key, hit.cost as i64, hit.rate.period())
-                .await? as u64;
-            let limit = hit.rate.limit();
-            Ok(if used <= limit {
-                Decision::allowed(limit, limit - used, hit.rate.period())
-            } else {
-                Decision::throttled(limit, 0, hit.rate.period(), hit.rate.period())
-            })
-        })
-    }
-
-    fn stat<'a>(
-        &'a self,
-        store: &'a dyn KeyValueStore,
-        key: &'a str,
-        hit: Hit<'a>,
-    ) -> BackendFuture<'a, StrategyStat> {
-        MaybeReady::boxed(async move {
-            let used: u64 = store
-                .get(key)
-                .await?
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            Ok(StrategyStat::new(
-                hit.rate,
-                hit.rate.limit().saturating_sub(used),
-                Duration::ZERO,
-                StatMetadata::None,
-            ))
-        })
-    }
-}
-
 /// A pure strategy with no Lua script: runs by read-apply-write under the Redis lock.
 #[derive(Debug, Clone, Copy)]
 struct Lifetime;
@@ -439,7 +387,7 @@ async fn custom_strategies_work_on_redis_under_concurrency() {
     let server = RedisServer::start();
     let backend = backend(&server, "custom").await;
     let counted = Throttle::builder("counted", "10/min")
-        .key_value_strategy(Counter)
+        .key_value_strategy(traffik_core::testing::Counter)
         .backend(backend.clone())
         .on_error(OnError::Raise)
         .registry(&ThrottleRegistry::new())

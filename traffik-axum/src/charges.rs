@@ -16,13 +16,14 @@ use http::Extensions;
 use http::request::Parts;
 use traffik_core::{Decision, Millis, Outcome};
 
-use crate::throttle::{HttpThrottle, Scope};
+use crate::scope::EntryPoint;
+use crate::throttle::HttpThrottle;
 
 /// One admitted charge of a request: enough to reach the same key and return the same cost.
 #[derive(Clone)]
 pub(crate) struct Charge {
     throttle: HttpThrottle,
-    scope: Scope,
+    entry: EntryPoint,
     /// The scope string the hit used, when it was fixed at the charge ([`Self::fixing_scope`]):
     /// a layer sees the request at another stage than a later refusal does (outside the router
     /// no matched route, inside a nested router a stripped path).
@@ -32,12 +33,13 @@ pub(crate) struct Charge {
 }
 
 impl Charge {
-    /// A hit about to be made by `throttle` with the entry point's default `scope` and a cost
-    /// override, at the throttle's present time (which the hit must use: [`Self::at`]).
-    pub(crate) fn new(throttle: &HttpThrottle, scope: Scope, cost: Option<u64>) -> Self {
+    /// A hit about to be made by `throttle` through `entry` (which decides the default scope)
+    /// with a cost override, at the throttle's present time (which the hit must use:
+    /// [`Self::at`]).
+    pub(crate) fn new(throttle: &HttpThrottle, entry: EntryPoint, cost: Option<u64>) -> Self {
         Charge {
             throttle: throttle.clone(),
-            scope,
+            entry,
             fixed_scope: FixedScope::No,
             cost,
             at: throttle.core().now(),
@@ -47,7 +49,7 @@ impl Charge {
     /// Keeps the scope string the hit used on `parts`, for a refund made at a later stage of
     /// the request (a layer's charge). Nothing is allocated for a shared scope.
     pub(crate) fn fixing_scope(mut self, parts: &Parts) -> Self {
-        self.fixed_scope = FixedScope::Yes(self.throttle.scope_of(parts, self.scope));
+        self.fixed_scope = FixedScope::Yes(self.throttle.scope_of(parts, self.entry));
         self
     }
 
@@ -64,15 +66,15 @@ impl Charge {
         self.cost
     }
 
-    pub(crate) fn scope(&self) -> Scope {
-        self.scope
+    pub(crate) fn entry_point(&self) -> EntryPoint {
+        self.entry
     }
 
     /// Returns the charge; a failure is logged and the units stay consumed.
     async fn refund(&self, parts: &Parts) {
         let scope = match &self.fixed_scope {
             FixedScope::Yes(fixed) => fixed.clone(),
-            FixedScope::No => self.throttle.scope_of(parts, self.scope),
+            FixedScope::No => self.throttle.scope_of(parts, self.entry),
         };
         let options =
             HttpThrottle::options(parts, scope.as_deref(), self.cost, None, Some(self.at));

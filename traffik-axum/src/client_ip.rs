@@ -155,9 +155,10 @@ impl ClientIp {
     /// This as a throttle identifier.
     #[must_use]
     pub fn identifier(self) -> Identifier<Parts> {
-        Identifier::new(move |parts: &Parts| match self.resolve(parts) {
-            Some(ip) => self.identity_of(ip),
-            None => {
+        Identifier::new(move |parts: &Parts| {
+            if let Some(ip) = self.resolve(parts) {
+                self.identity_of(ip)
+            } else {
                 warn_unknown_peer();
                 Identity::from(UNKNOWN_PEER)
             }
@@ -419,14 +420,14 @@ mod tests {
                 .build()
                 .unwrap();
         let first = throttle
-            .try_hit_now(&parts, Default::default())
+            .try_hit_now(&parts, traffik_core::throttle::HitOptions::default())
             .unwrap()
             .unwrap();
         assert!(first.is_allowed());
         let other = self::parts(None, &[]);
         assert!(
             throttle
-                .try_hit_now(&other, Default::default())
+                .try_hit_now(&other, traffik_core::throttle::HitOptions::default())
                 .unwrap()
                 .unwrap()
                 .is_throttled()

@@ -9,11 +9,12 @@ use traffik_core::{Context, Decision};
 
 use crate::call::CallOptions;
 use crate::rejection::ThrottleRejection;
-use crate::throttle::{HttpThrottle, Scope};
+use crate::scope::EntryPoint;
+use crate::throttle::HttpThrottle;
 
 impl HttpThrottle {
     /// Counts one hit of this request; a refusal becomes the 429 rejection, so `?` answers
-    /// with it. Uses the throttle's scope (default [`Scope::Route`]) and a backend in the
+    /// with it. Uses the throttle's scope (default [`Scope::Route`](crate::Scope::Route)) and a backend in the
     /// request's extensions ([`RequestBackend`](crate::RequestBackend)) when the throttle has
     /// none. Await it as is, or first set a per-call [`cost`](Enforce::cost),
     /// [`context`](Enforce::context) or [`headers`](Enforce::headers) override.
@@ -101,7 +102,7 @@ impl<'a> IntoFuture for Enforce<'a> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(
             self.throttle
-                .enforce_scoped(self.parts, Scope::Route, self.call),
+                .enforce_scoped(self.parts, EntryPoint::Enforce, self.call),
         )
     }
 }

@@ -14,7 +14,7 @@ use crate::charges::{Charge, Charges};
 use crate::headers_layer::HeaderSlot;
 use crate::policy::ThrottlePolicy;
 use crate::rejection::{Misconfigured, ThrottleRejection};
-use crate::throttle::Scope;
+use crate::scope::EntryPoint;
 
 /// Enforces the throttle named by `T` on the request: the handler runs only if the hit is
 /// allowed; otherwise the request is answered with the [`ThrottleRejection`] (a 429 with
@@ -24,7 +24,7 @@ use crate::throttle::Scope;
 /// [`ThrottleLayer`](crate::ThrottleLayer) in front) charged. [`ThrottledAll`](crate::ThrottledAll)
 /// decides several limits atomically instead, with no charge to return (see `docs/http.md`).
 ///
-/// Budgets are per client and, unless the throttle sets another [`Scope`], per route template
+/// Budgets are per client and, unless the throttle sets another [`Scope`](crate::Scope), per route template
 /// and method (`GET /items/{id}` is one budget for every id).
 ///
 /// The throttle's rate-limit headers reach a success response when the router has a
@@ -101,17 +101,18 @@ where
         };
         // Decide without a future when the throttle can (in memory, synchronous identifier);
         // the general path is boxed so it does not enlarge every handler's future.
-        let charge = Charge::new(throttle, Scope::Route, None);
-        let verdict = match throttle.try_enforce_now(parts, Scope::Route, None, Some(charge.at())) {
-            Some(verdict) => verdict,
-            None => {
-                let call = CallOptions {
-                    now: Some(charge.at()),
-                    ..CallOptions::default()
-                };
-                Box::pin(throttle.enforce_scoped(parts, Scope::Route, call)).await
-            }
-        };
+        let charge = Charge::new(throttle, EntryPoint::Extractor, None);
+        let verdict =
+            match throttle.try_enforce_now(parts, EntryPoint::Extractor, None, Some(charge.at())) {
+                Some(verdict) => verdict,
+                None => {
+                    let call = CallOptions {
+                        now: Some(charge.at()),
+                        ..CallOptions::default()
+                    };
+                    Box::pin(throttle.enforce_scoped(parts, EntryPoint::Extractor, call)).await
+                }
+            };
         // A refusal returns what earlier limits of the request charged; an admission is
         // recorded for a later limit's refusal to return.
         let decision = match verdict {

@@ -66,6 +66,7 @@ mod client_ip;
 mod declared;
 mod enforce;
 mod extract;
+pub mod future;
 mod handler;
 mod headers_layer;
 pub mod identify;
@@ -75,6 +76,7 @@ mod path_pattern;
 mod policy;
 mod rejection;
 mod rule;
+mod scope;
 mod throttle;
 mod throttled_all;
 #[cfg(feature = "ws")]
@@ -88,15 +90,16 @@ pub use declared::{DeclarationError, DeclarationErrors, build_declared_throttles
 pub use enforce::Enforce;
 pub use extract::Throttled;
 pub use handler::ThrottledHandler;
-pub use headers_layer::{RateLimitHeadersFuture, RateLimitHeadersLayer, RateLimitHeadersService};
-pub use layer::{ResponseFuture, ThrottleLayer, ThrottleService};
+pub use headers_layer::{RateLimitHeadersLayer, RateLimitHeadersService};
+pub use layer::{ThrottleLayer, ThrottleService};
 pub use path_pattern::PathPattern;
 pub use policy::{ThrottlePolicies, ThrottlePolicy};
 pub use rejection::{
     BackendUnavailable, Misconfigured, NoBackend, ThrottleRejection, TooManyRequests,
 };
 pub use rule::ThrottleRule;
-pub use throttle::{HttpThrottle, HttpThrottleBuilder, Scope};
+pub use scope::{EntryPoint, Scope};
+pub use throttle::{HttpThrottle, HttpThrottleBuilder};
 pub use throttled_all::ThrottledAll;
 pub use traffik_core;
 #[cfg(feature = "macros")]

@@ -37,8 +37,12 @@ pub fn handler_uid(module: &str, function: &str, index: Option<usize>) -> String
     });
     let suffix = format!("-{hash:016x}");
     let keep = MAX - suffix.len();
-    // The uid is ASCII (module paths and identifiers of handlers), so any cut is a boundary.
-    let tail = &uid[uid.len() - keep..];
+    // Rust identifiers may be non-ASCII: cut at the next character boundary.
+    let mut start = uid.len() - keep;
+    while !uid.is_char_boundary(start) {
+        start += 1;
+    }
+    let tail = &uid[start..];
     format!("{}{suffix}", tail.trim_start_matches('.'))
 }
 
@@ -196,5 +200,11 @@ mod tests {
         assert_ne!(one, two);
         assert_eq!(one, handler_uid(long_module, "list_items", None));
         assert!(traffik_core::key::validate_uid(&one).is_ok(), "{one}");
+        // Non-ASCII identifiers: every cut lands on a character boundary.
+        for pad in 0..8 {
+            let module = format!("{}::ñandú::über::émigré::naïve::façade", "m".repeat(pad));
+            let uid = handler_uid(&module, "größe_prüfen_und_zählen", None);
+            assert!(uid.len() <= 64, "{uid}");
+        }
     }
 }

@@ -1,5 +1,11 @@
 //! Rejections: why a throttled extractor, layer or `enforce` call answered instead of the
 //! handler. One struct per cause, each with a fixed status, wrapped in [`ThrottleRejection`].
+//!
+//! As axum-core's rejections: every part and the enum have `status` and `body_text`, implement
+//! `Display`, `std::error::Error` (with the limiter's error as `source` where there is one) and
+//! `IntoResponse`, and each part converts `From` into the enum. A rejection is logged once, at
+//! TRACE under the `traffik::rejection` target, when it is made; an ordinary refused request
+//! is never logged above TRACE.
 
 use std::fmt;
 use std::time::Duration;
@@ -28,11 +34,21 @@ impl ThrottleRejection {
     #[must_use]
     pub fn status(&self) -> StatusCode {
         match self {
-            ThrottleRejection::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ThrottleRejection::BackendUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ThrottleRejection::NoBackend(_) | ThrottleRejection::Misconfigured(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            ThrottleRejection::TooManyRequests(r) => r.status(),
+            ThrottleRejection::BackendUnavailable(r) => r.status(),
+            ThrottleRejection::NoBackend(r) => r.status(),
+            ThrottleRejection::Misconfigured(r) => r.status(),
+        }
+    }
+
+    /// The body of the default response (a custom throttled handler's body is its own).
+    #[must_use]
+    pub fn body_text(&self) -> String {
+        match self {
+            ThrottleRejection::TooManyRequests(r) => r.body_text(),
+            ThrottleRejection::BackendUnavailable(r) => r.body_text(),
+            ThrottleRejection::NoBackend(r) => r.body_text(),
+            ThrottleRejection::Misconfigured(r) => r.body_text(),
         }
     }
 
@@ -51,6 +67,7 @@ impl ThrottleRejection {
                 tracing::trace!(target: "traffik::rejection", error = %other, "throttle misconfigured; answering 500");
                 ThrottleRejection::Misconfigured(Misconfigured {
                     message: other.to_string(),
+                    source: Some(Box::new(other)),
                 })
             }
         }
@@ -68,7 +85,33 @@ impl fmt::Display for ThrottleRejection {
     }
 }
 
-impl std::error::Error for ThrottleRejection {}
+impl std::error::Error for ThrottleRejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ThrottleRejection::TooManyRequests(r) => Some(r),
+            ThrottleRejection::BackendUnavailable(r) => Some(r),
+            ThrottleRejection::NoBackend(r) => Some(r),
+            ThrottleRejection::Misconfigured(r) => Some(r),
+        }
+    }
+}
+
+macro_rules! part_of_rejection {
+    ($($part:ident),*) => {$(
+        impl From<$part> for ThrottleRejection {
+            fn from(part: $part) -> Self {
+                ThrottleRejection::$part(part)
+            }
+        }
+    )*};
+}
+
+part_of_rejection!(
+    TooManyRequests,
+    BackendUnavailable,
+    NoBackend,
+    Misconfigured
+);
 
 impl IntoResponse for ThrottleRejection {
     fn into_response(self) -> Response {
@@ -105,6 +148,7 @@ impl TooManyRequests {
         json: bool,
         custom: Option<Response>,
     ) -> Self {
+        tracing::trace!(target: "traffik::rejection", ?decision, "client over its limit; answering 429");
         TooManyRequests(Box::new(Refusal {
             decision,
             headers,
@@ -130,7 +174,28 @@ impl TooManyRequests {
     pub fn retry_after_secs(&self) -> u64 {
         retry_after_secs(&self.0.decision)
     }
+
+    /// `429 Too Many Requests`.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        StatusCode::TOO_MANY_REQUESTS
+    }
+
+    /// The body of the default plain-text response (a custom handler's body is its own).
+    #[must_use]
+    pub fn body_text(&self) -> String {
+        if self.0.decision.wait().is_none() {
+            OVER_CAPACITY.to_owned()
+        } else {
+            self.to_string()
+        }
+    }
 }
+
+/// The body of a refusal that waiting cannot fix.
+const OVER_CAPACITY: &str = "Too many requests: this request costs more than the limit allows.";
+
+impl std::error::Error for TooManyRequests {}
 
 /// The wait of a refused decision in whole seconds, rounded up, at least 1.
 pub(crate) fn retry_after_secs(decision: &Decision) -> u64 {
@@ -180,11 +245,7 @@ impl IntoResponse for TooManyRequests {
         } = *self.0;
         if decision.wait().is_none() && custom.is_none() {
             // Over capacity: waiting cannot help, so no Retry-After.
-            let mut response = (
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many requests: this request costs more than the limit allows.",
-            )
-                .into_response();
+            let mut response = (StatusCode::TOO_MANY_REQUESTS, OVER_CAPACITY).into_response();
             response.headers_mut().extend(rate_limit_headers);
             return response;
         }
@@ -231,6 +292,24 @@ impl BackendUnavailable {
     pub fn error(&self) -> &ThrottleError {
         &self.error
     }
+
+    /// `503 Service Unavailable`.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+
+    /// The body of the response (it does not name the backend or its error).
+    #[must_use]
+    pub fn body_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl std::error::Error for BackendUnavailable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
 }
 
 impl fmt::Display for BackendUnavailable {
@@ -241,7 +320,7 @@ impl fmt::Display for BackendUnavailable {
 
 impl IntoResponse for BackendUnavailable {
     fn into_response(self) -> Response {
-        (StatusCode::SERVICE_UNAVAILABLE, self.to_string()).into_response()
+        (self.status(), self.body_text()).into_response()
     }
 }
 
@@ -257,6 +336,24 @@ impl NoBackend {
     pub fn error(&self) -> &ThrottleError {
         &self.error
     }
+
+    /// `500 Internal Server Error`.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    /// The body of the response: the error, naming the throttle.
+    #[must_use]
+    pub fn body_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl std::error::Error for NoBackend {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
 }
 
 impl fmt::Display for NoBackend {
@@ -267,7 +364,7 @@ impl fmt::Display for NoBackend {
 
 impl IntoResponse for NoBackend {
     fn into_response(self) -> Response {
-        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+        (self.status(), self.body_text()).into_response()
     }
 }
 
@@ -276,6 +373,10 @@ impl IntoResponse for NoBackend {
 #[derive(Debug)]
 pub struct Misconfigured {
     message: String,
+    /// The limiter's error, when this rejection owns it (a policy's configuration error is
+    /// built once and shared by every request, so its rejections carry its text only). Boxed:
+    /// a rejection travels in every extractor's future, so it stays small.
+    source: Option<Box<ThrottleError>>,
 }
 
 impl Misconfigured {
@@ -283,7 +384,28 @@ impl Misconfigured {
         tracing::trace!(target: "traffik::rejection", %error, "throttle policy could not be built; answering 500");
         Misconfigured {
             message: error.to_string(),
+            source: None,
         }
+    }
+
+    /// `500 Internal Server Error`.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    /// The body of the response: what is wrong with the throttle.
+    #[must_use]
+    pub fn body_text(&self) -> String {
+        self.message.clone()
+    }
+}
+
+impl std::error::Error for Misconfigured {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|error| error as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -295,7 +417,7 @@ impl fmt::Display for Misconfigured {
 
 impl IntoResponse for Misconfigured {
     fn into_response(self) -> Response {
-        (StatusCode::INTERNAL_SERVER_ERROR, self.message).into_response()
+        (self.status(), self.message).into_response()
     }
 }
 
@@ -376,5 +498,48 @@ mod tests {
         assert!(!accept("text/plain, application/json"));
         assert!(!accept("text/html"));
         assert!(!prefers_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn every_rejection_states_its_status_body_and_source() {
+        use std::error::Error;
+
+        let too_many = ThrottleRejection::from(refused(1_500));
+        assert_eq!(too_many.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            too_many.body_text(),
+            "Too many requests. Retry in 2 seconds."
+        );
+        assert!(
+            too_many
+                .source()
+                .is_some_and(|part| part.source().is_none())
+        );
+
+        let backend = ThrottleError::Backend {
+            uid: "api".to_owned(),
+            source: traffik_core::backend::BackendError::Timeout {
+                backend: "redis".to_owned(),
+                operation: "decide",
+                after: Duration::from_millis(500),
+            },
+        };
+        let unavailable = ThrottleRejection::from_error(backend);
+        assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            unavailable.body_text(),
+            "Rate limiting is unavailable. Try again later."
+        );
+        // The chain reaches the backend's own error: rejection -> part -> limiter -> backend.
+        let limiter = unavailable.source().and_then(Error::source).unwrap();
+        assert!(limiter.to_string().contains("api"), "{limiter}");
+        assert!(limiter.source().is_some());
+
+        let none = ThrottleRejection::from_error(ThrottleError::NoBackend {
+            uid: "lonely".to_owned(),
+        });
+        assert_eq!(none.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(none.body_text().contains("lonely"));
+        assert!(matches!(none, ThrottleRejection::NoBackend(_)));
     }
 }

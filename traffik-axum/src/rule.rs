@@ -11,7 +11,7 @@ use traffik_core::BoxFuture;
 use crate::HttpThrottle;
 use crate::canonical_path::canonical_path;
 use crate::path_pattern::PathPattern;
-use crate::throttle::budget_method;
+use crate::scope::budget_method;
 
 type AsyncPredicate = Arc<dyn for<'a> Fn(&'a Parts) -> BoxFuture<'a, bool> + Send + Sync>;
 type SyncPredicate = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;

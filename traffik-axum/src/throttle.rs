@@ -1,21 +1,17 @@
 //! [`HttpThrottle`]: a core [`Throttle`] over HTTP request parts, with what HTTP adds: the
 //! route scope, the rate-limit headers and the throttled handler.
 
-use std::cell::RefCell;
 use std::fmt;
-use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::MatchedPath;
-use http::header::{ACCESS_CONTROL_REQUEST_METHOD, ORIGIN};
 use http::request::Parts;
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use traffik_core::backend::Backend;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use traffik_core::backend::{Backend, Mode};
 use traffik_core::headers::Headers;
 use traffik_core::throttle::{
-    CostFn, HitOptions, Identifier, IntoRate, Limit, OnError, RateFn, ThrottleBuilder, hit_all,
-    try_hit_all_now,
+    CostFn, HitOptions, Identifier, IntoRate, Limit, OnError, RateFn, Refusal, ThrottleBuilder,
+    Verdict, hit_all_verdicts, try_hit_all_verdicts_now,
 };
 use traffik_core::{
     Clock, ConfigError, Context, Decision, Millis, StrategyStat, Throttle, ThrottleRegistry,
@@ -23,107 +19,11 @@ use traffik_core::{
 
 use crate::backend::RequestBackend;
 use crate::call::CallOptions;
-use crate::canonical_path::canonical_path;
 use crate::charges::Charge;
 use crate::client_ip::ClientIp;
 use crate::handler::ThrottledHandler;
 use crate::rejection::{ThrottleRejection, TooManyRequests, prefers_json};
-
-/// Which requests of one client share a budget.
-///
-/// Whatever the scope, one resource has one budget however it is spelled: `HEAD` shares the
-/// budget of `GET` (axum answers `HEAD` with the `GET` handler), route scopes key by the
-/// template the router resolved, and [`Scope::Path`] keys by the canonical path
-/// (`/items/%31`, `/items//1` and `/items/1/` are `/items/1`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Scope {
-    /// One budget per client for everything the throttle guards (a router-wide limit).
-    Shared,
-    /// One budget per client per route template and method: `GET /items/{id}` is one budget
-    /// for every id (axum's [`MatchedPath`]). Requests no route matched (the fallback) share
-    /// one budget per method: they are one resource, however many paths a scanner tries. A
-    /// layer must sit on the `Router` (`Router::layer`, `route_layer`), where it runs after
-    /// routing, to see the template; outside the router every request looks unmatched.
-    #[default]
-    Route,
-    /// Per route template, all methods together.
-    RouteAnyMethod,
-    /// Per method and canonical path: `/items/1` and `/items/2` are separate budgets.
-    Path,
-}
-
-/// The scope of requests no route matched (a route template always starts with `/`).
-const FALLBACK_SCOPE: &str = "*";
-/// The start of the scope of CORS preflights counted apart (no other scope starts so: a scope
-/// starts with a method, a `/` or `*`).
-const PREFLIGHT_SCOPE: &str = "preflight";
-
-impl Scope {
-    /// The scope string of a request (`None` for [`Scope::Shared`]).
-    pub(crate) fn of(self, parts: &Parts) -> Option<String> {
-        let mut scope = String::new();
-        self.write(parts, &mut scope).then_some(scope)
-    }
-
-    /// Writes the scope string of a request into `out` (cleared first); `false` for
-    /// [`Scope::Shared`], which has none.
-    fn write(self, parts: &Parts, out: &mut String) -> bool {
-        out.clear();
-        // `GET/items/{id}`: a path always starts with `/` and a method never holds one, so no
-        // separator is needed (and none needs escaping in the key).
-        match self {
-            Scope::Shared => return false,
-            Scope::Route | Scope::Path => out.push_str(budget_method(&parts.method).as_str()),
-            Scope::RouteAnyMethod => {}
-        }
-        match self {
-            Scope::Path => out.push_str(&canonical_path(parts.uri.path())),
-            _ => out.push_str(
-                parts
-                    .extensions
-                    .get::<MatchedPath>()
-                    .map_or(FALLBACK_SCOPE, MatchedPath::as_str),
-            ),
-        }
-        true
-    }
-
-    /// Runs `f` with the scope string of a request, built in a reusable per-thread buffer.
-    fn with<R>(self, parts: &Parts, f: impl FnOnce(Option<&str>) -> R) -> R {
-        thread_local! {
-            static SCOPE_BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
-        }
-        if self == Scope::Shared {
-            return f(None);
-        }
-        SCOPE_BUFFER.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut buffer) => {
-                self.write(parts, &mut buffer);
-                f(Some(&buffer))
-            }
-            Err(_) => f(self.of(parts).as_deref()),
-        })
-    }
-}
-
-/// The method whose budget a request spends: `HEAD` is answered by the `GET` handler, so it
-/// spends `GET`'s.
-pub(crate) fn budget_method(method: &Method) -> &Method {
-    if method == Method::HEAD {
-        &Method::GET
-    } else {
-        method
-    }
-}
-
-/// Whether the request is a CORS preflight: `OPTIONS` with `Origin` and
-/// `Access-Control-Request-Method` (the Fetch standard's definition).
-pub(crate) fn is_cors_preflight(parts: &Parts) -> bool {
-    parts.method == Method::OPTIONS
-        && parts.headers.contains_key(ORIGIN)
-        && parts.headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD)
-}
+use crate::scope::{EntryPoint, PREFLIGHT_SCOPE, Scope, is_cors_preflight};
 
 /// The throttles of one request decided as one, with what their limits borrow.
 struct Batch<'a> {
@@ -143,7 +43,7 @@ impl<'a> Batch<'a> {
             .iter()
             .map(|charge| Member {
                 charge,
-                scope: charge.throttle().scope_of(parts, charge.scope()),
+                scope: charge.throttle().scope_of(parts, charge.entry_point()),
             })
             .collect();
         Batch { parts, members }
@@ -175,16 +75,15 @@ impl<'a> Batch<'a> {
     }
 
     /// Every member's decision, or the first refusal's 429.
-    fn verdict(&'a self, decided: Vec<Decision>) -> Result<Vec<Decision>, ThrottleRejection> {
+    fn verdict(&'a self, decided: Vec<Verdict>) -> Result<Vec<Decision>, ThrottleRejection> {
         let mut decisions = Vec::with_capacity(self.members.len());
-        for (member, decision) in self.members.iter().zip(decided) {
+        for (member, verdict) in self.members.iter().zip(decided) {
             let charge = member.charge;
             // A refusal answers with its throttle's 429 (headers, handler).
             decisions.push(charge.throttle().verdict(
                 self.parts,
-                decision,
+                verdict,
                 &CallOptions::cost(charge.cost()),
-                &self.options(member),
             )?);
         }
         Ok(decisions)
@@ -200,8 +99,10 @@ struct HttpSettings {
 
 /// A throttle for HTTP requests: a core [`Throttle`] whose connection is the request's
 /// [`Parts`], plus the HTTP settings (scope, headers, throttled handler). Cheap to clone (one
-/// reference count); [`Deref`]s to the core throttle for `hit`, `check`, `stat`,
-/// `update_*`, `disable`, ….
+/// reference count). Requests go through its entry points ([`Throttled<T>`](crate::Throttled),
+/// [`Enforce`](crate::Enforce), [`ThrottleLayer`](crate::ThrottleLayer), WebSocket hits), which
+/// add the scope, the per-request backend and the 429; [`core`](Self::core) reaches the core
+/// throttle for `update_*`, `disable`, `stat` on a key of your own, ….
 ///
 /// ```
 /// use traffik_axum::{HttpThrottle, Scope};
@@ -214,6 +115,7 @@ struct HttpSettings {
 ///     .scope(Scope::Shared)
 ///     .build()?;
 /// assert_eq!(search.uid(), "doc-search");
+/// assert_eq!(search.core().rate().map(|rate| rate.limit()), Some(20));
 /// # Ok::<(), ConfigError>(())
 /// ```
 #[derive(Clone)]
@@ -241,23 +143,35 @@ impl HttpThrottle {
         &self.throttle
     }
 
+    /// The throttle's uid.
+    #[must_use]
+    pub fn uid(&self) -> &str {
+        self.throttle.uid()
+    }
+
     /// The rate-limit headers it sends.
     #[must_use]
     pub fn headers(&self) -> &Headers {
         &self.http.headers
     }
 
-    /// Its scope, if set (the extractor defaults to [`Scope::Route`], the layer to
-    /// [`Scope::Shared`]).
+    /// Its scope, if set; [`scope_for`](Self::scope_for) says which scope applies.
     #[must_use]
     pub fn scope(&self) -> Option<Scope> {
         self.http.scope
     }
 
+    /// The scope that applies when the throttle meets a request through `entry`: its own, else
+    /// the entry point's default ([`EntryPoint::default_scope`]).
+    #[must_use]
+    pub fn scope_for(&self, entry: EntryPoint) -> Scope {
+        self.http.scope.unwrap_or(entry.default_scope())
+    }
+
     /// What a hit would get now, consuming nothing (the pre-check of "check, then consume
     /// after success").
     pub async fn check_request(&self, parts: &Parts) -> Result<Decision, ThrottleRejection> {
-        let scope = self.scope_of(parts, Scope::Route);
+        let scope = self.scope_of(parts, EntryPoint::Enforce);
         let options = Self::options(parts, scope.as_deref(), None, None, None);
         self.throttle
             .check_with(parts, options)
@@ -270,7 +184,7 @@ impl HttpThrottle {
         &self,
         parts: &Parts,
     ) -> Result<Option<StrategyStat>, ThrottleRejection> {
-        let scope = self.scope_of(parts, Scope::Route);
+        let scope = self.scope_of(parts, EntryPoint::Enforce);
         let options = Self::options(parts, scope.as_deref(), None, None, None);
         self.throttle
             .stat_with(parts, options)
@@ -281,38 +195,43 @@ impl HttpThrottle {
     pub(crate) async fn enforce_scoped(
         &self,
         parts: &Parts,
-        default_scope: Scope,
+        entry: EntryPoint,
         call: CallOptions<'_>,
     ) -> Result<Decision, ThrottleRejection> {
-        let scope = self.scope_of(parts, default_scope);
+        let scope = self.scope_of(parts, entry);
         let options = Self::options(parts, scope.as_deref(), call.cost, call.context, call.now);
-        let decision = self
+        let verdict = self
             .throttle
-            .hit_with(parts, options)
+            .hit_verdict(parts, options)
             .await
             .map_err(ThrottleRejection::from_error)?;
-        self.verdict(parts, decision, &call, &options)
+        self.verdict(parts, verdict, &call)
     }
 
     /// Decides without awaiting when it can (see [`Throttle::try_hit_now`]).
     pub(crate) fn try_enforce_now(
         &self,
         parts: &Parts,
-        default_scope: Scope,
+        entry: EntryPoint,
         cost: Option<u64>,
         now: Option<Millis>,
     ) -> Option<Result<Decision, ThrottleRejection>> {
         let decide = |scope: Option<&str>| {
             let options = Self::options(parts, scope, cost, None, now);
-            Some(match self.throttle.try_hit_now(parts, options)? {
-                Ok(decision) => self.verdict(parts, decision, &CallOptions::cost(cost), &options),
-                Err(error) => Err(ThrottleRejection::from_error(error)),
-            })
+            Some(
+                match self
+                    .throttle
+                    .try_verdict_now(parts, options, Mode::Consume)?
+                {
+                    Ok(verdict) => self.verdict(parts, verdict, &CallOptions::cost(cost)),
+                    Err(error) => Err(ThrottleRejection::from_error(error)),
+                },
+            )
         };
         if self.is_separate_preflight(parts) {
-            return decide(self.scope_of(parts, default_scope).as_deref());
+            return decide(self.scope_of(parts, entry).as_deref());
         }
-        self.http.scope.unwrap_or(default_scope).with(parts, decide)
+        self.scope_for(entry).with(parts, decide)
     }
 
     /// Whether `parts` is a CORS preflight this throttle counts apart from the requests it
@@ -354,7 +273,7 @@ impl HttpThrottle {
     ) -> Result<Vec<Decision>, ThrottleRejection> {
         let charges: Vec<Charge> = throttles
             .iter()
-            .map(|throttle| Charge::new(throttle, Scope::Route, None))
+            .map(|throttle| Charge::new(throttle, EntryPoint::Enforce, None))
             .collect();
         Self::enforce_all_scoped(&charges, parts).await
     }
@@ -365,7 +284,7 @@ impl HttpThrottle {
         parts: &Parts,
     ) -> Result<Vec<Decision>, ThrottleRejection> {
         let batch = Batch::new(charges, parts);
-        let decisions = hit_all(&batch.limits())
+        let decisions = hit_all_verdicts(&batch.limits())
             .await
             .map_err(ThrottleRejection::from_error)?;
         batch.verdict(decisions)
@@ -377,16 +296,16 @@ impl HttpThrottle {
         parts: &Parts,
     ) -> Option<Result<Vec<Decision>, ThrottleRejection>> {
         let batch = Batch::new(charges, parts);
-        Some(match try_hit_all_now(&batch.limits())? {
+        Some(match try_hit_all_verdicts_now(&batch.limits())? {
             Ok(decisions) => batch.verdict(decisions),
             Err(error) => Err(ThrottleRejection::from_error(error)),
         })
     }
 
-    /// The scope string of a request: the throttle's scope (else `default_scope`), and for a
+    /// The scope string of a request: the scope for `entry` ([`Self::scope_for`]), and for a
     /// CORS preflight counted apart, that scope in a budget of its own (`preflight…`).
-    pub(crate) fn scope_of(&self, parts: &Parts, default_scope: Scope) -> Option<String> {
-        let scope = self.http.scope.unwrap_or(default_scope).of(parts);
+    pub(crate) fn scope_of(&self, parts: &Parts, entry: EntryPoint) -> Option<String> {
+        let scope = self.scope_for(entry).of(parts);
         if self.is_separate_preflight(parts) {
             return Some(format!("{PREFLIGHT_SCOPE}{}", scope.unwrap_or_default()));
         }
@@ -412,23 +331,24 @@ impl HttpThrottle {
         options
     }
 
-    /// A refused decision as the 429 rejection; any other as itself.
+    /// A refused decision as the 429 rejection (answered from the refusal: the backend that
+    /// refused and the hit's context); any other as itself.
+    #[inline]
     fn verdict(
         &self,
         parts: &Parts,
-        decision: Decision,
+        verdict: Verdict,
         call: &CallOptions<'_>,
-        options: &HitOptions<'_>,
     ) -> Result<Decision, ThrottleRejection> {
-        if decision.is_allowed() {
+        let (decision, refusal) = verdict.into_parts();
+        let Some(refusal) = refusal else {
             return Ok(decision);
-        }
+        };
         let mut headers = HeaderMap::new();
         self.write_headers_with(&decision, call.headers, &mut headers);
-        let custom = self.throttled_handler(options).map(|handler| {
-            let context = self.throttle.context_for(call.context);
-            handler.call(parts, &decision, self, &context)
-        });
+        let custom = self
+            .throttled_handler(&refusal)
+            .map(|handler| handler.call(parts, &decision, self, refusal.context()));
         Err(ThrottleRejection::TooManyRequests(TooManyRequests::new(
             decision,
             headers,
@@ -437,13 +357,16 @@ impl HttpThrottle {
         )))
     }
 
-    /// The throttle's own throttled handler, else the default of the backend the hit went to.
-    fn throttled_handler(&self, options: &HitOptions<'_>) -> Option<ThrottledHandler> {
+    /// The throttle's own throttled handler, else the default of the backend that refused.
+    fn throttled_handler(&self, refusal: &Refusal) -> Option<ThrottledHandler> {
         if let Some(handler) = &self.http.on_throttled {
             return Some(handler.clone());
         }
-        let backend = self.throttle.backend_for(options)?;
-        backend.extensions()?.get::<ThrottledHandler>().cloned()
+        refusal
+            .backend()
+            .extensions()?
+            .get::<ThrottledHandler>()
+            .cloned()
     }
 
     /// Adds every throttle's headers for its decision to `out`. The throttle with the fewest
@@ -496,14 +419,6 @@ impl HttpThrottle {
                 out.insert(name, value);
             }
         });
-    }
-}
-
-impl Deref for HttpThrottle {
-    type Target = Throttle<Parts>;
-
-    fn deref(&self) -> &Throttle<Parts> {
-        &self.throttle
     }
 }
 
@@ -665,6 +580,7 @@ mod tests {
     use traffik_core::headers::{Header, HeaderValue, When};
 
     use super::*;
+    use crate::scope::tests::matched;
 
     fn parts(method: Method, path: &str) -> Parts {
         let (mut parts, ()) = Request::builder()
@@ -680,65 +596,6 @@ mod tests {
                 9,
             ))));
         parts
-    }
-
-    #[test]
-    fn scopes() {
-        let mut get = parts(Method::GET, "/items/%37/?x=1");
-        assert_eq!(Scope::Shared.of(&get), None);
-        // No route matched: the fallback's one budget.
-        assert_eq!(Scope::Route.of(&get).unwrap(), "GET*");
-        assert_eq!(Scope::RouteAnyMethod.of(&get).unwrap(), "*");
-        assert_eq!(Scope::Path.of(&get).unwrap(), "GET/items/7");
-        get.extensions.insert(matched("/items/{id}"));
-        assert_eq!(Scope::Route.of(&get).unwrap(), "GET/items/{id}");
-        assert_eq!(Scope::RouteAnyMethod.of(&get).unwrap(), "/items/{id}");
-    }
-
-    #[test]
-    fn head_spends_the_budget_of_get_in_every_scope() {
-        for scope in [Scope::Route, Scope::RouteAnyMethod, Scope::Path] {
-            let mut get = parts(Method::GET, "/items/7");
-            let mut head = parts(Method::HEAD, "/items/7");
-            assert_eq!(scope.of(&get), scope.of(&head), "{scope:?}");
-            get.extensions.insert(matched("/items/{id}"));
-            head.extensions.insert(matched("/items/{id}"));
-            assert_eq!(scope.of(&get), scope.of(&head), "{scope:?}");
-        }
-        assert_ne!(
-            Scope::Route.of(&parts(Method::POST, "/items/7")),
-            Scope::Route.of(&parts(Method::GET, "/items/7"))
-        );
-    }
-
-    /// The `MatchedPath` axum's router inserts for `template`.
-    fn matched(template: &'static str) -> MatchedPath {
-        use axum::extract::FromRequestParts;
-        use axum::routing::get;
-        use tower::ServiceExt;
-        let (sender, receiver) = std::sync::mpsc::channel();
-        let router = axum::Router::new().route(
-            template,
-            get(move |parts: Parts| {
-                let sender = sender.clone();
-                async move {
-                    let mut parts = parts;
-                    let matched = MatchedPath::from_request_parts(&mut parts, &())
-                        .await
-                        .unwrap();
-                    sender.send(matched).unwrap();
-                }
-            }),
-        );
-        let path = template.replace("{id}", "1");
-        let request = Request::builder()
-            .uri(path)
-            .body(axum::body::Body::empty())
-            .unwrap();
-        futures_util::FutureExt::now_or_never(router.oneshot(request))
-            .expect("the handler is ready at once")
-            .unwrap();
-        receiver.recv().unwrap()
     }
 
     #[tokio::test]

@@ -13,7 +13,8 @@ use crate::charges::{Charge, Charges};
 use crate::headers_layer::HeaderSlot;
 use crate::policy::ThrottlePolicies;
 use crate::rejection::{Misconfigured, ThrottleRejection};
-use crate::throttle::{HttpThrottle, Scope};
+use crate::scope::EntryPoint;
+use crate::throttle::HttpThrottle;
 
 /// Enforces every throttle named by the tuple `T` on the request **as one**: the handler runs
 /// only if every limit admits, and then all are charged; if any refuses, **none is charged**
@@ -25,7 +26,7 @@ use crate::throttle::{HttpThrottle, Scope};
 /// admitted by the first and refused by the second has already spent the first.
 /// `#[throttled("2/s", "30/min")]` expands to this extractor.
 ///
-/// Budgets are per client and, unless a throttle sets another [`Scope`], per route template
+/// Budgets are per client and, unless a throttle sets another [`Scope`](crate::Scope), per route template
 /// and method. Every throttle's rate-limit headers are written (where two throttles write the
 /// same header, the one with the fewest units left wins).
 ///
@@ -100,7 +101,7 @@ where
         };
         let charges: Vec<Charge> = throttles
             .iter()
-            .map(|throttle| Charge::new(throttle, Scope::Route, None))
+            .map(|throttle| Charge::new(throttle, EntryPoint::Extractor, None))
             .collect();
         let verdict = match HttpThrottle::try_enforce_all_now(&charges, parts) {
             Some(verdict) => verdict,

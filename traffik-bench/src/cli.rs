@@ -12,6 +12,7 @@ use crate::target::Target;
 
 /// Whole-server benchmarks over loopback: traffik against bare axum, tower_governor and the
 /// Python library Traffik, side by side in one run.
+#[allow(clippy::doc_markdown)] // clap's `--help` text, shown as written
 #[derive(Debug, Parser)]
 #[command(name = "traffik-bench", version)]
 pub struct Cli {
@@ -56,6 +57,7 @@ pub struct RunArgs {
     pub duration: Duration,
     /// Also measure the Python library Traffik: creates a virtualenv (--python-venv) and installs
     /// FastAPI, uvicorn and traffik from PyPI into it when they are missing.
+    #[allow(clippy::doc_markdown)] // clap's `--help` text, shown as written
     #[arg(long)]
     pub with_python: bool,
     /// Where the Python virtualenv lives.

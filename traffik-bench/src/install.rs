@@ -5,6 +5,7 @@ use std::process::Command;
 use crate::error::BenchError;
 
 /// Whether `program` is on the `PATH`.
+#[must_use]
 pub fn has(program: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {program}")])

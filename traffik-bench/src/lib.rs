@@ -1,7 +1,7 @@
 //! traffik-bench: whole servers measured side by side over loopback.
 //!
 //! The harness starts each target (bare axum, traffik's extractor and layer, `tower_governor`,
-//! the Python library Traffik on FastAPI + uvicorn, and WebSocket echo servers) as its own
+//! the Python library Traffik on `FastAPI` + uvicorn, and WebSocket echo servers) as its own
 //! process on a loopback port, drives it with a keep-alive client through each scenario, and
 //! reports throughput, latency percentiles, server CPU time per request and whether the
 //! limiter admitted exactly what it should. See `docs/benchmarks.md` for results and the

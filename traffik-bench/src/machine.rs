@@ -39,9 +39,10 @@ impl Machine {
                     .map(|(_, model)| model.trim().to_owned())
             })
             .unwrap_or_else(|| "unknown".to_owned());
-        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|release| release.trim().to_owned())
-            .unwrap_or_else(|_| "unknown".to_owned());
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(
+            |_| "unknown".to_owned(),
+            |release| release.trim().to_owned(),
+        );
         Machine {
             cpu,
             cores: std::thread::available_parallelism().map_or(1, usize::from),
@@ -51,6 +52,7 @@ impl Machine {
     }
 
     /// One line for the report.
+    #[must_use]
     pub fn summary(&self) -> String {
         let pinning = match self.pinning {
             Some(p) => format!(

@@ -51,7 +51,7 @@ mod tests {
         let mut x = 1u64;
         let started = std::time::Instant::now();
         while started.elapsed() < Duration::from_millis(50) {
-            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
         }
         let after = cpu_time(pid).expect("our own /proc entry");
         assert!(after > before, "{before:?} then {after:?}");

@@ -12,7 +12,7 @@ use crate::error::BenchError;
 use crate::load::http::Connection;
 use crate::server::HEALTH_PATH;
 
-/// How long a server may take to answer its first health check (uvicorn importing FastAPI is
+/// How long a server may take to answer its first health check (uvicorn importing `FastAPI` is
 /// the slowest, about a second).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -143,16 +143,19 @@ impl ServerProcess {
     }
 
     /// Its process id.
+    #[must_use]
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Where it listens.
+    #[must_use]
     pub fn address(&self) -> SocketAddr {
         self.address
     }
 
     /// The CPU time it has used so far (see [`crate::measure::cpu_time`]).
+    #[must_use]
     pub fn cpu_time(&self) -> Duration {
         crate::measure::cpu_time(self.pid()).unwrap_or_default()
     }

@@ -1,5 +1,5 @@
-//! The Python targets: a virtualenv with FastAPI, uvicorn and the Python library Traffik from
-//! PyPI (created and filled by the harness when asked with `--with-python`), and the app that
+//! The Python targets: a virtualenv with `FastAPI`, uvicorn and the Python library Traffik from
+//! `PyPI` (created and filled by the harness when asked with `--with-python`), and the app that
 //! `python/app.py` holds.
 
 use std::ffi::OsString;

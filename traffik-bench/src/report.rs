@@ -70,6 +70,8 @@ pub struct Measurement {
 
 impl Measurement {
     /// Summarises a run; `server_cpu` is the CPU time the server processes used during it.
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)] // figures for the report: approximate above 2^53 is fine
     pub fn new(mut tally: Tally, server_cpu: Duration) -> Measurement {
         tally.latencies_ns.sort_unstable();
         let micros = |p: f64| percentile(&tally.latencies_ns, p).map_or(0.0, |ns| ns as f64 / 1e3);
@@ -94,6 +96,7 @@ impl Measurement {
     }
 
     /// Whether the limiter answered exactly as it should have.
+    #[must_use]
     pub fn is_exact(&self, expected: Expected) -> bool {
         self.errors == 0 && self.allowed == expected.allowed && self.throttled == expected.throttled
     }
@@ -137,6 +140,7 @@ pub struct Summary {
 
 impl Row {
     /// A row from its measurements (ratios are filled in by [`Report::new`]).
+    #[must_use]
     pub fn new(scenario: Scenario, target: Target, measurements: Vec<Measurement>) -> Row {
         let spread = |f: fn(&Measurement) -> f64| Spread::of(measurements.iter().map(f));
         let exact = !measurements.is_empty()
@@ -168,6 +172,7 @@ impl Row {
 
 impl Report {
     /// A report of `rows`, with each row's ratios to its baselines from the same run.
+    #[must_use]
     pub fn new(
         machine: Machine,
         command: String,
@@ -212,11 +217,13 @@ impl Report {
     }
 
     /// Every row's verdict: `true` when every limiter answered exactly in every scenario.
+    #[must_use]
     pub fn all_exact(&self) -> bool {
         self.rows.iter().all(|row| row.summary.exact)
     }
 
     /// The report as Markdown: the machine, the command, and one table.
+    #[must_use]
     pub fn markdown(&self) -> String {
         markdown::render(self)
     }

@@ -142,6 +142,7 @@ impl Scenario {
     ];
 
     /// The name on the command line and in reports.
+    #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             Scenario::BelowLimit => "below-limit",
@@ -163,11 +164,14 @@ impl Scenario {
 
     /// The rate limit the targets are started with (the Python library's grammar and
     /// traffik's agree on these).
+    #[must_use]
     pub fn rate(self) -> &'static str {
         match self {
             Scenario::BelowLimit => "200/min",
-            Scenario::AtLimit | Scenario::HotKey | Scenario::WsBelowLimit => "100/min",
-            Scenario::WsConcurrent => "100/min",
+            Scenario::AtLimit
+            | Scenario::HotKey
+            | Scenario::WsBelowLimit
+            | Scenario::WsConcurrent => "100/min",
             Scenario::OverLimit | Scenario::WsOverLimit => "50/min",
             Scenario::ManyKeys => "3/min",
             Scenario::WindowBoundary => "20/s",
@@ -178,6 +182,7 @@ impl Scenario {
     }
 
     /// The window of [`Scenario::rate`], in milliseconds (for aligning waves).
+    #[must_use]
     pub fn window_ms(self) -> u64 {
         match self {
             Scenario::WindowBoundary | Scenario::WsWindowBoundary => 1_000,
@@ -186,6 +191,7 @@ impl Scenario {
     }
 
     /// How the load is sent.
+    #[must_use]
     pub fn shape(self) -> Shape {
         match self {
             Scenario::BelowLimit => Shape::Sequential { requests: 80 },
@@ -227,6 +233,7 @@ impl Scenario {
     }
 
     /// HTTP or WebSocket.
+    #[must_use]
     pub fn protocol(self) -> Protocol {
         match self.shape() {
             Shape::Sequential { .. }
@@ -238,11 +245,13 @@ impl Scenario {
     }
 
     /// The limit is never reached: every request must be admitted, however many were sent.
+    #[must_use]
     pub fn never_refuses(self) -> bool {
         matches!(self.shape(), Shape::Timed | Shape::WsTimed { .. })
     }
 
     /// What a correct limiter answers when `sent` requests (messages) were sent.
+    #[must_use]
     pub fn expected(self, sent: u64) -> Expected {
         let limit = self
             .rate()

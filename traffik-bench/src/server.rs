@@ -105,7 +105,7 @@ async fn throttled_echo(mut socket: ThrottledSocket, messages: MessageThrottle) 
     }
 }
 
-fn target_error(target: Target, reason: impl ToString) -> BenchError {
+fn target_error(target: Target, reason: impl std::fmt::Display) -> BenchError {
     BenchError::Target {
         target: target.name().to_owned(),
         reason: reason.to_string(),

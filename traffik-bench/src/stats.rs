@@ -3,6 +3,12 @@
 use serde::{Deserialize, Serialize};
 
 /// The `p`-th percentile (0–100) of `sorted` by nearest rank, `None` when empty.
+#[must_use]
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)] // a rank: `as` saturates and the result is clamped to the slice
 pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
     if sorted.is_empty() {
         return None;
@@ -32,7 +38,7 @@ impl Spread {
         values.sort_by(f64::total_cmp);
         let middle = values.len() / 2;
         let median = if values.len().is_multiple_of(2) {
-            (values[middle - 1] + values[middle]) / 2.0
+            f64::midpoint(values[middle - 1], values[middle])
         } else {
             values[middle]
         };

@@ -24,6 +24,7 @@ pub enum Target {
     /// `tower_governor`'s `GovernorLayer` (GCRA, keyed by `X-Client-ID`).
     TowerGovernor,
     /// The Python library Traffik: FastAPI + uvicorn, `Depends(HTTPThrottle)`, in-memory.
+    #[allow(clippy::doc_markdown)] // clap's `--help` text for the value, shown as written
     Python,
     /// The Python library's `ThrottleMiddleware`, in-memory.
     PythonMiddleware,
@@ -34,6 +35,7 @@ pub enum Target {
     /// axum WebSocket echo with traffik's per-message `MessageThrottle`, in-memory.
     WsTraffik,
     /// FastAPI WebSocket echo with the Python library's `WebSocketThrottle` per message.
+    #[allow(clippy::doc_markdown)] // clap's `--help` text for the value, shown as written
     WsPython,
 }
 
@@ -66,6 +68,7 @@ impl Target {
     ];
 
     /// The name on the command line and in reports.
+    #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             Target::Axum => "axum",
@@ -83,6 +86,7 @@ impl Target {
     }
 
     /// HTTP or WebSocket.
+    #[must_use]
     pub fn protocol(self) -> Protocol {
         match self {
             Target::WsAxum | Target::WsTraffik | Target::WsPython => Protocol::WebSocket,
@@ -91,6 +95,7 @@ impl Target {
     }
 
     /// How the target limits.
+    #[must_use]
     pub fn limiter(self) -> Limiter {
         match self {
             Target::Axum | Target::WsAxum => Limiter::None,
@@ -100,6 +105,7 @@ impl Target {
     }
 
     /// Served by the Python library (needs `--with-python`).
+    #[must_use]
     pub fn is_python(self) -> bool {
         matches!(
             self,
@@ -108,12 +114,14 @@ impl Target {
     }
 
     /// Keeps its state in Redis (the harness starts a `redis-server`).
+    #[must_use]
     pub fn uses_redis(self) -> bool {
         matches!(self, Target::TraffikRedis | Target::PythonRedis)
     }
 
     /// Whether this target takes part in `scenario`: same protocol, and a limiter that the
     /// scenario's expected counts apply to.
+    #[must_use]
     pub fn runs(self, scenario: Scenario) -> bool {
         self.protocol() == scenario.protocol()
             && (scenario.never_refuses() || self.limiter() == Limiter::FixedWindow)
@@ -121,6 +129,7 @@ impl Target {
 
     /// The target throughput is compared with in `scenario`, if it is not itself: the
     /// unlimited server for pure-overhead scenarios, the Python library for the others.
+    #[must_use]
     pub fn baselines(self) -> Baselines {
         match self.protocol() {
             Protocol::Http => Baselines {

@@ -125,7 +125,7 @@ fn single_thread(c: &mut Criterion) {
     let limiter = governor();
     let hot = "127.0.0.1".to_owned();
     group.bench_function("governor/check_key", |b| {
-        b.iter(|| black_box(limiter.check_key(black_box(&hot)).is_ok()))
+        b.iter(|| black_box(limiter.check_key(black_box(&hot)).is_ok()));
     });
     for strategy in strategies() {
         let backend = backend();
@@ -140,7 +140,7 @@ fn single_thread(c: &mut Criterion) {
                     strategy.as_ref(),
                     &context,
                 ))
-            })
+            });
         });
     }
     for (name, throttle) in throttles() {
@@ -151,7 +151,7 @@ fn single_thread(c: &mut Criterion) {
                         .unwrap()
                         .is_allowed(),
                 )
-            })
+            });
         });
     }
     group.finish();
@@ -164,7 +164,7 @@ fn single_thread(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % KEYS;
             black_box(limiter.check_key(&governor_keys[i]).is_ok())
-        })
+        });
     });
     for strategy in strategies() {
         let backend = backend();
@@ -180,7 +180,7 @@ fn single_thread(c: &mut Criterion) {
                     strategy.as_ref(),
                     &context,
                 ))
-            })
+            });
         });
     }
     let identities: Vec<String> = (0..KEYS).map(identity).collect();
@@ -190,7 +190,7 @@ fn single_thread(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) % KEYS;
                 black_box(now(throttle.hit(&identities[i])).unwrap().is_allowed())
-            })
+            });
         });
     }
     group.finish();
@@ -207,7 +207,7 @@ fn single_thread(c: &mut Criterion) {
         b.iter(|| {
             let allowed = limiter.check_key(&governor_keys[i]).is_ok();
             i = (i + 1 + usize::from(!allowed)) % KEYS;
-        })
+        });
     });
     for strategy in strategies().into_iter().take(2) {
         let backend = backend();
@@ -217,7 +217,7 @@ fn single_thread(c: &mut Criterion) {
             b.iter(|| {
                 let allowed = decide(&backend, &clock, &keys[i], strategy.as_ref(), &context);
                 i = (i + 1 + usize::from(!allowed)) % KEYS;
-            })
+            });
         });
     }
     group.finish();
@@ -253,6 +253,7 @@ fn two_threads(iters: u64, op: impl Fn(usize, u64) + Sync) -> Duration {
     start.elapsed()
 }
 
+#[allow(clippy::cast_possible_truncation)] // the iteration index only picks a key modulo KEYS
 fn multi_thread(c: &mut Criterion) {
     let context = Context::new();
     let clock = SystemClock::new();
@@ -260,7 +261,7 @@ fn multi_thread(c: &mut Criterion) {
     let limiter = governor();
     let hot = hot_key();
     group.bench_function("governor/check_key", |b| {
-        b.iter_custom(|iters| two_threads(iters, |_, _| assert!(limiter.check_key(&hot).is_ok())))
+        b.iter_custom(|iters| two_threads(iters, |_, _| assert!(limiter.check_key(&hot).is_ok())));
     });
     for strategy in strategies() {
         let backend = backend();
@@ -269,9 +270,9 @@ fn multi_thread(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("backend", strategy.name()), |b| {
             b.iter_custom(|iters| {
                 two_threads(iters, |_, _| {
-                    assert!(decide(&backend, &clock, &key, strategy.as_ref(), &context))
+                    assert!(decide(&backend, &clock, &key, strategy.as_ref(), &context));
                 })
-            })
+            });
         });
     }
     group.finish();
@@ -286,9 +287,9 @@ fn multi_thread(c: &mut Criterion) {
                     limiter
                         .check_key(&governor_keys[(i as usize * 2 + t) % KEYS])
                         .is_ok()
-                )
+                );
             })
-        })
+        });
     });
     for strategy in strategies() {
         let backend = backend();
@@ -302,9 +303,9 @@ fn multi_thread(c: &mut Criterion) {
                         &keys[(i as usize * 2 + t) % KEYS],
                         strategy.as_ref(),
                         &context
-                    ))
+                    ));
                 })
-            })
+            });
         });
     }
     group.finish();
@@ -312,7 +313,7 @@ fn multi_thread(c: &mut Criterion) {
     let mut group = c.benchmark_group("clock");
     let system = SystemClock::new();
     group.bench_function("traffik/SystemClock::now", |b| {
-        b.iter(|| black_box(system.now()))
+        b.iter(|| black_box(system.now()));
     });
     group.bench_function("std/Instant::now", |b| b.iter(|| black_box(Instant::now())));
     group.finish();

@@ -68,6 +68,7 @@ fn governor(key: impl Fn(usize) -> String) -> usize {
     bytes
 }
 
+#[allow(clippy::cast_precision_loss)] // byte counts averaged for a table, printed to no decimals
 fn main() {
     let _profiler = dhat::Profiler::builder().testing().build();
     println!("| store ({CLIENTS} clients) | bytes per client | key length |");

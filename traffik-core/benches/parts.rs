@@ -16,11 +16,11 @@ fn parts(c: &mut Criterion) {
     let mut group = c.benchmark_group("clock");
     let system = SystemClock::new();
     group.bench_function("traffik SystemClock::now", |b| {
-        b.iter(|| black_box(system.now()))
+        b.iter(|| black_box(system.now()));
     });
     group.bench_function("std Instant::now", |b| b.iter(|| black_box(Instant::now())));
     group.bench_function("std SystemTime::now", |b| {
-        b.iter(|| black_box(SystemTime::now()))
+        b.iter(|| black_box(SystemTime::now()));
     });
     let quanta = quanta::Clock::new();
     group.bench_function("quanta Clock::now", |b| b.iter(|| black_box(quanta.now())));
@@ -32,10 +32,10 @@ fn parts(c: &mut Criterion) {
     let sip = RandomState::new();
     let fold = foldhash::fast::RandomState::default();
     group.bench_function("std SipHash", |b| {
-        b.iter(|| black_box(sip.hash_one(black_box(key))))
+        b.iter(|| black_box(sip.hash_one(black_box(key))));
     });
     group.bench_function("foldhash fast", |b| {
-        b.iter(|| black_box(fold.hash_one(black_box(key))))
+        b.iter(|| black_box(fold.hash_one(black_box(key))));
     });
     group.finish();
 
@@ -52,7 +52,7 @@ fn parts(c: &mut Criterion) {
                 "fixed-window",
             );
             black_box(key.len())
-        })
+        });
     });
     let dyn_clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock::new());
     group.bench_function("dyn Clock::now", |b| b.iter(|| black_box(dyn_clock.now())));
@@ -69,7 +69,7 @@ fn parts(c: &mut Criterion) {
         b.iter(|| {
             now += 1;
             black_box(FixedWindow::new().apply(&mut window, &Hit::new(now, rate, 1, &context)))
-        })
+        });
     });
     let mut gcra = None;
     group.bench_function("gcra", |b| {
@@ -77,7 +77,7 @@ fn parts(c: &mut Criterion) {
         b.iter(|| {
             now += 1;
             black_box(Gcra::new().apply(&mut gcra, &Hit::new(now, rate, 1, &context)))
-        })
+        });
     });
     group.finish();
 }

@@ -52,6 +52,7 @@ pub struct SystemClock {
 impl SystemClock {
     /// A clock anchored to the wall time now.
     #[must_use]
+    #[allow(clippy::cast_possible_truncation)] // ms since epoch fit in u64 until year 584 million
     pub fn new() -> Self {
         let anchor_wall_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -113,6 +114,7 @@ impl ManualClock {
     }
 
     /// Moves the time forward by `by` (whole milliseconds).
+    #[allow(clippy::cast_possible_truncation)] // test clock: steps past 584 million years are moot
     pub fn advance(&self, by: Duration) {
         self.now
             .fetch_add(by.as_millis() as Millis, Ordering::SeqCst);
@@ -132,10 +134,13 @@ mod tests {
     #[test]
     fn system_clock_is_near_the_wall_clock_and_never_goes_back() {
         let clock = SystemClock::new();
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as Millis;
+        let wall = Millis::try_from(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
         let first = clock.now();
         assert!(first.abs_diff(wall) < 1_000);
         assert!(clock.now() >= first);

@@ -75,6 +75,7 @@ pub(crate) fn write_key(
 /// assert_eq!(storage_key("traffik", "api", "10.0.0.1", None, "gcra"), "traffik:api:{10.0.0.1}:gcra");
 /// assert_eq!(storage_key("traffik", "api", "2001:db8::1", Some("GET /items"), "gcra"), "traffik:api:{2001%3Adb8%3A%3A1}:GET%20/items:gcra");
 /// ```
+#[must_use]
 pub fn storage_key(
     namespace: &str,
     uid: &str,
@@ -95,6 +96,7 @@ const PASSES: [bool; 256] = {
     let mut table = [false; 256];
     let mut i = 0;
     while i < 256 {
+        #[allow(clippy::cast_possible_truncation)] // i < 256
         let byte = i as u8;
         table[i] = byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'~' | b'-' | b'/');
         i += 1;
@@ -266,6 +268,11 @@ fn validate_name(kind: &'static str, name: &str) -> Result<(), String> {
 
 /// Checks a throttle uid: 1 to 64 bytes of letters, digits, `.`, `_`, `-`, `/` and `:` (the
 /// reference's `"api:items"` convention).
+///
+/// # Errors
+///
+/// [`ConfigError::InvalidUid`] when `uid` is empty, longer than 64 bytes, or holds a
+/// character other than those above.
 pub fn validate_uid(uid: &str) -> Result<(), ConfigError> {
     validate_name("uid", uid).map_err(|reason| ConfigError::InvalidUid {
         uid: uid.to_owned(),

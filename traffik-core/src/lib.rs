@@ -57,6 +57,9 @@ mod rate;
 mod registry;
 mod stat;
 pub mod strategy;
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod testing;
 pub mod throttle;
 
 #[cfg(feature = "memory")]

@@ -92,6 +92,13 @@ impl Rate {
     /// assert_eq!(Rate::try_new(0, Duration::from_secs(1)), Err(InvalidRate::ZeroLimit));
     /// assert_eq!(Rate::try_new(5, Duration::from_micros(1500)), Err(InvalidRate::FractionalMillisecond));
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidRate::FractionalMillisecond`] for a sub-millisecond part,
+    /// [`InvalidRate::PeriodTooLong`] past `u64::MAX` ms, [`InvalidRate::ZeroLimit`] for a
+    /// limit of 0 with a period, [`InvalidRate::ZeroPeriod`] for a period of 0 with a limit.
+    #[allow(clippy::cast_possible_truncation)] // const fn; `millis` is checked to fit just before
     pub const fn try_new(limit: u64, period: Duration) -> Result<Rate, InvalidRate> {
         if !period.subsec_nanos().is_multiple_of(1_000_000) {
             return Err(InvalidRate::FractionalMillisecond);
@@ -209,6 +216,7 @@ impl Rate {
         self.per_unit(MS_PER_DAY)
     }
 
+    #[allow(clippy::cast_precision_loss)] // a rate for display: approximate above 2^53 is fine
     fn per_unit(&self, unit_ms: u64) -> f64 {
         if self.is_unlimited() {
             f64::INFINITY
@@ -306,11 +314,11 @@ mod tests {
 
     #[test]
     fn constructors_agree_with_each_other() {
+        const COMPOSITE: Rate = Rate::new(100, Duration::from_secs(5 * 60 + 30));
         assert_eq!(Rate::per_second(5), Rate::new(5, Duration::from_secs(1)));
         assert_eq!(Rate::per_minute(5).period_ms(), 60_000);
         assert_eq!(Rate::per_hour(5).period_ms(), 3_600_000);
         assert_eq!(Rate::per_day(5).period_ms(), 86_400_000);
-        const COMPOSITE: Rate = Rate::new(100, Duration::from_secs(5 * 60 + 30));
         assert_eq!(COMPOSITE.period_ms(), 330_000);
     }
 
@@ -337,6 +345,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::float_cmp)] // the expected values are exact in binary floating point
     fn unlimited_has_infinite_throughput_and_is_not_subsecond() {
         assert!(Rate::UNLIMITED.is_unlimited());
         assert!(!Rate::UNLIMITED.is_subsecond());
@@ -345,6 +354,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::float_cmp)] // the expected values are exact in binary floating point
     fn throughput_accessors_scale_the_limit() {
         let rate = Rate::per_minute(120);
         assert_eq!(rate.rps(), 2.0);

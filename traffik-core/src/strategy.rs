@@ -202,6 +202,10 @@ pub trait Strategy: Send + Sync + Debug + 'static {
     fn expires_at(&self, state: &Self::State, rate: &Rate) -> Millis;
 
     /// Checks the strategy's parameters against a rate; called when a throttle is built.
+    ///
+    /// # Errors
+    ///
+    /// A [`StrategyConfigError`] naming the parameter that cannot work with `rate`.
     fn validate(&self, rate: &Rate) -> Result<(), StrategyConfigError> {
         let _ = rate;
         Ok(())
@@ -210,12 +214,14 @@ pub trait Strategy: Send + Sync + Debug + 'static {
     /// Optionally packs the state into three words, so the in-memory backend keeps it inline
     /// in the map entry: no allocation per key and one pointer less to follow per decision.
     /// The default (`None`) stores the state boxed. Implement it together with [`unpack`](Self::unpack).
+    #[must_use]
     fn pack(state: &Self::State) -> Option<[u64; 3]> {
         let _ = state;
         None
     }
 
     /// The inverse of [`pack`](Self::pack).
+    #[must_use]
     fn unpack(words: [u64; 3]) -> Option<Self::State> {
         let _ = words;
         None

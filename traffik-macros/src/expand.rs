@@ -16,21 +16,18 @@ use crate::validate::{
 
 /// parse → validate → expand; on error, the handler as written plus the errors, so the rest of
 /// the crate (and the IDE) still sees it.
-pub(crate) fn throttled(attribute: TokenStream, item: TokenStream) -> TokenStream {
-    let function: ItemFn = match syn::parse2(item.clone()) {
-        Ok(function) => function,
-        Err(_) => {
-            let error = syn::Error::new(
-                proc_macro2::Span::call_site(),
-                "`#[throttled]` goes on an `async fn` handler",
-            )
-            .to_compile_error();
-            return quote!(#error #item);
-        }
+pub(crate) fn throttled(attribute: TokenStream, item: &TokenStream) -> TokenStream {
+    let Ok(function) = syn::parse2::<ItemFn>(item.clone()) else {
+        let error = syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "`#[throttled]` goes on an `async fn` handler",
+        )
+        .to_compile_error();
+        return quote!(#error #item);
     };
     let result = syn::parse2::<Args>(attribute)
         .and_then(|args| validate(args, &function))
-        .map(|spec| expand(spec, function));
+        .map(|spec| expand(&spec, function));
     match result {
         Ok(expanded) => expanded,
         Err(error) => {
@@ -40,7 +37,7 @@ pub(crate) fn throttled(attribute: TokenStream, item: TokenStream) -> TokenStrea
     }
 }
 
-fn expand(spec: Spec, mut function: ItemFn) -> TokenStream {
+fn expand(spec: &Spec, mut function: ItemFn) -> TokenStream {
     let function_name = function.sig.ident.unraw().to_string();
     let visibility = function.vis.clone();
     let rates = spec
@@ -67,7 +64,7 @@ fn expand(spec: Spec, mut function: ItemFn) -> TokenStream {
             CheckedLimit::Static(path) => {
                 let policy = policy_impl(
                     &marker,
-                    quote!(::traffik_axum::__private::StaticThrottle::get(&*#path)),
+                    &quote!(::traffik_axum::__private::StaticThrottle::get(&*#path)),
                 );
                 items.push(quote! {
                     #marker_item
@@ -79,7 +76,7 @@ fn expand(spec: Spec, mut function: ItemFn) -> TokenStream {
                 rate_index += 1;
                 let settings = settings(&spec.options);
                 let declaration = format!("::{function_name}[{index}]");
-                let policy = policy_impl(&marker, quote!(build()));
+                let policy = policy_impl(&marker, &quote!(build()));
                 items.push(quote! {
                     #marker_item
 
@@ -133,7 +130,7 @@ fn expand(spec: Spec, mut function: ItemFn) -> TokenStream {
 
 /// `impl ThrottlePolicy<S> for marker`, the throttle being `throttle` (an expression of type
 /// `Result<&HttpThrottle, &ConfigError>`).
-fn policy_impl(marker: &syn::Ident, throttle: TokenStream) -> TokenStream {
+fn policy_impl(marker: &syn::Ident, throttle: &TokenStream) -> TokenStream {
     quote! {
         impl<S> ::traffik_axum::__private::ThrottlePolicy<S> for #marker {
             fn throttle(
@@ -159,9 +156,10 @@ fn uid(options: &Options, function: &str, index: usize, rates: usize) -> TokenSt
             quote!(#uid)
         }
         (None, index) => {
-            let index = match index {
-                Some(index) => quote!(::core::option::Option::Some(#index)),
-                None => quote!(::core::option::Option::None),
+            let index = if let Some(index) = index {
+                quote!(::core::option::Option::Some(#index))
+            } else {
+                quote!(::core::option::Option::None)
             };
             quote!(::traffik_axum::__private::handler_uid(::core::module_path!(), #function, #index))
         }
@@ -249,7 +247,7 @@ mod tests {
     use super::*;
 
     fn expanded(attribute: &str, item: &str) -> String {
-        throttled(attribute.parse().unwrap(), item.parse().unwrap()).to_string()
+        throttled(attribute.parse().unwrap(), &item.parse().unwrap()).to_string()
     }
 
     #[test]

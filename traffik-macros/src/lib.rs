@@ -10,5 +10,5 @@ use proc_macro::TokenStream;
 #[doc = include_str!("throttled.md")]
 #[proc_macro_attribute]
 pub fn throttled(attribute: TokenStream, item: TokenStream) -> TokenStream {
-    expand::throttled(attribute.into(), item.into()).into()
+    expand::throttled(attribute.into(), &item.into()).into()
 }

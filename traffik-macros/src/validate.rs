@@ -503,7 +503,7 @@ mod tests {
         assert!(check(r#""1/s", min_wait = 5"#, HANDLER).is_err());
         assert!(check(r#""1/s", uid = "has space""#, HANDLER).is_err());
         assert!(check(r#""1/s", "2/s", rate = "3/s""#, HANDLER).is_err());
-        assert!(check(r#"BURST, cost = 2"#, HANDLER).is_err());
+        assert!(check("BURST, cost = 2", HANDLER).is_err());
         assert!(check(r#""unlimited""#, HANDLER).is_err());
     }
 }

@@ -172,6 +172,7 @@ mod tests {
         header.entries(&headers).into_iter().collect()
     }
 
+    #[allow(clippy::unnecessary_wraps)] // builds an expected `Entry`, which is an `Option`
     fn ip(text: &str) -> Entry {
         Some(text.parse().unwrap())
     }

@@ -57,6 +57,10 @@ impl TrustedProxies {
 
     /// [`networks`](Self::networks) from text: networks in CIDR notation or single addresses
     /// (`"10.0.0.0/8"`, `"127.0.0.1"`, `"::1"`), as they come from configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidProxyNetwork`] for the first entry that is neither a network nor an address.
     pub fn parse_networks<I, S>(networks: I) -> Result<Self, InvalidProxyNetwork>
     where
         I: IntoIterator<Item = S>,

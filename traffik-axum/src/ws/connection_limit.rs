@@ -65,10 +65,14 @@ impl ConnectionLimit {
     }
 
     /// Counts one more connection for the client of `parts`, or refuses it.
+    ///
+    /// # Errors
+    ///
+    /// [`TooManyConnections`] when the client already holds the most connections allowed.
     pub async fn acquire(&self, parts: &Parts) -> Result<ConnectionPermit, TooManyConnections> {
         let key = match self.inner.identifier.call(parts).await {
             Identity::Exempted => None,
-            identity => identity.key().map(|key| key.into_owned()),
+            identity => identity.key().map(std::borrow::Cow::into_owned),
         };
         let Some(key) = key else {
             return Ok(ConnectionPermit {
@@ -135,6 +139,9 @@ impl Drop for ConnectionPermit {
     }
 }
 
+// The shared map behind `inner` and the client's key are left out on purpose: whether the
+// permit counts is what a reader needs.
+#[allow(clippy::missing_fields_in_debug)]
 impl fmt::Debug for ConnectionPermit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConnectionPermit")
@@ -151,9 +158,23 @@ pub struct TooManyConnections {
     pub max: usize,
 }
 
+impl TooManyConnections {
+    /// `429 Too Many Requests`.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        StatusCode::TOO_MANY_REQUESTS
+    }
+
+    /// The body of the response.
+    #[must_use]
+    pub fn body_text(&self) -> String {
+        self.to_string()
+    }
+}
+
 impl IntoResponse for TooManyConnections {
     fn into_response(self) -> Response {
-        (StatusCode::TOO_MANY_REQUESTS, self.to_string()).into_response()
+        (self.status(), self.body_text()).into_response()
     }
 }
 

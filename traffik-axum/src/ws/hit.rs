@@ -3,11 +3,13 @@
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 
+use traffik_core::throttle::Refusal;
 use traffik_core::{Context, Decision, ThrottleError};
 
 use super::handler::send_rate_limit_frame;
 use super::{MessageHandler, MessageThrottle, ThrottledSocket};
-use crate::throttle::{HttpThrottle, Scope};
+use crate::scope::EntryPoint;
+use crate::throttle::HttpThrottle;
 
 /// Why a message hit did not come back with a decision.
 #[derive(Debug, thiserror::Error)]
@@ -83,40 +85,43 @@ impl<'a> MessageHit<'a> {
         } = self;
         let http = throttle.throttle();
         let route;
-        let scope = match scope {
-            Some(scope) => Some(scope),
-            None => {
-                route = http.scope_of(socket.parts(), Scope::RouteAnyMethod);
-                route.as_deref()
-            }
+        let scope = if let Some(scope) = scope {
+            Some(scope)
+        } else {
+            route = http.scope_of(socket.parts(), EntryPoint::WebSocket);
+            route.as_deref()
         };
         let options = HttpThrottle::options(socket.parts(), scope, cost, context, None);
-        let decision = http.hit_with(socket.parts(), options).await?;
-        let handler = if decision.is_throttled() {
-            Some(handler_for(throttle, socket))
-        } else {
-            None
-        };
+        let (decision, refusal) = http
+            .core()
+            .hit_verdict(socket.parts(), options)
+            .await?
+            .into_parts();
         socket.record(throttle.id(), &decision);
-        if let Some(handler) = handler {
-            let context = http.context_for(context);
-            match handler {
-                Some(handler) => handler.call(socket, &decision, throttle, &context).await?,
-                None => send_rate_limit_frame(socket, &decision, &context).await,
+        if let Some(refusal) = refusal {
+            match handler_for(throttle, &refusal) {
+                Some(handler) => {
+                    handler
+                        .call(socket, &decision, throttle, refusal.context())
+                        .await?;
+                }
+                None => send_rate_limit_frame(socket, &decision, refusal.context()).await,
             }
         }
         Ok(decision)
     }
 }
 
-/// The throttle's own handler, else the default of the backend the hit went to.
-fn handler_for(throttle: &MessageThrottle, socket: &ThrottledSocket) -> Option<MessageHandler> {
+/// The throttle's own handler, else the default of the backend that refused.
+fn handler_for(throttle: &MessageThrottle, refusal: &Refusal) -> Option<MessageHandler> {
     if let Some(handler) = throttle.handler() {
         return Some(handler.clone());
     }
-    let options = HttpThrottle::options(socket.parts(), None, None, None, None);
-    let backend = throttle.throttle().backend_for(&options)?;
-    backend.extensions()?.get::<MessageHandler>().cloned()
+    refusal
+        .backend()
+        .extensions()?
+        .get::<MessageHandler>()
+        .cloned()
 }
 
 impl<'a> IntoFuture for MessageHit<'a> {

@@ -64,6 +64,10 @@ impl ThrottledSocket {
     }
 
     /// Sends a close frame with `code` (1008 is "policy violation") and `reason`.
+    ///
+    /// # Errors
+    ///
+    /// The [`axum::Error`] of a send that fails (the connection is closed or broken).
     pub async fn close_with(&mut self, code: u16, reason: &str) -> Result<(), axum::Error> {
         self.socket
             .send(Message::Close(Some(CloseFrame {

@@ -39,7 +39,7 @@ impl Tally {
             .push(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX));
     }
 
-    pub(crate) fn error(&mut self, error: impl ToString) {
+    pub(crate) fn error(&mut self, error: impl std::fmt::Display) {
         self.sent += 1;
         self.errors += 1;
         if self.first_error.is_none() {
@@ -83,6 +83,8 @@ impl Tally {
     }
 
     /// Answers per second of wall time.
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)] // a rate for the report: approximate above 2^53 is fine
     pub fn per_second(&self) -> f64 {
         let seconds = self.wall.as_secs_f64();
         if seconds > 0.0 {

@@ -47,6 +47,11 @@ fn chart_error(error: impl std::fmt::Display) -> BenchError {
 ///
 /// # Errors
 /// When there is nothing to draw or the file cannot be written.
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)] // chart coordinates: a handful of rows; a label index is rounded and checked >= 0 first
 pub fn draw(report: &Report, path: &Path) -> Result<(), BenchError> {
     let mut scenarios: Vec<Scenario> = Vec::new();
     let mut targets: Vec<Target> = Vec::new();

@@ -19,6 +19,8 @@ fn rate(spread: Option<Spread>) -> String {
     )
 }
 
+// Report figures: `as` saturates, negatives to 0.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 fn thousands(value: f64) -> String {
     let whole = value.round() as u64;
     let digits = whole.to_string();

@@ -100,6 +100,11 @@ impl RedisBackend {
     }
 
     /// Connects to `url` with the default settings (namespace `traffik`).
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisBackendBuilder::connect`]: a malformed URL, a server that cannot be reached or
+    /// refuses the connection.
     pub async fn connect(url: impl Into<String>) -> Result<RedisBackend, RedisConnectError> {
         Self::builder(url).connect().await
     }

@@ -85,10 +85,20 @@ impl Adaptive {
         self
     }
 
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )] // approximate above 2^53 is fine for a floor; `as` saturates and the result is clamped
     fn floor(&self, limit: u64) -> u64 {
         ((limit as f64 * self.min_limit_ratio).ceil() as u64).clamp(1, limit.max(1))
     }
 
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )] // approximate above 2^53 is fine for a step; `as` saturates and the step is at least 1
     fn recovery_step(&self, limit: u64) -> u64 {
         ((limit as f64 * self.recovery_rate).ceil() as u64).max(1)
     }
@@ -112,6 +122,11 @@ impl Adaptive {
     }
 
     /// The state rolled forward to the window containing `now`.
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )] // the load test is a ratio (approximate above 2^53 is fine); `as` saturates, then max
     fn roll(&self, state: Option<&AdaptiveState>, now: Millis, rate: &Rate) -> AdaptiveState {
         let (limit, window) = (rate.limit(), now / rate.period_ms());
         let Some(s) = state else {
@@ -219,6 +234,7 @@ impl Strategy for Adaptive {
         }
     }
 
+    #[allow(clippy::cast_precision_loss)] // a load ratio; approximate above 2^53 is fine
     fn stat(&self, state: Option<&AdaptiveState>, hit: &Hit<'_>) -> StrategyStat {
         let rolled = self.roll(state, hit.now, &hit.rate);
         let remaining = rolled.limit.saturating_sub(rolled.count);
@@ -241,6 +257,7 @@ impl Strategy for Adaptive {
         StrategyStat::new(hit.rate, remaining, wait, metadata)
     }
 
+    #[allow(clippy::cast_precision_loss)] // a load ratio; approximate above 2^53 is fine
     fn expires_at(&self, state: &AdaptiveState, rate: &Rate) -> Millis {
         let limit = rate.limit();
         let calm = state.limit >= limit

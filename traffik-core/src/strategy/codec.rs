@@ -49,6 +49,12 @@ pub fn encode_state<S: Strategy>(state: &S::State) -> String {
 }
 
 /// Decodes what [`encode_state`] wrote.
+///
+/// # Errors
+///
+/// [`StateDecodeError::Malformed`] when `text` is not a `[version, state]` pair of this
+/// strategy's state, [`StateDecodeError::Version`] when it was written with another
+/// [`Strategy::STATE_VERSION`].
 pub fn decode_state<S: Strategy>(text: &str) -> Result<S::State, StateDecodeError> {
     let (version, state): (u32, serde_json::Value) =
         serde_json::from_str(text).map_err(|source| StateDecodeError::Malformed {

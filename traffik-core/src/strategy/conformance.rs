@@ -234,7 +234,7 @@ fn refused_hits_consume_nothing() {
         let Outcome::Throttled { wait } = sim.hit(1).outcome else {
             panic!("{name}: expected a wait")
         };
-        let reopens = 50_000 + wait.as_millis() as Millis;
+        let reopens = 50_000 + Millis::try_from(wait.as_millis()).unwrap();
         for now in 50_000..reopens {
             sim.at(now);
             for _ in 0..5 {
@@ -310,7 +310,7 @@ proptest! {
                 let cost = cost.min(limit);
                 let decision = sim.hit(cost);
                 if let Outcome::Throttled { wait } = decision.outcome {
-                    let wait = wait.as_millis() as u64;
+                    let wait = u64::try_from(wait.as_millis()).unwrap();
                     prop_assert!(wait > 0, "{} refused with no wait", name);
                     let mut early = sim.snapshot();
                     early.at(now + wait - 1);
@@ -332,6 +332,8 @@ proptest! {
         let period = 1_000;
         let rate = Rate::per_millis(limit, period);
         for (name, make) in core_strategies() {
+            // Each family's bound is named, even where it is the default.
+            #[allow(clippy::match_same_arms)]
             let bound = match name {
                 "sliding-window-log" => limit,
                 "sliding-window-counter" => 2 * limit,

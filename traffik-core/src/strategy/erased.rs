@@ -25,6 +25,7 @@ enum Repr {
 }
 
 /// A strategy's tag for inline state: FNV-1a of its name, folded to 32 bits.
+#[allow(clippy::cast_possible_truncation)] // the fold keeps the low 32 bits on purpose
 const fn tag(name: &str) -> u32 {
     let bytes = name.as_bytes();
     let mut hash = 0xcbf2_9ce4_8422_2325_u64;
@@ -158,6 +159,10 @@ pub trait DynStrategy: Send + Sync + Debug + 'static {
     fn name(&self) -> &'static str;
 
     /// [`Strategy::validate`].
+    ///
+    /// # Errors
+    ///
+    /// The [`StrategyConfigError`] of [`Strategy::validate`].
     fn validate(&self, rate: &Rate) -> Result<(), StrategyConfigError>;
 
     /// The strategy itself, so a backend can recognise the built-in strategies it runs

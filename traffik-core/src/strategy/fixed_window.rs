@@ -221,7 +221,7 @@ mod tests {
         assert!(sim.hit(1).is_allowed());
         assert!(sim.hit(1).is_allowed());
         let third = sim.hit(1);
-        assert_eq!(third.wait(), Some(Duration::from_millis(1_000)));
+        assert_eq!(third.wait(), Some(Duration::from_secs(1)));
         sim.at(5_999);
         assert_eq!(sim.hit(1).wait(), Some(Duration::from_millis(1)));
         sim.at(6_000);

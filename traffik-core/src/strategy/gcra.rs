@@ -64,6 +64,7 @@ impl Gcra {
 
     /// Lets hits run ahead of the schedule by `tolerance` (whole milliseconds).
     #[must_use]
+    #[allow(clippy::cast_possible_truncation)] // const fn; tolerances past u64 ms (584 My) are moot
     pub const fn burst_tolerance(mut self, tolerance: Duration) -> Self {
         self.tolerance = Tolerance::Millis(tolerance.as_millis() as u64);
         self
@@ -263,6 +264,7 @@ impl Strategy for Gcra {
         Refund::Returned
     }
 
+    #[allow(clippy::cast_precision_loss)] // reporting only: approximate above 2^53 is fine
     fn stat(&self, state: Option<&GcraState>, hit: &Hit<'_>) -> StrategyStat {
         let scale = Scale::of(&hit.rate);
         let interval = i128::from(scale.per_unit);
@@ -362,6 +364,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::float_cmp)] // the expected values are exact in binary floating point
     fn fractional_intervals_do_not_drift() {
         // T = 333⅓ ms: three cells must end exactly at 1000 ms, not 999 (rounded down) or 1002.
         let mut sim = Sim::new(Gcra::new().burst(3), Rate::per_second(3));

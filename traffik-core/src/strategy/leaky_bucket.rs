@@ -212,12 +212,12 @@ impl Strategy for LeakyBucket {
     }
 
     fn pack(state: &LeakyBucketState) -> Option<[u64; 3]> {
-        Some([state.level as u64, state.per_unit, state.updated])
+        Some([state.level.cast_unsigned(), state.per_unit, state.updated])
     }
 
     fn unpack([level, per_unit, updated]: [u64; 3]) -> Option<LeakyBucketState> {
         Some(LeakyBucketState {
-            level: level as i64,
+            level: level.cast_signed(),
             per_unit,
             updated,
         })

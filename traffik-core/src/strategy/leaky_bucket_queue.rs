@@ -86,6 +86,7 @@ pub struct LeakyBucketWithQueueStat {
 }
 
 /// Drains the queue up to `now` (never backwards); returns the queued scaled cost.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // 0 < take <= *cost, a u64
 fn drain(state: &mut LeakyBucketQueueState, scale: &Scale, now: Millis) -> i128 {
     if state.per_unit != scale.per_unit {
         for (_, cost) in &mut state.queue {
@@ -115,6 +116,8 @@ impl Strategy for LeakyBucketWithQueue {
     type State = LeakyBucketQueueState;
     const NAME: &'static str = "leaky-bucket-queue";
 
+    // 0 <= pour <= scaled(capacity), which `validate` keeps below 2^53.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     fn apply(&self, state: &mut Option<LeakyBucketQueueState>, hit: &Hit<'_>) -> Decision {
         let scale = Scale::of(&hit.rate);
         let (limit, capacity) = (hit.rate.limit(), self.size(&hit.rate));
@@ -154,6 +157,7 @@ impl Strategy for LeakyBucketWithQueue {
     /// Takes the charge back out of the queue, newest entries first (decisions depend only on
     /// the queued total); nothing once the queue has drained, or was last touched a whole drain
     /// time after the charge.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // 0 < take <= *cost, a u64
     fn refund(&self, state: &mut Option<LeakyBucketQueueState>, hit: &Hit<'_>) -> Refund {
         let Some(queue) = state else {
             return Refund::Lapsed;
@@ -247,6 +251,7 @@ mod tests {
     use std::time::Duration;
 
     #[test]
+    #[allow(clippy::float_cmp)] // the expected values are exact in binary floating point
     fn drains_the_oldest_hit_first() {
         let mut sim = Sim::new(LeakyBucketWithQueue::new(), Rate::per_second(10));
         sim.at(0);

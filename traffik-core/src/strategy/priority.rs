@@ -151,6 +151,11 @@ impl Priority {
             .unwrap_or(self.default_level)
     }
 
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )] // a share of the limit: approximate above 2^53 is fine, and float-to-int `as` saturates
     pub(crate) fn ceiling(&self, limit: u64, level: PriorityLevel) -> u64 {
         (limit as f64 * self.shares[level.index()]).floor() as u64
     }

@@ -41,7 +41,7 @@ impl Scale {
         if scaled <= 0 {
             0
         } else {
-            (scaled as u128).div_ceil(u128::from(self.per_ms))
+            scaled.cast_unsigned().div_ceil(u128::from(self.per_ms))
         }
     }
 
@@ -56,11 +56,13 @@ impl Scale {
     }
 
     /// Fractional units in `scaled`, for reporting.
+    #[allow(clippy::cast_precision_loss)] // reporting only: approximate above 2^53 is fine
     pub(crate) fn units_f64(&self, scaled: i128) -> f64 {
         scaled as f64 / self.per_unit as f64
     }
 
     /// Units gained per millisecond, for reporting.
+    #[allow(clippy::cast_precision_loss)] // reporting only: approximate above 2^53 is fine
     pub(crate) fn rate_per_ms(&self) -> f64 {
         self.per_ms as f64 / self.per_unit as f64
     }

@@ -92,18 +92,13 @@ fn roll(
 ) -> (SlidingWindowCounterState, u64) {
     let window = now / period;
     let rolled = match state {
-        None => SlidingWindowCounterState {
-            window,
-            current: 0,
-            previous: 0,
-        },
         Some(s) if window <= s.window => *s,
         Some(s) if s.window.checked_add(1) == Some(window) => SlidingWindowCounterState {
             window,
             current: 0,
             previous: s.current,
         },
-        Some(_) => SlidingWindowCounterState {
+        None | Some(_) => SlidingWindowCounterState {
             window,
             current: 0,
             previous: 0,
@@ -228,6 +223,7 @@ impl Strategy for SlidingWindowCounter {
         }
     }
 
+    #[allow(clippy::cast_precision_loss)] // reporting only: approximate above 2^53 is fine
     fn stat(&self, state: Option<&SlidingWindowCounterState>, hit: &Hit<'_>) -> StrategyStat {
         let (period, limit) = (hit.rate.period_ms(), hit.rate.limit());
         let (rolled, offset) = roll(state, hit.now, period);

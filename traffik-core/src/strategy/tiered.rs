@@ -99,6 +99,11 @@ impl Tiered {
         )
     }
 
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )] // a scaled limit: approximate above 2^53 is fine, and float-to-int `as` saturates
     pub(crate) fn effective(limit: u64, multiplier: f64) -> u64 {
         (limit as f64 * multiplier).floor() as u64
     }

@@ -71,13 +71,13 @@ pub struct TokenBucketState {
 impl TokenBucketState {
     /// The state as three words (for inline storage).
     pub(crate) fn pack(&self) -> [u64; 3] {
-        [self.tokens as u64, self.per_unit, self.updated]
+        [self.tokens.cast_unsigned(), self.per_unit, self.updated]
     }
 
     /// The inverse of [`pack`](Self::pack).
     pub(crate) fn unpack([tokens, per_unit, updated]: [u64; 3]) -> Self {
         TokenBucketState {
-            tokens: tokens as i64,
+            tokens: tokens.cast_signed(),
             per_unit,
             updated,
         }

@@ -5,8 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{HitOptions, OnError, Throttle, with_min_wait};
-use crate::backend::{Backend, BackendError, KeyedHit, Mode};
+use super::verdict::{Refusal, Report, Verdict};
+use super::{HitFuture, HitOptions, OnError, Throttle, with_min_wait};
+use crate::backend::{Backend, BackendError, KeyValueStrategy, KeyedHit, Mode};
 use crate::strategy::{DynStrategy, Hit};
 use crate::{Context, Decision, Millis, Rate, ThrottleError};
 
@@ -46,7 +47,7 @@ pub(super) enum Prepared {
     /// A pure strategy on a backend: ready for [`Backend::decide_all`].
     Ready(Ready),
     /// A key-value strategy: decided on its own (it has no transition to try first).
-    KeyValue,
+    KeyValue(Arc<dyn KeyValueStrategy>),
 }
 
 /// A limit resolved for its backend.
@@ -65,6 +66,11 @@ pub(super) struct Ready {
 impl Ready {
     pub(super) fn hit(&self) -> Hit<'_> {
         Hit::new(self.now, self.rate, self.cost, &self.context)
+    }
+
+    /// What refused this limit: its backend and its context.
+    pub(super) fn refusal(&self) -> Refusal {
+        Refusal::new(Arc::clone(&self.backend), self.context.clone())
     }
 }
 
@@ -111,6 +117,43 @@ pub async fn hit_all<C>(limits: &[Limit<'_, C>]) -> Result<Vec<Decision>, Thrott
 where
     C: ?Sized + Send + Sync + 'static,
 {
+    decide_all(limits).await
+}
+
+/// [`hit_all`], reporting a [`Verdict`] per limit: a refused limit carries the backend that
+/// refused it and its merged context.
+pub async fn hit_all_verdicts<C>(limits: &[Limit<'_, C>]) -> Result<Vec<Verdict>, ThrottleError>
+where
+    C: ?Sized + Send + Sync + 'static,
+{
+    decide_all(limits).await
+}
+
+/// [`hit_all`] without awaiting, when every limit's inputs are synchronous and every backend
+/// decides synchronously (the in-memory backend). `None` means the batch needs [`hit_all`],
+/// and nothing was consumed.
+pub fn try_hit_all_now<C>(limits: &[Limit<'_, C>]) -> Option<Result<Vec<Decision>, ThrottleError>>
+where
+    C: ?Sized + Send + Sync + 'static,
+{
+    decide_all_now(limits)
+}
+
+/// [`try_hit_all_now`], reporting a [`Verdict`] per limit.
+pub fn try_hit_all_verdicts_now<C>(
+    limits: &[Limit<'_, C>],
+) -> Option<Result<Vec<Verdict>, ThrottleError>>
+where
+    C: ?Sized + Send + Sync + 'static,
+{
+    decide_all_now(limits)
+}
+
+async fn decide_all<C, R>(limits: &[Limit<'_, C>]) -> Result<Vec<R>, ThrottleError>
+where
+    C: ?Sized + Send + Sync + 'static,
+    R: Report,
+{
     let mut prepared = Vec::with_capacity(limits.len());
     for limit in limits {
         prepared.push(
@@ -133,7 +176,7 @@ where
             }
         }
         if refused {
-            return refusal(limits, decisions).await;
+            return finish(limits, &prepared, decisions, true).await;
         }
     }
     for group in &groups.backends {
@@ -144,59 +187,54 @@ where
         };
         group.record(&prepared, &decided, &mut decisions);
         if decided.iter().any(Decision::is_throttled) {
-            return refusal(limits, decisions).await;
+            return finish(limits, &prepared, decisions, true).await;
         }
     }
-    // Key-value strategies, one by one; after a refusal the rest are only checked.
-    let mut refused = false;
-    for (slot, limit) in decisions.iter_mut().zip(limits) {
-        if slot.is_none() {
-            let decision = if refused {
-                limit
-                    .throttle
-                    .check_with(limit.connection, limit.options)
-                    .await?
-            } else {
-                limit
-                    .throttle
-                    .hit_with(limit.connection, limit.options)
-                    .await?
-            };
-            refused |= decision.is_throttled();
-            *slot = Some(decision);
-        }
-    }
-    Ok(decisions.into_iter().flatten().collect())
+    finish(limits, &prepared, decisions, false).await
 }
 
-/// The decisions of a refused batch: the limits not decided (key-value strategies) as a check
-/// would see them, consuming nothing.
-async fn refusal<C>(
+/// The reports of a batch in the limits' order. The limits not decided yet (key-value
+/// strategies, and after a refusal whatever was not reached) are decided one by one: charged
+/// while nothing has refused, only checked once something has.
+async fn finish<C, R>(
     limits: &[Limit<'_, C>],
-    mut decisions: Vec<Option<Decision>>,
-) -> Result<Vec<Decision>, ThrottleError>
+    prepared: &[Prepared],
+    decisions: Vec<Option<Decision>>,
+    mut refused: bool,
+) -> Result<Vec<R>, ThrottleError>
 where
     C: ?Sized + Send + Sync + 'static,
+    R: Report,
 {
-    for (slot, limit) in decisions.iter_mut().zip(limits) {
-        if slot.is_none() {
-            *slot = Some(
-                limit
-                    .throttle
-                    .check_with(limit.connection, limit.options)
-                    .await?,
-            );
-        }
+    let mut reports = Vec::with_capacity(limits.len());
+    for ((decision, limit), prepared) in decisions.into_iter().zip(limits).zip(prepared) {
+        let report = match decision {
+            Some(decision) => report(prepared, decision),
+            None => {
+                let mode = if refused { Mode::Peek } else { Mode::Consume };
+                let report: R =
+                    HitFuture::new(limit.throttle, limit.connection, limit.options, mode).await?;
+                refused |= report.decision().is_throttled();
+                report
+            }
+        };
+        reports.push(report);
     }
-    Ok(decisions.into_iter().flatten().collect())
+    Ok(reports)
 }
 
-/// [`hit_all`] without awaiting, when every limit's inputs are synchronous and every backend
-/// decides synchronously (the in-memory backend). `None` means the batch needs [`hit_all`],
-/// and nothing was consumed.
-pub fn try_hit_all_now<C>(limits: &[Limit<'_, C>]) -> Option<Result<Vec<Decision>, ThrottleError>>
+/// A decided limit's report.
+fn report<R: Report>(prepared: &Prepared, decision: Decision) -> R {
+    match prepared {
+        Prepared::Ready(ready) => R::decided(decision, || ready.refusal()),
+        _ => R::unrefused(decision),
+    }
+}
+
+fn decide_all_now<C, R>(limits: &[Limit<'_, C>]) -> Option<Result<Vec<R>, ThrottleError>>
 where
     C: ?Sized + Send + Sync + 'static,
+    R: Report,
 {
     let mut prepared = Vec::with_capacity(limits.len());
     for limit in limits {
@@ -204,22 +242,29 @@ where
             .throttle
             .prepare_now(limit.connection, &limit.options)?
         {
-            Ok(Prepared::KeyValue) => return None,
+            Ok(Prepared::KeyValue(_)) => return None,
             Ok(ready) => prepared.push(ready),
             Err(error) => return Some(Err(error)),
         }
     }
     let mut decisions = vec![None; limits.len()];
     let groups = Groups::of(&prepared, &mut decisions);
+    let reports = |decisions: Vec<Option<Decision>>| -> Vec<R> {
+        decisions
+            .into_iter()
+            .zip(&prepared)
+            .filter_map(|(decision, prepared)| decision.map(|decision| report(prepared, decision)))
+            .collect()
+    };
     let [group] = groups.backends.as_slice() else {
         // Several backends check first and charge after: the asynchronous path does that.
-        return (groups.backends.is_empty()).then(|| Ok(decisions.into_iter().flatten().collect()));
+        return (groups.backends.is_empty()).then(|| Ok(reports(decisions)));
     };
     let hits = group.hits(&prepared);
     match group.backend.decide_all_now(&hits, Mode::Consume)? {
         Ok(decided) => {
             group.record(&prepared, &decided, &mut decisions);
-            Some(Ok(decisions.into_iter().flatten().collect()))
+            Some(Ok(reports(decisions)))
         }
         // The asynchronous path applies the on-error policies.
         Err(_) => None,
@@ -250,7 +295,7 @@ impl Groups {
                     decisions[index] = Some(*decision);
                     continue;
                 }
-                Prepared::KeyValue => continue,
+                Prepared::KeyValue(_) => continue,
                 Prepared::Ready(ready) => ready,
             };
             let group = match backends

@@ -5,26 +5,29 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use super::verdict::Report;
 use super::{HitOptions, Throttle};
 use crate::backend::Mode;
 use crate::{BoxFuture, Decision, ThrottleError};
 
-/// The future returned by [`Throttle::hit`] and [`Throttle::check`] (and their `_with` forms).
+/// The future returned by [`Throttle::hit`] and [`Throttle::check`] (and their `_with` forms),
+/// reporting a [`Decision`], and by [`Throttle::hit_verdict`] and [`Throttle::check_verdict`],
+/// reporting a [`Verdict`](super::Verdict).
 ///
 /// Lazy like any future: nothing happens until it is polled. On its first poll it decides at
 /// once when every input is synchronous and the backend decides synchronously (the in-memory
 /// backend): no allocation, no suspension. Otherwise it boxes the asynchronous path once and
 /// drives it.
 #[must_use = "futures do nothing unless awaited"]
-pub struct HitFuture<'a, C: ?Sized + 'static> {
+pub struct HitFuture<'a, C: ?Sized + 'static, R = Decision> {
     throttle: &'a Throttle<C>,
     connection: &'a C,
     options: HitOptions<'a>,
     mode: Mode,
-    pending: Option<BoxFuture<'a, Result<Decision, ThrottleError>>>,
+    pending: Option<BoxFuture<'a, Result<R, ThrottleError>>>,
 }
 
-impl<'a, C: ?Sized + Send + Sync + 'static> HitFuture<'a, C> {
+impl<'a, C: ?Sized + Send + Sync + 'static, R: Report> HitFuture<'a, C, R> {
     pub(super) fn new(
         throttle: &'a Throttle<C>,
         connection: &'a C,
@@ -41,8 +44,8 @@ impl<'a, C: ?Sized + Send + Sync + 'static> HitFuture<'a, C> {
     }
 }
 
-impl<C: ?Sized + Send + Sync + 'static> Future for HitFuture<'_, C> {
-    type Output = Result<Decision, ThrottleError>;
+impl<C: ?Sized + Send + Sync + 'static, R: Report> Future for HitFuture<'_, C, R> {
+    type Output = Result<R, ThrottleError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
@@ -66,7 +69,7 @@ impl<C: ?Sized + Send + Sync + 'static> Future for HitFuture<'_, C> {
     }
 }
 
-impl<C: ?Sized + 'static> fmt::Debug for HitFuture<'_, C> {
+impl<C: ?Sized + 'static, R> fmt::Debug for HitFuture<'_, C, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HitFuture")
             .field("throttle", &self.throttle.inner.uid)

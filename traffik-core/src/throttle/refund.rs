@@ -1,5 +1,6 @@
 //! Refunds: returning a charge a throttle admitted.
 
+use super::resolve::Cost;
 use super::{StrategyRef, Throttle};
 use crate::ThrottleError;
 use crate::strategy::{Hit, Refund};
@@ -44,13 +45,14 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         let StrategyRef::Pure(strategy) = &config.strategy else {
             return Ok(Refund::Unsupported);
         };
-        let Some(resolved) = self.resolve(&config, connection, &options, false).await else {
+        // An exempted client, an unlimited rate or a cost of 0 was never charged.
+        let Ok(resolved) = self
+            .resolve(&config, connection, &options, Cost::Resolve)
+            .await
+        else {
             return Ok(Refund::Lapsed);
         };
-        if resolved.rate.is_unlimited() || resolved.cost == 0 {
-            return Ok(Refund::Lapsed);
-        }
-        let (backend, key) = self.locate(&config, &options, &resolved.identity)?;
+        let (backend, key) = self.locate(&config, &options, resolved.client.key())?;
         let now = self.now();
         let charge = Hit::new(
             options.now.unwrap_or(now),

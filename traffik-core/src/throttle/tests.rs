@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::*;
-use crate::backend::{BackendError, BackendFuture, KeyValueStore, LockOptions};
-use crate::strategy::{Tiered, TokenBucket};
-use crate::{EXEMPTED, ManualClock, MaybeReady, MemoryBackend, Rate, StatMetadata};
+use crate::backend::{Backend, BackendError, BackendFuture, LockOptions};
+use crate::strategy::{DynStrategy, Tiered, TokenBucket};
+use crate::{Context, EXEMPTED, ManualClock, MemoryBackend, Outcome, Rate, StatMetadata};
 
 fn memory(clock: &ManualClock) -> MemoryBackend {
     MemoryBackend::builder()
@@ -591,67 +591,12 @@ async fn connection_types_other_than_str_use_their_identifier() {
     );
 }
 
-/// A custom strategy written against the key-value contract (the reference's style).
-#[derive(Debug)]
-struct CountingStrategy;
-
-impl KeyValueStrategy for CountingStrategy {
-    fn name(&self) -> &'static str {
-        "counting"
-    }
-
-    fn hit<'a>(
-        &'a self,
-        store: &'a dyn KeyValueStore,
-        key: &'a str,
-        hit: Hit<'a>,
-    ) -> BackendFuture<'a, Decision> {
-        MaybeReady::boxed(async move {
-            let lock = store
-                .lock(&format!("lock:{key}"), store.lock_options())
-                .await?;
-            let count = store
-                .increment_with_ttl(key, hit.cost as i64, hit.rate.period())
-                .await?;
-            lock.release().await?;
-            let limit = hit.rate.limit();
-            let remaining = limit.saturating_sub(count as u64);
-            Ok(if count as u64 <= limit {
-                Decision::allowed(limit, remaining, hit.rate.period())
-            } else {
-                Decision::throttled(limit, 0, hit.rate.period(), hit.rate.period())
-            })
-        })
-    }
-
-    fn stat<'a>(
-        &'a self,
-        store: &'a dyn KeyValueStore,
-        key: &'a str,
-        hit: Hit<'a>,
-    ) -> BackendFuture<'a, StrategyStat> {
-        MaybeReady::boxed(async move {
-            let used: u64 = store
-                .get(key)
-                .await?
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            Ok(StrategyStat::new(
-                hit.rate,
-                hit.rate.limit().saturating_sub(used),
-                Duration::ZERO,
-                StatMetadata::None,
-            ))
-        })
-    }
-}
-
 #[tokio::test]
 async fn key_value_strategies_run_on_backends_with_the_contract() {
     let setup = Setup::new();
     let throttle = setup
         .throttle("t", "2/min")
-        .key_value_strategy(CountingStrategy)
+        .key_value_strategy(crate::testing::Counter)
         .backend(memory(&setup.clock))
         .build()
         .unwrap();
@@ -696,14 +641,14 @@ async fn key_value_strategies_run_on_backends_with_the_contract() {
     }
     let unsupported = setup
         .throttle("u", "2/min")
-        .key_value_strategy(CountingStrategy)
+        .key_value_strategy(crate::testing::Counter)
         .backend(NoContract(memory(&setup.clock)))
         .build()
         .unwrap();
     assert!(matches!(
         unsupported.hit("a").await,
         Err(ThrottleError::UnsupportedStrategy {
-            strategy: "counting",
+            strategy: "counter",
             ..
         })
     ));
@@ -717,4 +662,54 @@ async fn key_value_strategies_run_on_backends_with_the_contract() {
         "an async-only backend goes down the async path"
     );
     assert!(pure.hit("a").await.unwrap().is_throttled());
+}
+
+#[tokio::test]
+async fn a_refusal_carries_the_backend_that_refused_and_the_merged_context() {
+    let setup = Setup::new();
+    let registry_default: Arc<dyn Backend> =
+        Arc::new(memory(&setup.clock).with_namespace("default").unwrap());
+    setup
+        .registry
+        .set_default_backend_shared(Arc::clone(&registry_default));
+    let per_call: Arc<dyn Backend> =
+        Arc::new(memory(&setup.clock).with_namespace("per-call").unwrap());
+    let throttle = setup
+        .throttle("verdicts", "1/min")
+        .context(Context::new().with("plan", "free").with("region", "eu"))
+        .build()
+        .unwrap();
+    let call = Context::new().with("plan", "pro");
+    for (backend, namespace) in [(Some(&per_call), "per-call"), (None, "default")] {
+        let options = |options: HitOptions<'static>| match backend {
+            Some(backend) => options.backend(backend),
+            None => options,
+        };
+        // Synchronous and asynchronous paths report the same.
+        let first = throttle
+            .try_verdict_now("a", options(HitOptions::new()), Mode::Consume)
+            .expect("in memory")
+            .unwrap();
+        assert!(first.decision().is_allowed() && first.refusal().is_none());
+        let refused = throttle
+            .hit_verdict("a", options(HitOptions::new()).context(&call))
+            .await
+            .unwrap();
+        assert!(refused.decision().is_throttled());
+        let refusal = refused.refusal().expect("refused");
+        assert_eq!(refusal.backend().namespace(), namespace);
+        assert_eq!(refusal.context().get_str("plan"), Some("pro"));
+        assert_eq!(refusal.context().get_str("region"), Some("eu"));
+        let peeked = throttle
+            .check_verdict("a", options(HitOptions::new()))
+            .await
+            .unwrap();
+        assert_eq!(peeked.refusal().unwrap().backend().namespace(), namespace);
+    }
+    // Skipped hits are never refusals.
+    let skipped = throttle
+        .hit_verdict("a", HitOptions::new().cost(0))
+        .await
+        .unwrap();
+    assert!(skipped.decision().is_skipped() && skipped.refusal().is_none());
 }

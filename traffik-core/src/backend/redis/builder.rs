@@ -153,6 +153,13 @@ impl RedisBackendBuilder {
     }
 
     /// Checks the settings and connects (bounded by the connect timeout).
+    ///
+    /// # Errors
+    ///
+    /// [`RedisConnectError::Config`] for a setting that cannot work (namespace, URL, timeouts,
+    /// connection count, lock options), [`RedisConnectError::Backend`] when a node cannot be
+    /// reached in time or refuses the connection, and [`RedisConnectError::Evicting`] when
+    /// [`require_noeviction`](Self::require_noeviction) is set and the server evicts keys.
     pub async fn connect(self) -> Result<RedisBackend, RedisConnectError> {
         validate_namespace(&self.namespace)?;
         if self.command_timeout.is_zero() || self.connect_timeout.is_zero() {

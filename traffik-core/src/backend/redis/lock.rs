@@ -46,6 +46,7 @@ fn lock_error(source: LockError) -> BackendError {
 }
 
 /// `SET name token NX PX ttl` on one connection: whether it was taken.
+#[allow(clippy::cast_possible_truncation)] // ttls past u64 ms (584 million years) are moot
 async fn try_set<C: ConnectionLike>(
     connection: &mut C,
     name: &str,
@@ -104,7 +105,7 @@ where
                     after: limit,
                 }));
             }
-            sleep = sleep.min(limit - waited);
+            sleep = sleep.min(limit.saturating_sub(waited));
         }
         tokio::time::sleep(sleep).await;
         pause = (pause * 2).min(Duration::from_millis(50));
@@ -266,11 +267,11 @@ impl Redlock {
                 )
             });
         }
-        let mut released = 0;
+        let mut unlocked = 0;
         while let Some(answer) = releases.join_next().await {
-            released += usize::from(matches!(answer, Ok(true)));
+            unlocked += usize::from(matches!(answer, Ok(true)));
         }
-        released
+        unlocked
     }
 
     pub(super) async fn lock(

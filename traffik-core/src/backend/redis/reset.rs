@@ -67,7 +67,7 @@ async fn clear_node(
             .arg(pattern)
             .arg("COUNT")
             .arg(BATCH);
-        let reply = send(handle.clone(), &route, scan, after).await?;
+        let reply = send(handle.clone(), route.as_ref(), scan, after).await?;
         let (next, keys): (u64, Vec<String>) = redis::from_redis_value(reply)
             .map_err(|error| invalid_reply("reset", error.to_string()))?;
         if !keys.is_empty() {
@@ -75,7 +75,7 @@ async fn clear_node(
             for key in &keys {
                 pipeline.cmd("UNLINK").arg(key).ignore();
             }
-            send_pipeline(handle.clone(), &route, pipeline, after).await?;
+            send_pipeline(handle.clone(), route.as_ref(), pipeline, after).await?;
         }
         if next == 0 {
             return Ok(());
@@ -86,7 +86,7 @@ async fn clear_node(
 
 async fn send(
     handle: Handle,
-    route: &Option<SingleNodeRoutingInfo>,
+    route: Option<&SingleNodeRoutingInfo>,
     command: redis::Cmd,
     after: std::time::Duration,
 ) -> Result<Value, BackendError> {
@@ -111,7 +111,7 @@ async fn send(
 
 async fn send_pipeline(
     handle: Handle,
-    route: &Option<SingleNodeRoutingInfo>,
+    route: Option<&SingleNodeRoutingInfo>,
     pipeline: Pipeline,
     after: std::time::Duration,
 ) -> Result<(), BackendError> {

@@ -6,6 +6,7 @@
 //! and one strategy's `lua/refund/…`, mirroring its Rust `refund`. The multi-limit script runs every transition, each
 //! wrapped as a function of its key's state, under `lua/multi.lua`: all or nothing.
 
+use std::fmt::Write;
 use std::sync::LazyLock;
 
 use redis::{Script, ScriptInvocation};
@@ -64,7 +65,8 @@ static MULTI: LazyLock<Script> = LazyLock::new(|| {
     let mut text = String::from(CLOCK);
     text.push_str("local run = {}\n");
     for (name, transition) in TRANSITIONS {
-        text.push_str(&format!(
+        let _ = write!(
+            text,
             "run['{name}'] = function(stored, cost, ARGV)\n\
              local version = tonumber(ARGV[3])\n\
              local function load() return decode(stored, version) end\n\
@@ -72,7 +74,7 @@ static MULTI: LazyLock<Script> = LazyLock::new(|| {
              local function save(json, expires_at) saved = {{json, expires_at}} end\n\
              local function reply(admitted) return admitted, saved end\n\
              {transition}\nend\n"
-        ));
+        );
     }
     text.push_str(include_str!("lua/multi.lua"));
     Script::new(&text)
@@ -207,6 +209,7 @@ pub(super) fn decision(
 
 /// When and how precisely a refunded charge was made: `elapsed` ms before the refund on the
 /// caller's clock, the script's placing of it good to within `slack` ms.
+#[derive(Debug, Clone, Copy)]
 pub(super) struct ChargeTime {
     pub(super) elapsed: u64,
     pub(super) slack: u64,
@@ -277,7 +280,7 @@ mod tests {
         let mut hashes: Vec<&str> = SINGLE
             .iter()
             .chain([&*MULTI, &*READ, &*INCREMENT_WITH_TTL, &*UNLOCK])
-            .map(|script| script.get_hash())
+            .map(Script::get_hash)
             .collect();
         hashes.sort_unstable();
         hashes.dedup();

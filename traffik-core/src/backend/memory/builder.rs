@@ -1,0 +1,133 @@
+//! [`MemoryBackendBuilder`]: the settings of a [`MemoryBackend`](super::MemoryBackend).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::lock::Locks;
+use super::store::Store;
+use super::{DEFAULT_MAX_KEYS, DEFAULT_SWEEP_INTERVAL, MemoryBackend, Shared, sweeper};
+use crate::backend::{Extensions, LockOptions};
+use crate::key::validate_namespace;
+use crate::{Clock, ConfigError, OnError, SystemClock};
+
+/// Configures a [`MemoryBackend`].
+#[derive(Debug)]
+#[must_use]
+pub struct MemoryBackendBuilder {
+    namespace: String,
+    max_keys: usize,
+    sweep_interval: Duration,
+    clock: Option<Arc<dyn Clock>>,
+    on_error: Option<OnError>,
+    extensions: Extensions,
+    lock_options: Option<LockOptions>,
+}
+
+impl MemoryBackendBuilder {
+    pub(super) fn new() -> Self {
+        MemoryBackendBuilder {
+            namespace: "traffik".to_owned(),
+            max_keys: DEFAULT_MAX_KEYS,
+            sweep_interval: DEFAULT_SWEEP_INTERVAL,
+            clock: None,
+            on_error: None,
+            extensions: Extensions::new(),
+            lock_options: None,
+        }
+    }
+
+    /// The key prefix (default `"traffik"`).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The most keys stored at once (default 1,000,000).
+    pub fn max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys;
+        self
+    }
+
+    /// How often the sweeper drops expired keys (default 10 s).
+    pub fn sweep_interval(mut self, every: Duration) -> Self {
+        self.sweep_interval = every;
+        self
+    }
+
+    /// The clock for key-value expiry and sweeping (default: [`SystemClock`]). Give it the
+    /// throttle's clock in tests.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// The on-error policy of throttles on this backend that set none.
+    pub fn on_error(mut self, policy: OnError) -> Self {
+        self.on_error = Some(policy);
+        self
+    }
+
+    /// Attaches a typed value for the protocol crates, such as `traffik-axum`'s
+    /// `ThrottledHandler`: the response to a refusal for every throttle on this backend that
+    /// sets none of its own.
+    pub fn extension<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.extensions.insert(value);
+        self
+    }
+
+    /// Lock settings for the key-value contract (default: [`LockOptions::from_env`]).
+    pub fn lock_options(mut self, options: LockOptions) -> Self {
+        self.lock_options = Some(options);
+        self
+    }
+
+    /// Builds the backend, starting its sweeper on the current tokio runtime if there is one.
+    pub fn build(self) -> Result<MemoryBackend, ConfigError> {
+        validate_namespace(&self.namespace)?;
+        if self.max_keys == 0 {
+            return Err(ConfigError::InvalidBackend {
+                backend: "memory",
+                reason: "max_keys must be at least 1".to_owned(),
+            });
+        }
+        if self.sweep_interval.is_zero() {
+            return Err(ConfigError::InvalidBackend {
+                backend: "memory",
+                reason: "sweep_interval must be above zero".to_owned(),
+            });
+        }
+        let lock_options = match self.lock_options {
+            Some(options) => options,
+            None => LockOptions::from_env()?,
+        };
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock::new()));
+        let store = Arc::new(Store::new(self.max_keys));
+        let shutdown = Arc::new(Notify::new());
+        let sweeper_alive = Arc::new(AtomicBool::new(false));
+        sweeper::spawn(
+            Arc::downgrade(&store),
+            Arc::clone(&clock),
+            self.sweep_interval,
+            Arc::clone(&shutdown),
+            Arc::clone(&sweeper_alive),
+        );
+        Ok(MemoryBackend {
+            shared: Arc::new(Shared {
+                store,
+                locks: Arc::new(Locks::default()),
+                clock,
+                closed: AtomicBool::new(false),
+                shutdown,
+                sweeper_alive,
+                on_error: self.on_error,
+                extensions: self.extensions,
+                lock_options,
+                max_keys: self.max_keys,
+            }),
+            namespace: Arc::from(self.namespace),
+        })
+    }
+}

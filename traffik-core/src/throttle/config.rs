@@ -1,0 +1,129 @@
+//! [`Config`]: what a throttle's handles share and `update_*` swap: rate, strategy, backend,
+//! cost, identifier, context, minimum wait, on-error policy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::source::{CostSource, Identifier, RateSource};
+use crate::backend::{Backend, KeyValueStrategy};
+use crate::key::KeyTemplate;
+use crate::strategy::DynStrategy;
+use crate::{ConfigError, Context, OnError};
+
+pub(crate) struct Config<C: ?Sized> {
+    pub(crate) rate: RateSource<C>,
+    pub(crate) strategy: StrategyRef,
+    pub(crate) backend: Option<Arc<dyn Backend>>,
+    pub(crate) cost: CostSource<C>,
+    pub(crate) identifier: Identifier<C>,
+    pub(crate) context: Context,
+    pub(crate) min_wait: Option<Duration>,
+    pub(crate) on_error: Option<OnError>,
+    /// The fixed parts of the keys on `backend`, when the throttle has its own.
+    pub(crate) key_template: Option<KeyTemplate>,
+}
+
+/// The strategy of a throttle: a pure transition, or a key-value strategy.
+#[derive(Debug, Clone)]
+pub(crate) enum StrategyRef {
+    Pure(Arc<dyn DynStrategy>),
+    KeyValue(Arc<dyn KeyValueStrategy>),
+}
+
+impl StrategyRef {
+    #[inline]
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            StrategyRef::Pure(strategy) => strategy.name(),
+            StrategyRef::KeyValue(strategy) => strategy.name(),
+        }
+    }
+}
+
+impl<C: ?Sized> Config<C> {
+    /// Whether every input is synchronous and the strategy a pure transition: what the
+    /// synchronous path needs (the backend decides whether it can too).
+    #[inline]
+    pub(super) fn is_synchronous(&self) -> bool {
+        self.identifier.is_synchronous()
+            && self.rate.is_synchronous()
+            && self.cost.is_synchronous()
+            && matches!(self.strategy, StrategyRef::Pure(_))
+    }
+
+    /// The on-error policy of a hit on `backend`: the throttle's own, else the backend's, else
+    /// the default (fail open).
+    pub(super) fn on_error_on(&self, backend: &dyn Backend) -> OnError {
+        self.on_error
+            .as_ref()
+            .or(backend.on_error())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Validates the configuration and refreshes what is derived from it.
+    pub(super) fn prepare(&mut self, uid: &str) -> Result<(), ConfigError> {
+        self.validate(uid)?;
+        self.key_template = self
+            .backend
+            .as_ref()
+            .map(|backend| KeyTemplate::new(backend.namespace(), uid, self.strategy.name()));
+        Ok(())
+    }
+
+    fn validate(&self, uid: &str) -> Result<(), ConfigError> {
+        if let (Some(rate), StrategyRef::Pure(strategy)) = (self.rate.fixed(), &self.strategy)
+            && !rate.is_unlimited()
+        {
+            strategy
+                .validate(&rate)
+                .map_err(|source| ConfigError::InvalidStrategy {
+                    uid: uid.to_owned(),
+                    source,
+                })?;
+            if let Some(backend) = &self.backend {
+                self.check_rate_on(uid, backend.as_ref())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `backend` decides this throttle's fixed rate exactly ([`Backend::check_rate`]).
+    pub(super) fn check_rate_on(
+        &self,
+        uid: &str,
+        backend: &dyn Backend,
+    ) -> Result<(), ConfigError> {
+        let (Some(rate), StrategyRef::Pure(strategy)) = (self.rate.fixed(), &self.strategy) else {
+            return Ok(());
+        };
+        if rate.is_unlimited() {
+            return Ok(());
+        }
+        backend
+            .check_rate(strategy.as_ref(), &rate)
+            .map_err(|reason| ConfigError::UnsupportedRate {
+                uid: uid.to_owned(),
+                backend: backend.name().to_owned(),
+                strategy: strategy.name(),
+                rate,
+                reason,
+            })
+    }
+}
+
+impl<C: ?Sized> Clone for Config<C> {
+    fn clone(&self) -> Self {
+        Config {
+            rate: self.rate.clone(),
+            strategy: self.strategy.clone(),
+            backend: self.backend.clone(),
+            cost: self.cost.clone(),
+            identifier: self.identifier.clone(),
+            context: self.context.clone(),
+            min_wait: self.min_wait,
+            on_error: self.on_error.clone(),
+            key_template: self.key_template.clone(),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The synchronous path: a hit decided inside `poll` (or `Service::call`) with no future, when
+//! every input is synchronous and the backend decides at once (the in-memory backend).
+
+use std::sync::Arc;
+
+use super::all::Prepared;
+use super::config::StrategyRef;
+use super::select::with_key_buffer;
+use super::verdict::{Refusal, Report};
+use super::{HitOptions, Throttle, with_min_wait};
+use crate::backend::Mode;
+use crate::strategy::Hit;
+use crate::{Decision, ThrottleError};
+
+impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
+    /// Decides at once if it can: a skip, or the synchronous path. `None` sends the hit down
+    /// the asynchronous path, and nothing was consumed.
+    #[inline]
+    pub(super) fn decide_now<R: Report>(
+        &self,
+        connection: &C,
+        options: &HitOptions<'_>,
+        mode: Mode,
+    ) -> Option<Result<R, ThrottleError>> {
+        if let Some(skip) = self.skip_early(options) {
+            return Some(Ok(R::unrefused(Decision::skipped(skip))));
+        }
+        self.run_now(connection, options, mode)
+    }
+
+    /// Every input is synchronous and the backend decides at once: no allocation, no reference
+    /// count touched (a refusal reported as a [`Verdict`](super::Verdict) clones the backend's
+    /// handle). `None` sends the hit down the asynchronous path, which also handles backend
+    /// errors.
+    #[inline]
+    fn run_now<R: Report>(
+        &self,
+        connection: &C,
+        options: &HitOptions<'_>,
+        mode: Mode,
+    ) -> Option<Result<R, ThrottleError>> {
+        let config = self.inner.config.load();
+        if !config.is_synchronous() {
+            return None;
+        }
+        let StrategyRef::Pure(strategy) = &config.strategy else {
+            return None;
+        };
+        let resolved = match Self::resolve_now(&config, connection, options)? {
+            Ok(resolved) => resolved,
+            Err(skip) => return Some(Ok(R::unrefused(Decision::skipped(skip)))),
+        };
+        let hit = Hit::new(
+            self.now_of(options),
+            resolved.rate,
+            resolved.cost,
+            &resolved.context,
+        );
+        let mut default = None;
+        let Some(selected) = self.select(&config, options, &mut default) else {
+            return Some(Err(self.no_backend()));
+        };
+        let decision = with_key_buffer(|key| {
+            selected.write_key(key, self, &config, resolved.client.key(), options.scope);
+            selected
+                .backend
+                .decide_now(key, strategy.as_ref(), hit, mode)
+        })?
+        .ok()?;
+        Some(Ok(R::decided(
+            with_min_wait(decision, config.min_wait),
+            || Refusal::new(Arc::clone(selected.backend), resolved.context.into_owned()),
+        )))
+    }
+
+    /// [`prepare`](Self::prepare) without awaiting: `None` when an input is asynchronous.
+    pub(super) fn prepare_now(
+        &self,
+        connection: &C,
+        options: &HitOptions<'_>,
+    ) -> Option<Result<Prepared, ThrottleError>> {
+        if let Some(skip) = self.skip_early(options) {
+            return Some(Ok(Prepared::Skipped(Decision::skipped(skip))));
+        }
+        let config = self.inner.config.load_full();
+        let strategy = match &config.strategy {
+            StrategyRef::Pure(strategy) => strategy,
+            StrategyRef::KeyValue(strategy) => {
+                return Some(Ok(Prepared::KeyValue(Arc::clone(strategy))));
+            }
+        };
+        let resolved = match Self::resolve_now(&config, connection, options)? {
+            Ok(resolved) => resolved,
+            Err(skip) => return Some(Ok(Prepared::Skipped(Decision::skipped(skip)))),
+        };
+        Some(self.ready(&config, strategy, options, resolved))
+    }
+}
