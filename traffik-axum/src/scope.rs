@@ -162,7 +162,8 @@ pub(crate) mod tests {
 
     use super::*;
 
-    fn parts(method: Method, path: &str) -> Parts {
+    /// The parts of a request from 192.0.2.1.
+    pub(crate) fn parts(method: Method, path: &str) -> Parts {
         let (mut parts, ()) = Request::builder()
             .method(method)
             .uri(path)

@@ -575,28 +575,12 @@ impl fmt::Debug for HttpThrottleBuilder {
 #[cfg(test)]
 mod tests {
     use axum::response::IntoResponse;
-    use http::{Method, Request, StatusCode};
+    use http::{Method, StatusCode};
     use traffik_core::MemoryBackend;
     use traffik_core::headers::{Header, HeaderValue, When};
 
     use super::*;
-    use crate::scope::tests::matched;
-
-    fn parts(method: Method, path: &str) -> Parts {
-        let (mut parts, ()) = Request::builder()
-            .method(method)
-            .uri(path)
-            .body(())
-            .unwrap()
-            .into_parts();
-        parts
-            .extensions
-            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-                [192, 0, 2, 1],
-                9,
-            ))));
-        parts
-    }
+    use crate::scope::tests::{matched, parts};
 
     #[tokio::test]
     async fn enforce_refuses_with_a_429_carrying_the_configured_headers() {
