@@ -28,21 +28,25 @@ pub fn handler_uid(module: &str, function: &str, index: Option<usize>) -> String
         uid.push_str(&index.to_string());
     }
     const MAX: usize = traffik_core::key::MAX_NAME_LEN;
-    if uid.len() <= MAX {
+    // What a uid may hold (`traffik_core::key::validate_uid`); Rust identifiers may be
+    // non-ASCII.
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':');
+    if uid.len() <= MAX && uid.chars().all(allowed) {
         return uid;
     }
-    // FNV-1a: stable across builds and platforms (unlike `DefaultHasher`).
+    // FNV-1a of the full path: stable across builds and platforms (unlike `DefaultHasher`),
+    // so two paths that read alike once cut or sanitized still get distinct uids.
     let hash = uid.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     });
     let suffix = format!("-{hash:016x}");
-    let keep = MAX - suffix.len();
-    // Rust identifiers may be non-ASCII: cut at the next character boundary.
-    let mut start = uid.len() - keep;
-    while !uid.is_char_boundary(start) {
-        start += 1;
-    }
-    let tail = &uid[start..];
+    let sanitized: String = uid
+        .chars()
+        .map(|c| if allowed(c) { c } else { '_' })
+        .collect();
+    // ASCII now, so any cut is a character boundary.
+    let keep = (MAX - suffix.len()).min(sanitized.len());
+    let tail = &sanitized[sanitized.len() - keep..];
     format!("{}{suffix}", tail.trim_start_matches('.'))
 }
 
@@ -200,11 +204,14 @@ mod tests {
         assert_ne!(one, two);
         assert_eq!(one, handler_uid(long_module, "list_items", None));
         assert!(traffik_core::key::validate_uid(&one).is_ok(), "{one}");
-        // Non-ASCII identifiers: every cut lands on a character boundary.
+        // Non-ASCII identifiers give valid uids (no panic cutting inside a character).
         for pad in 0..8 {
             let module = format!("{}::ñandú::über::émigré::naïve::façade", "m".repeat(pad));
             let uid = handler_uid(&module, "größe_prüfen_und_zählen", None);
-            assert!(uid.len() <= 64, "{uid}");
+            assert!(traffik_core::key::validate_uid(&uid).is_ok(), "{uid}");
         }
+        let short = handler_uid("app", "prüfen", None);
+        assert!(traffik_core::key::validate_uid(&short).is_ok(), "{short}");
+        assert_ne!(short, handler_uid("app", "prüfan", None));
     }
 }

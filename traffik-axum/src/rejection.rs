@@ -85,13 +85,15 @@ impl fmt::Display for ThrottleRejection {
     }
 }
 
+// As axum-core's composite rejections: `Display` is the part's, so `source` is the part's
+// source (an error-chain printer shows each message once).
 impl std::error::Error for ThrottleRejection {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ThrottleRejection::TooManyRequests(r) => Some(r),
-            ThrottleRejection::BackendUnavailable(r) => Some(r),
-            ThrottleRejection::NoBackend(r) => Some(r),
-            ThrottleRejection::Misconfigured(r) => Some(r),
+            ThrottleRejection::TooManyRequests(r) => r.source(),
+            ThrottleRejection::BackendUnavailable(r) => r.source(),
+            ThrottleRejection::NoBackend(r) => r.source(),
+            ThrottleRejection::Misconfigured(r) => r.source(),
         }
     }
 }
@@ -350,9 +352,10 @@ impl NoBackend {
     }
 }
 
+// `Display` is the limiter's error itself, so the chain continues with its source.
 impl std::error::Error for NoBackend {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
+        std::error::Error::source(&self.error)
     }
 }
 
@@ -401,11 +404,10 @@ impl Misconfigured {
     }
 }
 
+// The message is the limiter's error's text, so the chain continues with its source.
 impl std::error::Error for Misconfigured {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|error| error as &(dyn std::error::Error + 'static))
+        self.source.as_deref().and_then(std::error::Error::source)
     }
 }
 
@@ -510,11 +512,7 @@ mod tests {
             too_many.body_text(),
             "Too many requests. Retry in 2 seconds."
         );
-        assert!(
-            too_many
-                .source()
-                .is_some_and(|part| part.source().is_none())
-        );
+        assert!(too_many.source().is_none());
 
         let backend = ThrottleError::Backend {
             uid: "api".to_owned(),
@@ -530,8 +528,9 @@ mod tests {
             unavailable.body_text(),
             "Rate limiting is unavailable. Try again later."
         );
-        // The chain reaches the backend's own error: rejection -> part -> limiter -> backend.
-        let limiter = unavailable.source().and_then(Error::source).unwrap();
+        // The chain reaches the backend's own error: rejection (the part's message) ->
+        // limiter -> backend, each message once.
+        let limiter = unavailable.source().unwrap();
         assert!(limiter.to_string().contains("api"), "{limiter}");
         assert!(limiter.source().is_some());
 

@@ -341,14 +341,16 @@ impl HttpThrottle {
         call: &CallOptions<'_>,
     ) -> Result<Decision, ThrottleRejection> {
         let (decision, refusal) = verdict.into_parts();
-        let Some(refusal) = refusal else {
+        if decision.is_allowed() {
             return Ok(decision);
-        };
+        }
+        debug_assert!(refusal.is_some(), "a refused verdict carries its refusal");
         let mut headers = HeaderMap::new();
         self.write_headers_with(&decision, call.headers, &mut headers);
-        let custom = self
-            .throttled_handler(&refusal)
-            .map(|handler| handler.call(parts, &decision, self, refusal.context()));
+        let custom = self.throttled_handler(refusal.as_ref()).map(|handler| {
+            let context = refusal.as_ref().map(Refusal::context);
+            handler.call(parts, &decision, self, context.unwrap_or(&Context::new()))
+        });
         Err(ThrottleRejection::TooManyRequests(TooManyRequests::new(
             decision,
             headers,
@@ -358,11 +360,11 @@ impl HttpThrottle {
     }
 
     /// The throttle's own throttled handler, else the default of the backend that refused.
-    fn throttled_handler(&self, refusal: &Refusal) -> Option<ThrottledHandler> {
+    fn throttled_handler(&self, refusal: Option<&Refusal>) -> Option<ThrottledHandler> {
         if let Some(handler) = &self.http.on_throttled {
             return Some(handler.clone());
         }
-        refusal
+        refusal?
             .backend()
             .extensions()?
             .get::<ThrottledHandler>()
