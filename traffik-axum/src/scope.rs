@@ -49,6 +49,7 @@ impl Scope {
 
     /// Writes the scope string of a request into `out` (cleared first); `false` for
     /// [`Scope::Shared`], which has none.
+    #[inline]
     fn write(self, parts: &Parts, out: &mut String) -> bool {
         out.clear();
         // `GET/items/{id}`: a path always starts with `/` and a method never holds one, so no
@@ -126,6 +127,7 @@ pub enum EntryPoint {
 impl EntryPoint {
     /// The scope this entry point uses when the throttle sets none.
     #[must_use]
+    #[inline]
     pub const fn default_scope(self) -> Scope {
         match self {
             EntryPoint::Extractor | EntryPoint::Enforce => Scope::Route,

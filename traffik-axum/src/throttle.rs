@@ -139,6 +139,7 @@ impl HttpThrottle {
 
     /// The core throttle.
     #[must_use]
+    #[inline]
     pub fn core(&self) -> &Throttle<Parts> {
         &self.throttle
     }
@@ -164,6 +165,7 @@ impl HttpThrottle {
     /// The scope that applies when the throttle meets a request through `entry`: its own, else
     /// the entry point's default ([`EntryPoint::default_scope`]).
     #[must_use]
+    #[inline]
     pub fn scope_for(&self, entry: EntryPoint) -> Scope {
         self.http.scope.unwrap_or(entry.default_scope())
     }
@@ -312,6 +314,7 @@ impl HttpThrottle {
         scope
     }
 
+    #[inline]
     pub(crate) fn options<'a>(
         parts: &'a Parts,
         scope: Option<&'a str>,
@@ -340,23 +343,37 @@ impl HttpThrottle {
         verdict: Verdict,
         call: &CallOptions<'_>,
     ) -> Result<Decision, ThrottleRejection> {
-        let (decision, refusal) = verdict.into_parts();
+        let decision = verdict.decision();
         if decision.is_allowed() {
             return Ok(decision);
         }
+        Err(self.refused(parts, decision, verdict.refusal(), call))
+    }
+
+    /// The 429 of a refused decision, answered from its refusal (kept out of line: the admitted
+    /// path stays small).
+    #[cold]
+    #[inline(never)]
+    fn refused(
+        &self,
+        parts: &Parts,
+        decision: Decision,
+        refusal: Option<&Refusal>,
+        call: &CallOptions<'_>,
+    ) -> ThrottleRejection {
         debug_assert!(refusal.is_some(), "a refused verdict carries its refusal");
         let mut headers = HeaderMap::new();
         self.write_headers_with(&decision, call.headers, &mut headers);
-        let custom = self.throttled_handler(refusal.as_ref()).map(|handler| {
-            let context = refusal.as_ref().map(Refusal::context);
+        let custom = self.throttled_handler(refusal).map(|handler| {
+            let context = refusal.map(Refusal::context);
             handler.call(parts, &decision, self, context.unwrap_or(&Context::new()))
         });
-        Err(ThrottleRejection::TooManyRequests(TooManyRequests::new(
+        ThrottleRejection::TooManyRequests(TooManyRequests::new(
             decision,
             headers,
             prefers_json(&parts.headers),
             custom,
-        )))
+        ))
     }
 
     /// The throttle's own throttled handler, else the default of the backend that refused.

@@ -213,6 +213,7 @@ fn push_escaped(out: &mut String, byte: u8) {
     out.push(char::from(HEX[usize::from(byte & 0x0f)]));
 }
 
+#[inline]
 fn push_component(out: &mut String, text: &str) {
     let start = out.len();
     let bytes = text.as_bytes();

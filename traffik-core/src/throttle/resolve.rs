@@ -90,16 +90,21 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         })
     }
 
-    /// [`resolve`](Self::resolve) without awaiting: `None` when an input is asynchronous.
+    /// [`resolve`](Self::resolve) without awaiting, handing the inputs to `then` (or the skip
+    /// to `skipped`): `None` when an input is asynchronous. Written as a continuation so that
+    /// the resolved inputs stay in registers instead of moving through an
+    /// `Option<Result<Resolved, _>>` (about 50 instructions a hit).
     #[inline]
-    pub(super) fn resolve_now<'a>(
+    pub(super) fn resolve_now<'a, T>(
         config: &'a Config<C>,
         connection: &'a C,
         options: &HitOptions<'a>,
-    ) -> Option<Result<Resolved<'a>, SkipReason>> {
+        skipped: impl FnOnce(SkipReason) -> T,
+        then: impl FnOnce(Resolved<'a>) -> Option<T>,
+    ) -> Option<T> {
         let client = match Client::of(config.identifier.call(connection).into_ready().ok()?) {
             Ok(client) => client,
-            Err(skip) => return Some(Err(skip)),
+            Err(skip) => return Some(skipped(skip)),
         };
         let context = merged_context(options.context, &config.context);
         let rate = config
@@ -116,12 +121,15 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
                 .into_ready()
                 .ok()?,
         };
-        Some(skip_resolved(rate, cost).map(|()| Resolved {
+        if let Err(skip) = skip_resolved(rate, cost) {
+            return Some(skipped(skip));
+        }
+        then(Resolved {
             client,
             context,
             rate,
             cost,
-        }))
+        })
     }
 }
 

@@ -46,31 +46,35 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         let StrategyRef::Pure(strategy) = &config.strategy else {
             return None;
         };
-        let resolved = match Self::resolve_now(&config, connection, options)? {
-            Ok(resolved) => resolved,
-            Err(skip) => return Some(Ok(R::unrefused(Decision::skipped(skip)))),
-        };
-        let hit = Hit::new(
-            self.now_of(options),
-            resolved.rate,
-            resolved.cost,
-            &resolved.context,
-        );
-        let mut default = None;
-        let Some(selected) = self.select(&config, options, &mut default) else {
-            return Some(Err(self.no_backend()));
-        };
-        let decision = with_key_buffer(|key| {
-            selected.write_key(key, self, &config, resolved.client.key(), options.scope);
-            selected
-                .backend
-                .decide_now(key, strategy.as_ref(), hit, mode)
-        })?
-        .ok()?;
-        Some(Ok(R::decided(
-            with_min_wait(decision, config.min_wait),
-            || Refusal::new(Arc::clone(selected.backend), resolved.context.into_owned()),
-        )))
+        Self::resolve_now(
+            &config,
+            connection,
+            options,
+            |skip| Ok(R::unrefused(Decision::skipped(skip))),
+            |resolved| {
+                let hit = Hit::new(
+                    self.now_of(options),
+                    resolved.rate,
+                    resolved.cost,
+                    &resolved.context,
+                );
+                let mut default = None;
+                let Some(selected) = self.select(&config, options, &mut default) else {
+                    return Some(Err(self.no_backend()));
+                };
+                let decision = with_key_buffer(|key| {
+                    selected.write_key(key, self, &config, resolved.client.key(), options.scope);
+                    selected
+                        .backend
+                        .decide_now(key, strategy.as_ref(), hit, mode)
+                })?
+                .ok()?;
+                Some(Ok(R::decided(
+                    with_min_wait(decision, config.min_wait),
+                    || Refusal::new(Arc::clone(selected.backend), resolved.context.into_owned()),
+                )))
+            },
+        )
     }
 
     /// [`prepare`](Self::prepare) without awaiting: `None` when an input is asynchronous.
@@ -89,10 +93,12 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
                 return Some(Ok(Prepared::KeyValue(Arc::clone(strategy))));
             }
         };
-        let resolved = match Self::resolve_now(&config, connection, options)? {
-            Ok(resolved) => resolved,
-            Err(skip) => return Some(Ok(Prepared::Skipped(Decision::skipped(skip)))),
-        };
-        Some(self.ready(&config, strategy, options, resolved))
+        Self::resolve_now(
+            &config,
+            connection,
+            options,
+            |skip| Ok(Prepared::Skipped(Decision::skipped(skip))),
+            |resolved| Some(self.ready(&config, strategy, options, resolved)),
+        )
     }
 }

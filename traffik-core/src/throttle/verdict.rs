@@ -33,18 +33,21 @@ pub struct Verdict {
 impl Verdict {
     /// The decision.
     #[must_use]
+    #[inline]
     pub fn decision(&self) -> Decision {
         self.decision
     }
 
     /// What refused the hit: `Some` exactly when the decision is not allowed.
     #[must_use]
+    #[inline]
     pub fn refusal(&self) -> Option<&Refusal> {
         self.refusal.as_deref()
     }
 
     /// The decision and the refusal.
     #[must_use]
+    #[inline]
     pub fn into_parts(self) -> (Decision, Option<Refusal>) {
         (self.decision, self.refusal.map(|refusal| *refusal))
     }
