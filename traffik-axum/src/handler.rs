@@ -17,7 +17,7 @@ use crate::HttpThrottle;
 /// throttle's rate-limit headers unless it sets them itself.
 ///
 /// Set it per throttle with
-/// [`HttpThrottleBuilder::on_throttled`](crate::HttpThrottleBuilder::on_throttled), or for
+/// [`HttpThrottleBuilderExt::on_throttled`](crate::HttpThrottleBuilderExt::on_throttled), or for
 /// every throttle on a backend by attaching it to the backend as an extension; the
 /// throttle's own handler wins:
 ///

@@ -99,7 +99,7 @@ pub use rejection::{
 };
 pub use rule::ThrottleRule;
 pub use scope::{EntryPoint, Scope};
-pub use throttle::{HttpThrottle, HttpThrottleBuilder};
+pub use throttle::{HttpThrottle, HttpThrottleBuilder, HttpThrottleBuilderExt};
 pub use throttled_all::ThrottledAll;
 pub use traffik_core;
 #[cfg(feature = "macros")]
@@ -107,6 +107,7 @@ pub use traffik_macros::throttled;
 
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::HttpThrottleBuilderExt;
     pub use crate::declared::Declaration;
     pub use crate::macro_support::*;
     pub use inventory;
@@ -140,9 +141,9 @@ pub mod prelude {
     pub use traffik_core::{RedisBackend, backend::redis::TimeSource};
 
     pub use crate::{
-        ClientIp, HttpThrottle, ProxyHeader, RateLimitHeadersLayer, RequestBackend, Scope,
-        ThrottleLayer, ThrottleRejection, ThrottleRule, Throttled, ThrottledAll, ThrottledHandler,
-        TrustedProxies,
+        ClientIp, HttpThrottle, HttpThrottleBuilderExt as _, ProxyHeader, RateLimitHeadersLayer,
+        RequestBackend, Scope, ThrottleLayer, ThrottleRejection, ThrottleRule, Throttled,
+        ThrottledAll, ThrottledHandler, TrustedProxies,
     };
 }
 

@@ -90,7 +90,7 @@ impl Scope {
 }
 
 /// Where a throttle meets a request: each entry point has a default [`Scope`], used when the
-/// throttle sets none ([`HttpThrottleBuilder::scope`](crate::HttpThrottleBuilder::scope)
+/// throttle sets none ([`HttpThrottleBuilderExt::scope`](crate::HttpThrottleBuilderExt::scope)
 /// overrides it everywhere). [`HttpThrottle::scope_for`](crate::HttpThrottle::scope_for) says
 /// which scope applies; `docs/decisions/0008-scope-defaults.md` says why they differ.
 ///
@@ -102,7 +102,7 @@ impl Scope {
 /// | WebSocket messages ([`ws`](crate::ws)) | [`Scope::RouteAnyMethod`] | messages have no method; the route is the socket's |
 ///
 /// ```
-/// use traffik_axum::{EntryPoint, HttpThrottle, Scope};
+/// use traffik_axum::{EntryPoint, HttpThrottle, HttpThrottleBuilderExt, Scope};
 ///
 /// let plain = HttpThrottle::builder("doc-entry-plain", "10/min").build()?;
 /// assert_eq!(plain.scope_for(EntryPoint::Extractor), Scope::Route);

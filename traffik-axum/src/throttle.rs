@@ -3,19 +3,15 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use traffik_core::backend::{Backend, Mode};
 use traffik_core::headers::Headers;
 use traffik_core::throttle::{
-    CostFn, HitOptions, Identifier, IntoRate, Limit, OnError, RateFn, Refusal, ThrottleBuilder,
-    Verdict, hit_all_verdicts, try_hit_all_verdicts_now,
+    FromThrottle, HitOptions, IntoRate, Limit, Refusal, ThrottleBuilder, Verdict, hit_all_verdicts,
+    try_hit_all_verdicts_now,
 };
-use traffik_core::{
-    Clock, ConfigError, Context, Decision, Millis, StrategyStat, Throttle, ThrottleRegistry,
-};
+use traffik_core::{ConfigError, Context, Decision, Millis, StrategyStat, Throttle};
 
 use crate::backend::RequestBackend;
 use crate::call::CallOptions;
@@ -90,12 +86,18 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// The HTTP settings, read once from the core throttle's typed extensions when it is built
+/// (no lookup per request).
 struct HttpSettings {
-    headers: Headers,
     scope: Option<Scope>,
     on_throttled: Option<ThrottledHandler>,
     count_preflights: bool,
 }
+
+/// Whether CORS preflights spend the budget of the requests they precede (a typed extension
+/// of the core throttle; [`HttpThrottleBuilderExt::count_preflights`]).
+#[derive(Debug, Clone, Copy)]
+struct CountPreflights(bool);
 
 /// A throttle for HTTP requests: a core [`Throttle`] whose connection is the request's
 /// [`Parts`], plus the HTTP settings (scope, headers, throttled handler). Cheap to clone (one
@@ -128,13 +130,9 @@ impl HttpThrottle {
     /// Starts a throttle `uid` at `rate` (a [`Rate`](traffik_core::Rate) or a string like
     /// `"100/min"`), identifying clients by [`ClientIp`] (the TCP peer).
     pub fn builder(uid: impl Into<String>, rate: impl IntoRate) -> HttpThrottleBuilder {
-        HttpThrottleBuilder {
-            core: ThrottleBuilder::new(uid, rate).identifier(ClientIp::new().identifier()),
-            headers: Headers::none(),
-            scope: None,
-            on_throttled: None,
-            count_preflights: false,
-        }
+        ThrottleBuilder::new(uid, rate)
+            .identifier(ClientIp::new().identifier())
+            .builds::<HttpThrottle>()
     }
 
     /// The core throttle.
@@ -153,7 +151,7 @@ impl HttpThrottle {
     /// The rate-limit headers it sends.
     #[must_use]
     pub fn headers(&self) -> &Headers {
-        &self.http.headers
+        self.throttle.headers()
     }
 
     /// Its scope, if set; [`scope_for`](Self::scope_for) says which scope applies.
@@ -220,15 +218,10 @@ impl HttpThrottle {
     ) -> Option<Result<Decision, ThrottleRejection>> {
         let decide = |scope: Option<&str>| {
             let options = Self::options(parts, scope, cost, None, now);
-            Some(
-                match self
-                    .throttle
-                    .try_verdict_now(parts, options, Mode::Consume)?
-                {
-                    Ok(verdict) => self.verdict(parts, verdict, &CallOptions::cost(cost)),
-                    Err(error) => Err(ThrottleRejection::from_error(error)),
-                },
-            )
+            Some(match self.throttle.try_hit_verdict_now(parts, options)? {
+                Ok(verdict) => self.verdict(parts, verdict, &CallOptions::cost(cost)),
+                Err(error) => Err(ThrottleRejection::from_error(error)),
+            })
         };
         if self.is_separate_preflight(parts) {
             return decide(self.scope_of(parts, entry).as_deref());
@@ -423,10 +416,10 @@ impl HttpThrottle {
         let merged;
         let headers = match overrides {
             Some(overrides) => {
-                merged = overrides.merged_over(&self.http.headers);
+                merged = overrides.merged_over(self.throttle.headers());
                 &merged
             }
-            None => &self.http.headers,
+            None => self.throttle.headers(),
         };
         if headers.is_empty() {
             return;
@@ -446,148 +439,78 @@ impl fmt::Debug for HttpThrottle {
         f.debug_struct("HttpThrottle")
             .field("throttle", &self.throttle)
             .field("scope", &self.http.scope)
-            .field("headers", &self.http.headers)
+            .field("headers", self.throttle.headers())
             .field("count_preflights", &self.http.count_preflights)
             .finish_non_exhaustive()
     }
 }
 
-/// Builds an [`HttpThrottle`]: every core setting, plus scope, headers and throttled handler.
-#[must_use]
-pub struct HttpThrottleBuilder {
-    core: ThrottleBuilder<Parts>,
-    headers: Headers,
-    scope: Option<Scope>,
-    on_throttled: Option<ThrottledHandler>,
-    count_preflights: bool,
+/// Builds an [`HttpThrottle`]: the core [`ThrottleBuilder`] over request [`Parts`] (every core
+/// setting, the rate-limit [`headers`](ThrottleBuilder::headers) and typed
+/// [`extension`](ThrottleBuilder::extension)s), plus the HTTP settings of
+/// [`HttpThrottleBuilderExt`]: scope, throttled handler, CORS preflights.
+pub type HttpThrottleBuilder = ThrottleBuilder<Parts, HttpThrottle>;
+
+/// The HTTP settings of an [`HttpThrottleBuilder`], kept as typed extensions of the core
+/// throttle (in the prelude).
+///
+/// ```
+/// use traffik_axum::prelude::*;
+/// use traffik_axum::{EntryPoint, HttpThrottle, Scope};
+///
+/// let api = HttpThrottle::builder("doc-builder-ext", "100/min")
+///     .backend(MemoryBackend::new())
+///     .scope(Scope::Shared)
+///     .count_preflights(true)
+///     .build()?;
+/// assert_eq!(api.scope_for(EntryPoint::Extractor), Scope::Shared);
+/// # Ok::<(), ConfigError>(())
+/// ```
+pub trait HttpThrottleBuilderExt: Sized {
+    /// Which requests share a budget, at every entry point (default: the entry point's own,
+    /// see [`EntryPoint`]).
+    #[must_use]
+    fn scope(self, scope: Scope) -> Self;
+
+    /// Whether CORS preflights spend the budget of the requests they precede (default `false`:
+    /// they get a budget of their own, so a browser's preflight never halves its budget).
+    #[must_use]
+    fn count_preflights(self, count: bool) -> Self;
+
+    /// The response of a refusal, replacing the default 429 (headers and `Retry-After` are still
+    /// added unless it sets them). A backend can carry a default for its throttles.
+    #[must_use]
+    fn on_throttled(self, handler: ThrottledHandler) -> Self;
 }
 
-impl HttpThrottleBuilder {
-    /// Chooses the rate per request instead.
-    pub fn rate_fn(self, rate: RateFn<Parts>) -> Self {
-        self.core(|core| core.rate_fn(rate))
+impl HttpThrottleBuilderExt for HttpThrottleBuilder {
+    fn scope(self, scope: Scope) -> Self {
+        self.extension(scope)
     }
 
-    /// The strategy (default: fixed window).
-    pub fn strategy(self, strategy: impl traffik_core::strategy::Strategy) -> Self {
-        self.core(|core| core.strategy(strategy))
+    fn count_preflights(self, count: bool) -> Self {
+        self.extension(CountPreflights(count))
     }
 
-    /// A strategy written against the key-value contract.
-    pub fn key_value_strategy(
-        self,
-        strategy: impl traffik_core::backend::KeyValueStrategy,
-    ) -> Self {
-        self.core(|core| core.key_value_strategy(strategy))
+    fn on_throttled(self, handler: ThrottledHandler) -> Self {
+        self.extension(handler)
     }
+}
 
-    /// The throttle's own backend (otherwise one from the request's extensions, then the
-    /// registry's default).
-    pub fn backend(self, backend: impl Backend) -> Self {
-        self.core(|core| core.backend(backend))
-    }
-
-    /// A backend shared with other throttles.
-    pub fn shared_backend(self, backend: Arc<dyn Backend>) -> Self {
-        self.core(|core| core.shared_backend(backend))
-    }
-
-    /// The cost of a request (default 1).
-    pub fn cost(self, cost: u64) -> Self {
-        self.core(|core| core.cost(cost))
-    }
-
-    /// The cost per request.
-    pub fn cost_fn(self, cost: CostFn<Parts>) -> Self {
-        self.core(|core| core.cost_fn(cost))
-    }
-
-    /// Who the client is (default: [`ClientIp::new`]); return `EXEMPTED` to skip the throttle.
-    pub fn identifier(self, identifier: Identifier<Parts>) -> Self {
-        self.core(|core| core.identifier(identifier))
-    }
-
-    /// Static context, merged under call-time context.
-    pub fn context(self, context: Context) -> Self {
-        self.core(|core| core.context(context))
-    }
-
-    /// The least wait of a refusal.
-    pub fn min_wait(self, min_wait: Duration) -> Self {
-        self.core(|core| core.min_wait(min_wait))
-    }
-
-    /// What to do when the backend fails (otherwise the backend's policy, then allow).
-    pub fn on_error(self, on_error: OnError) -> Self {
-        self.core(|core| core.on_error(on_error))
-    }
-
-    /// The registry holding the uid (default: the global one).
-    pub fn registry(self, registry: &ThrottleRegistry) -> Self {
-        self.core(|core| core.registry(registry))
-    }
-
-    /// The clock (tests use a manual one).
-    pub fn clock(self, clock: impl Clock) -> Self {
-        self.core(|core| core.clock(clock))
-    }
-
-    /// The rate-limit headers to send (default: none besides `Retry-After` on refusals).
-    pub fn headers(mut self, headers: Headers) -> Self {
-        self.headers = headers;
-        self
-    }
-
-    /// Which requests share a budget (default: per route for the extractor, shared for the
-    /// layer).
-    pub fn scope(mut self, scope: Scope) -> Self {
-        self.scope = Some(scope);
-        self
-    }
-
-    /// Counts CORS preflights (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) in
-    /// the same budget as every other request. By default they spend **a budget of their
-    /// own** (the same rate, kept apart): a browser sends one before each cross-origin request
-    /// it must check, and counting it with them would halve the budget of the real requests;
-    /// keeping a budget for them still limits a client that sends preflight-shaped requests to
-    /// reach an `OPTIONS` or `any` handler.
-    pub fn count_preflights(mut self, count: bool) -> Self {
-        self.count_preflights = count;
-        self
-    }
-
-    /// The response to a refused request, instead of the backend's default handler (see
-    /// [`ThrottledHandler`]) or the built-in 429.
-    pub fn on_throttled(mut self, handler: ThrottledHandler) -> Self {
-        self.on_throttled = Some(handler);
-        self
-    }
-
-    /// Checks everything and registers the throttle.
-    pub fn build(self) -> Result<HttpThrottle, ConfigError> {
+impl FromThrottle<Parts> for HttpThrottle {
+    fn from_throttle(throttle: Throttle<Parts>) -> Result<Self, ConfigError> {
+        let extensions = throttle.extensions();
+        let http = HttpSettings {
+            scope: extensions.get::<Scope>().copied(),
+            on_throttled: extensions.get::<ThrottledHandler>().cloned(),
+            count_preflights: extensions
+                .get::<CountPreflights>()
+                .is_some_and(|count| count.0),
+        };
         Ok(HttpThrottle {
-            throttle: self.core.build()?,
-            http: Arc::new(HttpSettings {
-                headers: self.headers,
-                scope: self.scope,
-                on_throttled: self.on_throttled,
-                count_preflights: self.count_preflights,
-            }),
+            throttle,
+            http: Arc::new(http),
         })
-    }
-
-    fn core(mut self, f: impl FnOnce(ThrottleBuilder<Parts>) -> ThrottleBuilder<Parts>) -> Self {
-        self.core = f(self.core);
-        self
-    }
-}
-
-impl fmt::Debug for HttpThrottleBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpThrottleBuilder")
-            .field("core", &self.core)
-            .field("scope", &self.scope)
-            .finish_non_exhaustive()
     }
 }
 
@@ -597,6 +520,9 @@ mod tests {
     use http::{Method, StatusCode};
     use traffik_core::MemoryBackend;
     use traffik_core::headers::{Header, HeaderValue, When};
+
+    use traffik_core::ThrottleRegistry;
+    use traffik_core::backend::Backend;
 
     use super::*;
     use crate::scope::tests::{matched, parts};

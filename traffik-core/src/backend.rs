@@ -37,6 +37,7 @@ mod lock;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+mod settings;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -52,6 +53,7 @@ pub use lock::{
     BLOCKING_ENV, BLOCKING_TIMEOUT_ENV, HeldLock, LOCK_TTL_ENV, LockConfigError, LockGuard,
     LockOptions,
 };
+pub use settings::BackendSettings;
 
 /// What a throttle can be given as its backend: any [`Backend`], or one already shared as an
 /// `Arc<dyn Backend>`.
@@ -146,8 +148,13 @@ pub trait Backend: Send + Sync + Debug + 'static {
     /// A short name for logs and errors (`"memory"`, `"redis"`, …).
     fn name(&self) -> &str;
 
-    /// The prefix of every key this backend stores.
-    fn namespace(&self) -> &str;
+    /// The backend's settings: namespace, on-error policy, extensions, lock options.
+    fn settings(&self) -> &BackendSettings;
+
+    /// The prefix of every key this backend stores (from its [`settings`](Self::settings)).
+    fn namespace(&self) -> &str {
+        self.settings().namespace()
+    }
 
     /// Decides one hit on `key` atomically.
     fn decide<'a>(
@@ -244,15 +251,16 @@ pub trait Backend: Send + Sync + Debug + 'static {
     /// Releases resources; later calls fail with [`BackendError::Closed`].
     fn close(&self) -> BackendFuture<'_, ()>;
 
-    /// The on-error policy of throttles on this backend that set none themselves.
+    /// The on-error policy of throttles on this backend that set none themselves (from its
+    /// [`settings`](Self::settings)).
     fn on_error(&self) -> Option<&OnError> {
-        None
+        self.settings().on_error()
     }
 
     /// Typed values the protocol crates read, such as the default throttled handler of the
-    /// throttles on this backend (see [`Extensions`]).
+    /// throttles on this backend (see [`Extensions`]; from its [`settings`](Self::settings)).
     fn extensions(&self) -> Option<&Extensions> {
-        None
+        Some(self.settings().extensions())
     }
 
     /// The key-value contract, for [`KeyValueStrategy`]s (custom strategies written against

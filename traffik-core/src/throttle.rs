@@ -33,7 +33,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use crate::backend::Mode;
+use crate::backend::{Extensions, Mode};
+use crate::headers::Headers;
 use crate::registry::{Control, ThrottleRegistry};
 use crate::strategy::Hit;
 use crate::{
@@ -46,7 +47,7 @@ use resolve::Cost;
 
 pub use crate::on_error::{DEFAULT_ERROR_WAIT, ErrorHandler, ErrorInfo, OnError};
 pub use all::{Limit, hit_all, hit_all_verdicts, try_hit_all_now, try_hit_all_verdicts_now};
-pub use builder::ThrottleBuilder;
+pub use builder::{FromThrottle, ThrottleBuilder};
 pub(crate) use config::Config;
 pub use future::HitFuture;
 pub use options::HitOptions;
@@ -93,6 +94,8 @@ pub struct Throttle<C: ?Sized + 'static = str> {
 
 struct Inner<C: ?Sized + 'static> {
     uid: Box<str>,
+    headers: Headers,
+    extensions: Extensions,
     config: ArcSwap<Config<C>>,
     disabled: AtomicBool,
     registry: ThrottleRegistry,
@@ -100,13 +103,26 @@ struct Inner<C: ?Sized + 'static> {
     last_error_log: AtomicU64,
 }
 
+/// What a throttle holds beside its swappable configuration.
+pub(crate) struct Extras {
+    pub(crate) registry: ThrottleRegistry,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) headers: Headers,
+    pub(crate) extensions: Extensions,
+}
+
 impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
     pub(crate) fn from_config(
         uid: String,
         config: Config<C>,
-        registry: ThrottleRegistry,
-        clock: Arc<dyn Clock>,
+        extras: Extras,
     ) -> Result<Self, ConfigError> {
+        let Extras {
+            registry,
+            clock,
+            headers,
+            extensions,
+        } = extras;
         let mut config = config;
         config.prepare(&uid)?;
         if config.backend.is_none()
@@ -117,6 +133,8 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         }
         let inner = Arc::new(Inner {
             uid: uid.into_boxed_str(),
+            headers,
+            extensions,
             config: ArcSwap::from_pointee(config),
             disabled: AtomicBool::new(false),
             registry,
@@ -157,6 +175,19 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
     #[must_use]
     pub fn rate(&self) -> Option<Rate> {
         self.inner.config.load().rate.fixed()
+    }
+
+    /// The rate-limit headers adapters write for this throttle's decisions
+    /// ([`ThrottleBuilder::headers`]).
+    #[must_use]
+    pub fn headers(&self) -> &Headers {
+        &self.inner.headers
+    }
+
+    /// The adapters' typed settings ([`ThrottleBuilder::extension`]).
+    #[must_use]
+    pub fn extensions(&self) -> &Extensions {
+        &self.inner.extensions
     }
 
     /// The registry the throttle belongs to.
@@ -241,15 +272,22 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         self.decide_now(connection, &options, Mode::Peek)
     }
 
-    /// [`try_hit_now`](Self::try_hit_now) (`Mode::Consume`) or
-    /// [`try_check_now`](Self::try_check_now) (`Mode::Peek`), reporting a [`Verdict`].
-    pub fn try_verdict_now(
+    /// [`try_hit_now`](Self::try_hit_now), reporting a [`Verdict`].
+    pub fn try_hit_verdict_now(
         &self,
         connection: &C,
         options: HitOptions<'_>,
-        mode: Mode,
     ) -> Option<Result<Verdict, ThrottleError>> {
-        self.decide_now(connection, &options, mode)
+        self.decide_now(connection, &options, Mode::Consume)
+    }
+
+    /// [`try_check_now`](Self::try_check_now), reporting a [`Verdict`].
+    pub fn try_check_verdict_now(
+        &self,
+        connection: &C,
+        options: HitOptions<'_>,
+    ) -> Option<Result<Verdict, ThrottleError>> {
+        self.decide_now(connection, &options, Mode::Peek)
     }
 
     /// The client's state, without consuming (`None` if the client is exempted).

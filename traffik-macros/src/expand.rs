@@ -91,6 +91,8 @@ fn expand(spec: &Spec, mut function: ItemFn) -> TokenStream {
                                     ::traffik_axum::__private::ConfigError,
                                 >,
                             > = ::traffik_axum::__private::LazyLock::new(|| {
+                                #[allow(unused_imports)]
+                                use ::traffik_axum::__private::HttpThrottleBuilderExt as _;
                                 ::traffik_axum::__private::HttpThrottle::builder(
                                     #uid,
                                     ::traffik_axum::__private::Rate::per_millis(#limit, #period_ms),

@@ -22,7 +22,7 @@ use crate::throttle::HttpThrottle;
 /// covers** ([`Scope::Shared`](crate::Scope::Shared)); give the throttle another [`Scope`](crate::Scope) for per-route budgets
 /// (which need the layer on the `Router`, where it runs after routing). CORS preflights spend
 /// a budget of their own unless the throttle says
-/// [`count_preflights`](crate::HttpThrottleBuilder::count_preflights); put tower-http's
+/// [`count_preflights`](crate::HttpThrottleBuilderExt::count_preflights); put tower-http's
 /// `CorsLayer` outside this layer so refusals carry the CORS headers.
 ///
 /// With synchronous inputs and the in-memory backend the decision is made inside

@@ -3,8 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{Backend, BackendFuture, Extensions, KeyValueStore, KeyedHit, LockOptions, Mode};
-use crate::key::validate_namespace;
+use super::{Backend, BackendFuture, BackendSettings, KeyValueStore, KeyedHit, LockOptions, Mode};
 use crate::strategy::{DynStrategy, Hit, Refund};
 use crate::{ConfigError, Decision, MaybeReady, OnError, StrategyStat};
 
@@ -29,10 +28,7 @@ use crate::{ConfigError, Decision, MaybeReady, OnError, StrategyStat};
 /// ```
 pub struct KeyValueBackend<S> {
     store: S,
-    namespace: String,
-    lock_options: LockOptions,
-    on_error: Option<OnError>,
-    extensions: Extensions,
+    settings: BackendSettings,
 }
 
 impl<S: KeyValueStore> KeyValueBackend<S> {
@@ -41,35 +37,30 @@ impl<S: KeyValueStore> KeyValueBackend<S> {
     /// unless [`lock_options`](Self::lock_options) says otherwise; an invalid variable is a
     /// [`ConfigError::LockSettings`].
     pub fn new(store: S, namespace: impl Into<String>) -> Result<Self, ConfigError> {
-        let namespace = namespace.into();
-        validate_namespace(&namespace)?;
         Ok(KeyValueBackend {
             store,
-            namespace,
-            lock_options: LockOptions::from_env()?,
-            on_error: None,
-            extensions: Extensions::new(),
+            settings: BackendSettings::new().with_namespace(namespace).resolve()?,
         })
     }
 
     /// How each decision takes its lock (default: the `TRAFFIK_DEFAULT_*` settings).
     #[must_use]
     pub fn lock_options(mut self, options: LockOptions) -> Self {
-        self.lock_options = options;
+        self.settings = self.settings.with_lock_options(options);
         self
     }
 
     /// The on-error policy for throttles on this backend that set none.
     #[must_use]
     pub fn on_error(mut self, policy: OnError) -> Self {
-        self.on_error = Some(policy);
+        self.settings = self.settings.with_on_error(policy);
         self
     }
 
-    /// Attaches a typed value for the protocol crates (see [`Extensions`]).
+    /// Attaches a typed value for the protocol crates (see [`Extensions`](super::Extensions)).
     #[must_use]
     pub fn extension<T: Send + Sync + 'static>(mut self, value: T) -> Self {
-        self.extensions.insert(value);
+        self.settings = self.settings.with_extension(value);
         self
     }
 
@@ -222,8 +213,8 @@ impl<S: KeyValueStore> Backend for KeyValueBackend<S> {
         self.store.name()
     }
 
-    fn namespace(&self) -> &str {
-        &self.namespace
+    fn settings(&self) -> &BackendSettings {
+        &self.settings
     }
 
     fn decide<'a>(
@@ -235,7 +226,7 @@ impl<S: KeyValueStore> Backend for KeyValueBackend<S> {
     ) -> BackendFuture<'a, Decision> {
         MaybeReady::boxed(read_apply_write(
             &self.store,
-            self.lock_options,
+            self.settings.lock_options(),
             key,
             strategy,
             hit,
@@ -250,7 +241,7 @@ impl<S: KeyValueStore> Backend for KeyValueBackend<S> {
     ) -> BackendFuture<'a, Vec<Decision>> {
         MaybeReady::boxed(read_apply_write_all(
             &self.store,
-            self.lock_options,
+            self.settings.lock_options(),
             hits,
             mode,
         ))
@@ -265,7 +256,7 @@ impl<S: KeyValueStore> Backend for KeyValueBackend<S> {
     ) -> BackendFuture<'a, Refund> {
         MaybeReady::boxed(read_refund_write(
             &self.store,
-            self.lock_options,
+            self.settings.lock_options(),
             key,
             strategy,
             hit,
@@ -299,14 +290,6 @@ impl<S: KeyValueStore> Backend for KeyValueBackend<S> {
         MaybeReady::ready(Ok(()))
     }
 
-    fn on_error(&self) -> Option<&OnError> {
-        self.on_error.as_ref()
-    }
-
-    fn extensions(&self) -> Option<&Extensions> {
-        Some(&self.extensions)
-    }
-
     fn key_value(&self) -> Option<&dyn KeyValueStore> {
         Some(&self.store)
     }
@@ -316,8 +299,7 @@ impl<S: fmt::Debug> fmt::Debug for KeyValueBackend<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyValueBackend")
             .field("store", &self.store)
-            .field("namespace", &self.namespace)
-            .field("lock_options", &self.lock_options)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }

@@ -18,11 +18,11 @@ pub use self::builder::MemoryBackendBuilder;
 use self::lock::Locks;
 use self::store::{Store, closed};
 use super::{
-    Backend, BackendError, BackendFuture, Extensions, KeyValueStore, KeyedHit, LockOptions, Mode,
+    Backend, BackendError, BackendFuture, BackendSettings, KeyValueStore, KeyedHit, LockOptions,
+    Mode,
 };
-use crate::key::validate_namespace;
 use crate::strategy::{DynStrategy, Hit, Refund};
-use crate::{Clock, ConfigError, Decision, MaybeReady, Millis, OnError, StrategyStat};
+use crate::{Clock, ConfigError, Decision, MaybeReady, Millis, StrategyStat};
 
 /// The default cap on stored keys.
 pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
@@ -62,7 +62,8 @@ pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct MemoryBackend {
     shared: Arc<Shared>,
-    namespace: Arc<str>,
+    /// Per handle: [`with_namespace`](MemoryBackend::with_namespace) shares the store.
+    settings: Arc<BackendSettings>,
 }
 
 struct Shared {
@@ -72,9 +73,6 @@ struct Shared {
     closed: AtomicBool,
     shutdown: Arc<Notify>,
     sweeper_alive: Arc<AtomicBool>,
-    on_error: Option<OnError>,
-    extensions: Extensions,
-    lock_options: LockOptions,
     max_keys: usize,
 }
 
@@ -120,11 +118,9 @@ impl MemoryBackend {
         &self,
         namespace: impl Into<String>,
     ) -> Result<MemoryBackend, ConfigError> {
-        let namespace = namespace.into();
-        validate_namespace(&namespace)?;
         Ok(MemoryBackend {
             shared: Arc::clone(&self.shared),
-            namespace: Arc::from(namespace),
+            settings: Arc::new(self.settings.renamed(namespace)?),
         })
     }
 
@@ -179,8 +175,8 @@ impl Backend for MemoryBackend {
         "memory"
     }
 
-    fn namespace(&self) -> &str {
-        &self.namespace
+    fn settings(&self) -> &BackendSettings {
+        &self.settings
     }
 
     fn decide<'a>(
@@ -259,7 +255,7 @@ impl Backend for MemoryBackend {
     }
 
     fn reset(&self) -> BackendFuture<'_, ()> {
-        let prefix = crate::key::namespace_prefix(&self.namespace);
+        let prefix = crate::key::namespace_prefix(self.settings.namespace());
         MaybeReady::ready(self.check_open().map(|()| {
             self.shared.store.retain(|key, _| !key.starts_with(&prefix));
         }))
@@ -273,14 +269,6 @@ impl Backend for MemoryBackend {
         MaybeReady::ready(Ok(()))
     }
 
-    fn on_error(&self) -> Option<&OnError> {
-        self.shared.on_error.as_ref()
-    }
-
-    fn extensions(&self) -> Option<&Extensions> {
-        Some(&self.shared.extensions)
-    }
-
     fn key_value(&self) -> Option<&dyn KeyValueStore> {
         Some(self)
     }
@@ -289,7 +277,7 @@ impl Backend for MemoryBackend {
 impl fmt::Debug for MemoryBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryBackend")
-            .field("namespace", &self.namespace)
+            .field("namespace", &self.settings.namespace())
             .field("keys", &self.len())
             .field("max_keys", &self.shared.max_keys)
             .field("closed", &self.is_closed())

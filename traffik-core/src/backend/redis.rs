@@ -52,11 +52,11 @@ use self::error::{NAME, from_redis, invalid_reply, timeout};
 use self::lock::Redlock;
 use self::script_loads::Loading;
 use crate::backend::{
-    Backend, BackendError, BackendFuture, Extensions, KeyValueStore, KeyedHit, LockOptions, Mode,
+    Backend, BackendError, BackendFuture, BackendSettings, KeyValueStore, KeyedHit, Mode,
 };
 use crate::strategy::native::{LUA_EXACT, Native};
 use crate::strategy::{DynStrategy, Hit, Refund};
-use crate::{Decision, MaybeReady, Millis, OnError, StrategyStat};
+use crate::{Decision, MaybeReady, Millis, StrategyStat};
 
 pub use builder::{RedisBackendBuilder, TimeSource};
 pub use error::RedisConnectError;
@@ -69,13 +69,10 @@ pub struct RedisBackend {
 
 struct Inner {
     connections: Connections,
-    namespace: String,
+    settings: BackendSettings,
     command_timeout: Duration,
     time: TimeSource,
-    lock_options: LockOptions,
     redlock: Option<Redlock>,
-    on_error: Option<OnError>,
-    extensions: Extensions,
     closed: AtomicBool,
     /// How far Redis's clock runs ahead of this host's (ms), measured at connect: deadlines
     /// are sent on Redis's clock.
@@ -415,7 +412,7 @@ impl RedisBackend {
         let Some(native) = Native::of(strategy, &charge) else {
             return super::key_value_backend::read_refund_write(
                 self,
-                self.inner.lock_options,
+                self.inner.settings.lock_options(),
                 key,
                 strategy,
                 charge,
@@ -471,7 +468,7 @@ impl RedisBackend {
             None => {
                 super::key_value_backend::read_apply_write(
                     self,
-                    self.inner.lock_options,
+                    self.inner.settings.lock_options(),
                     key,
                     strategy,
                     hit,
@@ -488,8 +485,8 @@ impl Backend for RedisBackend {
         NAME
     }
 
-    fn namespace(&self) -> &str {
-        &self.inner.namespace
+    fn settings(&self) -> &BackendSettings {
+        &self.inner.settings
     }
 
     fn decide<'a>(
@@ -555,14 +552,6 @@ impl Backend for RedisBackend {
         MaybeReady::ready(Ok(()))
     }
 
-    fn on_error(&self) -> Option<&OnError> {
-        self.inner.on_error.as_ref()
-    }
-
-    fn extensions(&self) -> Option<&Extensions> {
-        Some(&self.inner.extensions)
-    }
-
     fn key_value(&self) -> Option<&dyn KeyValueStore> {
         Some(self)
     }
@@ -612,7 +601,7 @@ fn hash_tag(key: &str) -> &str {
 impl fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisBackend")
-            .field("namespace", &self.inner.namespace)
+            .field("namespace", &self.inner.settings.namespace())
             .field("cluster", &self.inner.connections.is_cluster())
             .field("connections", &self.inner.connections.count())
             .field("command_timeout", &self.inner.command_timeout)

@@ -1,6 +1,7 @@
 //! [`ThrottleBuilder`].
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +9,8 @@ use super::{
     Config, CostFn, CostSource, Identifier, IntoRate, OnError, RateFn, RateSource, StrategyRef,
     Throttle,
 };
-use crate::backend::{Backend, KeyValueStrategy};
+use crate::backend::{Backend, Extensions, KeyValueStrategy};
+use crate::headers::Headers;
 use crate::key::validate_uid;
 use crate::strategy::{FixedWindow, Strategy};
 use crate::{Clock, ConfigError, Context, ParseRateError, SystemClock, ThrottleRegistry};
@@ -33,7 +35,7 @@ use crate::{Clock, ConfigError, Context, ParseRateError, SystemClock, ThrottleRe
 /// # Ok::<(), traffik_core::ConfigError>(())
 /// ```
 #[must_use]
-pub struct ThrottleBuilder<C: ?Sized + 'static> {
+pub struct ThrottleBuilder<C: ?Sized + 'static, P = Throttle<C>> {
     uid: String,
     rate: Result<RateSource<C>, ParseRateError>,
     strategy: StrategyRef,
@@ -45,6 +47,27 @@ pub struct ThrottleBuilder<C: ?Sized + 'static> {
     on_error: Option<OnError>,
     registry: Option<ThrottleRegistry>,
     clock: Option<Arc<dyn Clock>>,
+    headers: Headers,
+    extensions: Extensions,
+    product: PhantomData<fn() -> P>,
+}
+
+/// What a [`ThrottleBuilder`] builds: the core [`Throttle`] itself, or an adapter's throttle
+/// made from it (traffik-axum's `HttpThrottle` reads its HTTP settings from the throttle's
+/// [`extensions`](Throttle::extensions) once, here).
+pub trait FromThrottle<C: ?Sized + 'static>: Sized {
+    /// The product of a built throttle, or why the adapter's settings are wrong.
+    ///
+    /// # Errors
+    ///
+    /// Whatever configuration error the adapter finds in the throttle's settings.
+    fn from_throttle(throttle: Throttle<C>) -> Result<Self, ConfigError>;
+}
+
+impl<C: ?Sized + 'static> FromThrottle<C> for Throttle<C> {
+    fn from_throttle(throttle: Throttle<C>) -> Result<Self, ConfigError> {
+        Ok(throttle)
+    }
 }
 
 impl<C: ?Sized + Send + Sync + 'static> ThrottleBuilder<C> {
@@ -63,9 +86,34 @@ impl<C: ?Sized + Send + Sync + 'static> ThrottleBuilder<C> {
             on_error: None,
             registry: None,
             clock: None,
+            headers: Headers::none(),
+            extensions: Extensions::new(),
+            product: PhantomData,
         }
     }
 
+    /// Makes the builder build `Q` instead (an adapter's throttle, see [`FromThrottle`]).
+    pub fn builds<Q: FromThrottle<C>>(self) -> ThrottleBuilder<C, Q> {
+        ThrottleBuilder {
+            uid: self.uid,
+            rate: self.rate,
+            strategy: self.strategy,
+            backend: self.backend,
+            cost: self.cost,
+            identifier: self.identifier,
+            context: self.context,
+            min_wait: self.min_wait,
+            on_error: self.on_error,
+            registry: self.registry,
+            clock: self.clock,
+            headers: self.headers,
+            extensions: self.extensions,
+            product: PhantomData,
+        }
+    }
+}
+
+impl<C: ?Sized + Send + Sync + 'static, P: FromThrottle<C>> ThrottleBuilder<C, P> {
     /// Chooses the rate per hit instead.
     pub fn rate_fn(mut self, rate: RateFn<C>) -> Self {
         self.rate = Ok(RateSource::Dynamic(rate));
@@ -143,8 +191,23 @@ impl<C: ?Sized + Send + Sync + 'static> ThrottleBuilder<C> {
         self
     }
 
+    /// The rate-limit headers an adapter writes for this throttle's decisions (default
+    /// [`Headers::none`]: only `Retry-After` on a refusal); see [`Throttle::headers`].
+    pub fn headers(mut self, headers: Headers) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// Adds a typed setting for an adapter, one per type (a later one of the same type
+    /// replaces it); see [`Throttle::extensions`]. traffik-axum keeps its HTTP settings here
+    /// (the scope, the throttled handler, whether CORS preflights count).
+    pub fn extension<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.extensions.insert(value);
+        self
+    }
+
     /// Checks everything and registers the throttle.
-    pub fn build(self) -> Result<Throttle<C>, ConfigError> {
+    pub fn build(self) -> Result<P, ConfigError> {
         validate_uid(&self.uid)?;
         let rate = self.rate.map_err(|source| ConfigError::InvalidRate {
             uid: self.uid.clone(),
@@ -170,17 +233,29 @@ impl<C: ?Sized + Send + Sync + 'static> ThrottleBuilder<C> {
             .registry
             .unwrap_or_else(|| ThrottleRegistry::global().clone());
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock::new()));
-        Throttle::from_config(self.uid, config, registry, clock)
+        let throttle = Throttle::from_config(
+            self.uid,
+            config,
+            super::Extras {
+                registry,
+                clock,
+                headers: self.headers,
+                extensions: self.extensions,
+            },
+        )?;
+        P::from_throttle(throttle)
     }
 }
 
-impl<C: ?Sized + 'static> fmt::Debug for ThrottleBuilder<C> {
+impl<C: ?Sized + 'static, P> fmt::Debug for ThrottleBuilder<C, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThrottleBuilder")
             .field("uid", &self.uid)
             .field("rate", &self.rate)
             .field("strategy", &self.strategy.name())
             .field("cost", &self.cost)
+            .field("headers", &self.headers)
+            .field("extensions", &self.extensions)
             .finish_non_exhaustive()
     }
 }

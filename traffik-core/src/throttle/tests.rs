@@ -612,8 +612,8 @@ async fn key_value_strategies_run_on_backends_with_the_contract() {
         fn name(&self) -> &str {
             "no-contract"
         }
-        fn namespace(&self) -> &str {
-            self.0.namespace()
+        fn settings(&self) -> &crate::backend::BackendSettings {
+            self.0.settings()
         }
         fn decide<'a>(
             &'a self,
@@ -685,9 +685,8 @@ async fn a_refusal_carries_the_backend_that_refused_and_the_merged_context() {
             Some(backend) => options.backend(backend),
             None => options,
         };
-        // Synchronous and asynchronous paths report the same.
         let first = throttle
-            .try_verdict_now("a", options(HitOptions::new()), Mode::Consume)
+            .try_hit_verdict_now("a", options(HitOptions::new()))
             .expect("in memory")
             .unwrap();
         assert!(first.decision().is_allowed() && first.refusal().is_none());
@@ -712,4 +711,112 @@ async fn a_refusal_carries_the_backend_that_refused_and_the_merged_context() {
         .await
         .unwrap();
     assert!(skipped.decision().is_skipped() && skipped.refusal().is_none());
+}
+
+#[tokio::test]
+async fn every_path_reports_the_refusal_it_decided() {
+    let setup = Setup::new();
+    let backend: Arc<dyn Backend> = Arc::new(memory(&setup.clock).with_namespace("own").unwrap());
+    let context = Context::new().with("plan", "free");
+    let assert_refused = |verdict: &Verdict, namespace: &str| {
+        assert!(verdict.decision().is_throttled(), "{verdict:?}");
+        let refusal = verdict.refusal().expect("a refusal");
+        assert_eq!(refusal.backend().namespace(), namespace);
+        assert_eq!(refusal.context().get_str("plan"), Some("free"));
+    };
+
+    // The asynchronous path: an asynchronous cost function.
+    let asynchronous = setup
+        .throttle("verdict-async", "1/min")
+        .cost_fn(CostFn::from_async(|_: &str, _: &Context| {
+            Box::pin(async { 1 })
+        }))
+        .context(context.clone())
+        .shared_backend(Arc::clone(&backend))
+        .build()
+        .unwrap();
+    assert!(
+        asynchronous
+            .try_hit_verdict_now("a", HitOptions::new())
+            .is_none()
+    );
+    let first = asynchronous
+        .hit_verdict("a", HitOptions::new())
+        .await
+        .unwrap();
+    assert!(first.refusal().is_none());
+    assert_refused(
+        &asynchronous
+            .hit_verdict("a", HitOptions::new())
+            .await
+            .unwrap(),
+        "own",
+    );
+
+    // A key-value strategy.
+    let key_value = setup
+        .throttle("verdict-kv", "1/min")
+        .key_value_strategy(crate::testing::Counter)
+        .context(context.clone())
+        .shared_backend(Arc::clone(&backend))
+        .build()
+        .unwrap();
+    assert!(
+        key_value
+            .hit_verdict("a", HitOptions::new())
+            .await
+            .unwrap()
+            .refusal()
+            .is_none()
+    );
+    assert_refused(
+        &key_value.hit_verdict("a", HitOptions::new()).await.unwrap(),
+        "own",
+    );
+
+    // A failing backend whose policy fails closed: the refusal names that backend.
+    let down: Arc<dyn Backend> = Arc::new(closed(&setup.clock).with_namespace("down").unwrap());
+    let fail_closed = setup
+        .throttle("verdict-closed", "5/min")
+        .on_error(OnError::Throttle)
+        .context(context.clone())
+        .shared_backend(Arc::clone(&down))
+        .build()
+        .unwrap();
+    assert_refused(
+        &fail_closed
+            .hit_verdict("a", HitOptions::new())
+            .await
+            .unwrap(),
+        "down",
+    );
+
+    // A batch: the refusing limit carries its refusal, the other none; both paths agree.
+    let wide = setup
+        .throttle("verdict-wide", "10/min")
+        .context(context.clone())
+        .shared_backend(Arc::clone(&backend))
+        .build()
+        .unwrap();
+    let narrow = setup
+        .throttle("verdict-narrow", "1/min")
+        .context(context.clone())
+        .shared_backend(Arc::clone(&backend))
+        .build()
+        .unwrap();
+    let limits = [
+        Limit::new(&wide, "b", HitOptions::new()),
+        Limit::new(&narrow, "b", HitOptions::new()),
+    ];
+    let admitted = try_hit_all_verdicts_now(&limits)
+        .expect("in memory")
+        .unwrap();
+    assert!(admitted.iter().all(|verdict| verdict.refusal().is_none()));
+    let refused = hit_all_verdicts(&limits).await.unwrap();
+    assert!(refused[0].refusal().is_none());
+    assert_refused(&refused[1], "own");
+    let refused_now = try_hit_all_verdicts_now(&limits)
+        .expect("in memory")
+        .unwrap();
+    assert_refused(&refused_now[1], "own");
 }

@@ -9,39 +9,32 @@ use tokio::sync::Notify;
 use super::lock::Locks;
 use super::store::Store;
 use super::{DEFAULT_MAX_KEYS, DEFAULT_SWEEP_INTERVAL, MemoryBackend, Shared, sweeper};
-use crate::backend::{Extensions, LockOptions};
-use crate::key::validate_namespace;
+use crate::backend::{BackendSettings, LockOptions};
 use crate::{Clock, ConfigError, OnError, SystemClock};
 
 /// Configures a [`MemoryBackend`].
 #[derive(Debug)]
 #[must_use]
 pub struct MemoryBackendBuilder {
-    namespace: String,
+    settings: BackendSettings,
     max_keys: usize,
     sweep_interval: Duration,
     clock: Option<Arc<dyn Clock>>,
-    on_error: Option<OnError>,
-    extensions: Extensions,
-    lock_options: Option<LockOptions>,
 }
 
 impl MemoryBackendBuilder {
     pub(super) fn new() -> Self {
         MemoryBackendBuilder {
-            namespace: "traffik".to_owned(),
+            settings: BackendSettings::new(),
             max_keys: DEFAULT_MAX_KEYS,
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
             clock: None,
-            on_error: None,
-            extensions: Extensions::new(),
-            lock_options: None,
         }
     }
 
     /// The key prefix (default `"traffik"`).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = namespace.into();
+        self.settings = self.settings.with_namespace(namespace);
         self
     }
 
@@ -66,7 +59,7 @@ impl MemoryBackendBuilder {
 
     /// The on-error policy of throttles on this backend that set none.
     pub fn on_error(mut self, policy: OnError) -> Self {
-        self.on_error = Some(policy);
+        self.settings = self.settings.with_on_error(policy);
         self
     }
 
@@ -74,19 +67,19 @@ impl MemoryBackendBuilder {
     /// `ThrottledHandler`: the response to a refusal for every throttle on this backend that
     /// sets none of its own.
     pub fn extension<T: Send + Sync + 'static>(mut self, value: T) -> Self {
-        self.extensions.insert(value);
+        self.settings = self.settings.with_extension(value);
         self
     }
 
     /// Lock settings for the key-value contract (default: [`LockOptions::from_env`]).
     pub fn lock_options(mut self, options: LockOptions) -> Self {
-        self.lock_options = Some(options);
+        self.settings = self.settings.with_lock_options(options);
         self
     }
 
     /// Builds the backend, starting its sweeper on the current tokio runtime if there is one.
     pub fn build(self) -> Result<MemoryBackend, ConfigError> {
-        validate_namespace(&self.namespace)?;
+        let settings = self.settings.resolve()?;
         if self.max_keys == 0 {
             return Err(ConfigError::InvalidBackend {
                 backend: "memory",
@@ -99,10 +92,6 @@ impl MemoryBackendBuilder {
                 reason: "sweep_interval must be above zero".to_owned(),
             });
         }
-        let lock_options = match self.lock_options {
-            Some(options) => options,
-            None => LockOptions::from_env()?,
-        };
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock::new()));
         let store = Arc::new(Store::new(self.max_keys));
         let shutdown = Arc::new(Notify::new());
@@ -122,12 +111,9 @@ impl MemoryBackendBuilder {
                 closed: AtomicBool::new(false),
                 shutdown,
                 sweeper_alive,
-                on_error: self.on_error,
-                extensions: self.extensions,
-                lock_options,
                 max_keys: self.max_keys,
             }),
-            namespace: Arc::from(self.namespace),
+            settings: Arc::new(settings),
         })
     }
 }

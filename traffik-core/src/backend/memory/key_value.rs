@@ -124,7 +124,7 @@ impl KeyValueStore for MemoryBackend {
     }
 
     fn lock_options(&self) -> LockOptions {
-        self.shared.lock_options
+        self.settings.lock_options()
     }
 
     fn lock<'a>(&'a self, name: &'a str, options: LockOptions) -> BackendFuture<'a, LockGuard> {

@@ -9,9 +9,8 @@ use super::connection::{Connections, Handle};
 use super::error::{RedisConnectError, from_redis, invalid_setting, timeout};
 use super::lock::Redlock;
 use super::{Inner, RedisBackend};
-use crate::backend::{Extensions, LockOptions};
-use crate::key::validate_namespace;
-use crate::{ConfigError, OnError};
+use crate::OnError;
+use crate::backend::{BackendSettings, LockOptions};
 
 /// Which clock decisions read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -36,15 +35,12 @@ enum Target {
 #[must_use = "a builder does nothing until `connect` is awaited"]
 pub struct RedisBackendBuilder {
     target: Target,
-    namespace: String,
+    settings: BackendSettings,
     connections: usize,
     connect_timeout: Duration,
     command_timeout: Duration,
     time: TimeSource,
-    lock_options: Option<LockOptions>,
     redlock: Vec<String>,
-    on_error: Option<OnError>,
-    extensions: Extensions,
     require_noeviction: bool,
 }
 
@@ -64,22 +60,19 @@ impl RedisBackendBuilder {
     fn with_target(target: Target) -> Self {
         RedisBackendBuilder {
             target,
-            namespace: "traffik".to_owned(),
+            settings: BackendSettings::new(),
             connections: 1,
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_millis(500),
             time: TimeSource::Server,
             require_noeviction: false,
-            lock_options: None,
             redlock: Vec::new(),
-            on_error: None,
-            extensions: Extensions::new(),
         }
     }
 
     /// The prefix of every key (default `traffik`; letters, digits, `.`, `_`, `-`, `/`, `:`).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = namespace.into();
+        self.settings = self.settings.with_namespace(namespace);
         self
     }
 
@@ -115,7 +108,7 @@ impl RedisBackendBuilder {
     /// `TRAFFIK_DEFAULT_*` settings, [`LockOptions::from_env`], read by
     /// [`connect`](Self::connect), where an invalid variable is a configuration error).
     pub fn lock_options(mut self, options: LockOptions) -> Self {
-        self.lock_options = Some(options);
+        self.settings = self.settings.with_lock_options(options);
         self
     }
 
@@ -142,13 +135,13 @@ impl RedisBackendBuilder {
 
     /// The on-error policy for throttles on this backend that set none.
     pub fn on_error(mut self, policy: OnError) -> Self {
-        self.on_error = Some(policy);
+        self.settings = self.settings.with_on_error(policy);
         self
     }
 
-    /// Attaches a typed value for the protocol crates (see [`Extensions`]).
+    /// Attaches a typed value for the protocol crates (see [`Extensions`](crate::backend::Extensions)).
     pub fn extension<T: Send + Sync + 'static>(mut self, value: T) -> Self {
-        self.extensions.insert(value);
+        self.settings = self.settings.with_extension(value);
         self
     }
 
@@ -160,15 +153,11 @@ impl RedisBackendBuilder {
     /// connection count, lock options), [`RedisConnectError::Backend`] when a node cannot be
     /// reached in time or refuses the connection, and [`RedisConnectError::Evicting`] when
     /// [`require_noeviction`](Self::require_noeviction) is set and the server evicts keys.
-    pub async fn connect(self) -> Result<RedisBackend, RedisConnectError> {
-        validate_namespace(&self.namespace)?;
+    pub async fn connect(mut self) -> Result<RedisBackend, RedisConnectError> {
+        let settings = std::mem::take(&mut self.settings).resolve()?;
         if self.command_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(invalid_setting("timeouts must be longer than zero").into());
         }
-        let lock_options = match self.lock_options {
-            Some(options) => options,
-            None => LockOptions::from_env().map_err(ConfigError::from)?,
-        };
         if !(1..=64).contains(&self.connections) {
             return Err(invalid_setting(format!(
                 "connections must be between 1 and 64, not {}",
@@ -188,7 +177,7 @@ impl RedisBackendBuilder {
         };
         let skew_ms = super::probe::inspect(
             &mut handles[0].clone(),
-            &self.namespace,
+            settings.namespace(),
             self.command_timeout,
             self.require_noeviction,
         )
@@ -207,13 +196,10 @@ impl RedisBackendBuilder {
         };
         Ok(RedisBackend::from_inner(Inner {
             connections: Connections::new(handles),
-            namespace: self.namespace,
+            settings,
             command_timeout: self.command_timeout,
             time: self.time,
-            lock_options,
             redlock,
-            on_error: self.on_error,
-            extensions: self.extensions,
             closed: std::sync::atomic::AtomicBool::new(false),
             skew_ms,
         }))

@@ -16,7 +16,7 @@ pub(super) async fn clear_namespace(backend: &RedisBackend) -> Result<(), Backen
     // Valid namespaces hold no glob character (`*?[]\\`), so the prefix matches literally.
     let pattern = format!(
         "{}*",
-        crate::key::namespace_prefix(&backend.inner.namespace)
+        crate::key::namespace_prefix(backend.inner.settings.namespace())
     );
     match backend.inner.connections.handle() {
         Handle::Node(connection) => {

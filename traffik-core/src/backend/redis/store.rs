@@ -180,6 +180,6 @@ impl KeyValueStore for RedisBackend {
     }
 
     fn lock_options(&self) -> LockOptions {
-        self.inner.lock_options
+        self.inner.settings.lock_options()
     }
 }
