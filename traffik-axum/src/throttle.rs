@@ -1,5 +1,6 @@
 //! [`HttpThrottle`]: a core [`Throttle`] over HTTP request parts, with what HTTP adds: the
-//! route scope, the rate-limit headers and the throttled handler.
+//! scope, the throttled handler, the CORS preflight rule, and writing the throttle's rate-limit
+//! headers into responses.
 
 use std::fmt;
 use std::sync::Arc;
@@ -100,8 +101,9 @@ struct HttpSettings {
 struct CountPreflights(bool);
 
 /// A throttle for HTTP requests: a core [`Throttle`] whose connection is the request's
-/// [`Parts`], plus the HTTP settings (scope, headers, throttled handler). Cheap to clone (one
-/// reference count). Requests go through its entry points ([`Throttled<T>`](crate::Throttled),
+/// [`Parts`], plus the HTTP settings (scope, throttled handler, CORS preflights), read once from
+/// the core throttle's typed extensions when built ([`FromThrottle`]). Cheap to clone (two
+/// reference counts). Requests go through its entry points ([`Throttled<T>`](crate::Throttled),
 /// [`Enforce`](crate::Enforce), [`ThrottleLayer`](crate::ThrottleLayer), WebSocket hits), which
 /// add the scope, the per-request backend and the 429; [`core`](Self::core) reaches the core
 /// throttle for `update_*`, `disable`, `stat` on a key of your own, ….
@@ -376,7 +378,7 @@ impl HttpThrottle {
         }
         refusal?
             .backend()
-            .extensions()?
+            .extensions()
             .get::<ThrottledHandler>()
             .cloned()
     }
@@ -448,7 +450,15 @@ impl fmt::Debug for HttpThrottle {
 /// Builds an [`HttpThrottle`]: the core [`ThrottleBuilder`] over request [`Parts`] (every core
 /// setting, the rate-limit [`headers`](ThrottleBuilder::headers) and typed
 /// [`extension`](ThrottleBuilder::extension)s), plus the HTTP settings of
-/// [`HttpThrottleBuilderExt`]: scope, throttled handler, CORS preflights.
+/// [`HttpThrottleBuilderExt`]: scope, throttled handler, CORS preflights. Start with
+/// [`HttpThrottle::builder`], which sets what HTTP needs:
+///
+/// - the identifier defaults to [`ClientIp::new`] (the TCP peer; behind a proxy, configure
+///   [`ClientIp::behind`]); an identifier returning `EXEMPTED` skips the throttle;
+/// - a hit goes to the throttle's own backend, else the request's
+///   [`RequestBackend`](crate::RequestBackend), else the registry's default;
+/// - `.headers(..)` chooses the rate-limit headers (default none: only `Retry-After` on a
+///   429).
 pub type HttpThrottleBuilder = ThrottleBuilder<Parts, HttpThrottle>;
 
 /// The HTTP settings of an [`HttpThrottleBuilder`], kept as typed extensions of the core
@@ -466,14 +476,16 @@ pub type HttpThrottleBuilder = ThrottleBuilder<Parts, HttpThrottle>;
 /// assert_eq!(api.scope_for(EntryPoint::Extractor), Scope::Shared);
 /// # Ok::<(), ConfigError>(())
 /// ```
-pub trait HttpThrottleBuilderExt: Sized {
+pub trait HttpThrottleBuilderExt: sealed::Sealed + Sized {
     /// Which requests share a budget, at every entry point (default: the entry point's own,
     /// see [`EntryPoint`]).
     #[must_use]
     fn scope(self, scope: Scope) -> Self;
 
-    /// Whether CORS preflights spend the budget of the requests they precede (default `false`:
-    /// they get a budget of their own, so a browser's preflight never halves its budget).
+    /// Whether CORS preflights (`OPTIONS` with `Origin` and `Access-Control-Request-Method`)
+    /// spend the budget of the requests they precede. Default `false`: they get a budget of
+    /// their own, so a browser's preflight never halves the budget of the request it precedes,
+    /// and a flood of preflights is still limited.
     #[must_use]
     fn count_preflights(self, count: bool) -> Self;
 
@@ -481,6 +493,11 @@ pub trait HttpThrottleBuilderExt: Sized {
     /// added unless it sets them). A backend can carry a default for its throttles.
     #[must_use]
     fn on_throttled(self, handler: ThrottledHandler) -> Self;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::HttpThrottleBuilder {}
 }
 
 impl HttpThrottleBuilderExt for HttpThrottleBuilder {
@@ -726,5 +743,35 @@ mod tests {
             rejection.to_string().contains("http-throttle-nobackend"),
             "{rejection}"
         );
+    }
+
+    #[test]
+    fn http_settings_are_typed_extensions_read_once() {
+        use crate::HttpThrottleBuilderExt;
+
+        let by_method = HttpThrottle::builder("http-settings-method", "1/min")
+            .scope(Scope::Shared)
+            .count_preflights(true)
+            .build()
+            .unwrap();
+        let by_extension = HttpThrottle::builder("http-settings-extension", "1/min")
+            .extension(Scope::Shared)
+            .extension(CountPreflights(true))
+            .build()
+            .unwrap();
+        for throttle in [&by_method, &by_extension] {
+            assert_eq!(throttle.scope(), Some(Scope::Shared));
+            assert_eq!(throttle.scope_for(EntryPoint::Extractor), Scope::Shared);
+            assert!(throttle.http.count_preflights);
+        }
+        // Any core throttle over request parts becomes an HttpThrottle the same way.
+        let core = ThrottleBuilder::<Parts>::new("http-settings-core", "1/min")
+            .identifier(ClientIp::new().identifier())
+            .extension(Scope::Path)
+            .build()
+            .unwrap();
+        let wrapped = HttpThrottle::from_throttle(core).unwrap();
+        assert_eq!(wrapped.scope_for(EntryPoint::Layer), Scope::Path);
+        assert!(!wrapped.http.count_preflights);
     }
 }

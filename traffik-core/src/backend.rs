@@ -148,10 +148,14 @@ pub trait Backend: Send + Sync + Debug + 'static {
     /// A short name for logs and errors (`"memory"`, `"redis"`, …).
     fn name(&self) -> &str;
 
-    /// The backend's settings: namespace, on-error policy, extensions, lock options.
+    /// The backend's settings: namespace, on-error policy, extensions, lock options. Return
+    /// settings that were [`resolve`](BackendSettings::resolve)d when the backend was built
+    /// (unresolved ones skip the namespace check and ignore the `TRAFFIK_DEFAULT_*` lock
+    /// variables).
     fn settings(&self) -> &BackendSettings;
 
-    /// The prefix of every key this backend stores (from its [`settings`](Self::settings)).
+    /// The prefix of every key this backend stores (from its [`settings`](Self::settings); not
+    /// meant to be overridden).
     fn namespace(&self) -> &str {
         self.settings().namespace()
     }
@@ -252,15 +256,16 @@ pub trait Backend: Send + Sync + Debug + 'static {
     fn close(&self) -> BackendFuture<'_, ()>;
 
     /// The on-error policy of throttles on this backend that set none themselves (from its
-    /// [`settings`](Self::settings)).
+    /// [`settings`](Self::settings); not meant to be overridden).
     fn on_error(&self) -> Option<&OnError> {
         self.settings().on_error()
     }
 
     /// Typed values the protocol crates read, such as the default throttled handler of the
-    /// throttles on this backend (see [`Extensions`]; from its [`settings`](Self::settings)).
-    fn extensions(&self) -> Option<&Extensions> {
-        Some(self.settings().extensions())
+    /// throttles on this backend (see [`Extensions`]; from its [`settings`](Self::settings); not
+    /// meant to be overridden).
+    fn extensions(&self) -> &Extensions {
+        self.settings().extensions()
     }
 
     /// The key-value contract, for [`KeyValueStrategy`]s (custom strategies written against

@@ -119,7 +119,7 @@ fn handler_for(throttle: &MessageThrottle, refusal: &Refusal) -> Option<MessageH
     }
     refusal
         .backend()
-        .extensions()?
+        .extensions()
         .get::<MessageHandler>()
         .cloned()
 }

@@ -1,12 +1,15 @@
-//! [`Extensions`]: typed values attached to a backend for the protocol crates, such as the
-//! default throttled handler of every throttle on that backend.
+//! [`Extensions`]: typed values attached to a backend or a throttle for the protocol crates,
+//! such as the default throttled handler of every throttle on a backend, or a throttle's HTTP
+//! scope.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-/// A map from type to one value of that type, attached to a backend.
+/// A map from type to one value of that type, attached to a backend
+/// ([`BackendSettings`](super::BackendSettings)) or a throttle
+/// ([`ThrottleBuilder::extension`](crate::throttle::ThrottleBuilder::extension)).
 ///
 /// Core knows nothing of HTTP or WebSocket; `traffik-axum` looks up its own types here (its
 /// `ThrottledHandler` is the backend-level default response to a refusal, used by every

@@ -113,7 +113,8 @@ impl MemoryBackend {
         MemoryBackendBuilder::new()
     }
 
-    /// The same store under another namespace.
+    /// The same store under another namespace, with this handle's other settings (on-error
+    /// policy, extensions, lock options).
     pub fn with_namespace(
         &self,
         namespace: impl Into<String>,

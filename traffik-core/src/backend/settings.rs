@@ -96,6 +96,16 @@ impl BackendSettings {
         Ok(self)
     }
 
+    /// Checks the namespace alone (a builder checks it first, before its own settings, as
+    /// [`resolve`](Self::resolve) does too).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidNamespace`].
+    pub fn check_namespace(&self) -> Result<(), ConfigError> {
+        validate_namespace(&self.namespace)
+    }
+
     /// The same settings under another namespace (checked).
     ///
     /// # Errors

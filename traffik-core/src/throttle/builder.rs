@@ -17,6 +17,9 @@ use crate::{Clock, ConfigError, Context, ParseRateError, SystemClock, ThrottleRe
 
 /// Configures a [`Throttle`]. Start with [`Throttle::builder`] (connection = the client's key)
 /// or [`ThrottleBuilder::new`] plus [`identifier`](Self::identifier) for another connection type.
+/// `P` is what [`build`](Self::build) returns: the throttle itself, or an adapter's throttle made
+/// from it ([`FromThrottle`], chosen with [`builds`](Self::builds); traffik-axum's
+/// `HttpThrottle::builder` starts one for `HttpThrottle`).
 ///
 /// ```
 /// use traffik_core::{Context, Identity, MemoryBackend, OnError};
@@ -55,6 +58,9 @@ pub struct ThrottleBuilder<C: ?Sized + 'static, P = Throttle<C>> {
 /// What a [`ThrottleBuilder`] builds: the core [`Throttle`] itself, or an adapter's throttle
 /// made from it (traffik-axum's `HttpThrottle` reads its HTTP settings from the throttle's
 /// [`extensions`](Throttle::extensions) once, here).
+///
+/// It runs once the throttle is built and registered; when it fails, the throttle it was given
+/// is dropped, which releases the uid.
 pub trait FromThrottle<C: ?Sized + 'static>: Sized {
     /// The product of a built throttle, or why the adapter's settings are wrong.
     ///
@@ -200,7 +206,9 @@ impl<C: ?Sized + Send + Sync + 'static, P: FromThrottle<C>> ThrottleBuilder<C, P
 
     /// Adds a typed setting for an adapter, one per type (a later one of the same type
     /// replaces it); see [`Throttle::extensions`]. traffik-axum keeps its HTTP settings here
-    /// (the scope, the throttled handler, whether CORS preflights count).
+    /// and reads its own types only (`Scope`, `ThrottledHandler`, and its preflight setting,
+    /// through `HttpThrottleBuilderExt`); a value of a type no adapter reads is kept and
+    /// ignored.
     pub fn extension<T: Send + Sync + 'static>(mut self, value: T) -> Self {
         self.extensions.insert(value);
         self

@@ -820,3 +820,63 @@ async fn every_path_reports_the_refusal_it_decided() {
         .unwrap();
     assert_refused(&refused_now[1], "own");
 }
+
+#[tokio::test]
+async fn the_builder_keeps_headers_and_extensions_for_adapters() {
+    use crate::headers::Headers;
+
+    /// An adapter's throttle: reads its setting from the extensions once.
+    struct Tagged {
+        throttle: Throttle,
+        tag: &'static str,
+    }
+    impl FromThrottle<str> for Tagged {
+        fn from_throttle(throttle: Throttle) -> Result<Self, ConfigError> {
+            let tag = *throttle.extensions().get::<&'static str>().ok_or_else(|| {
+                ConfigError::InvalidBackend {
+                    backend: "tagged",
+                    reason: "no tag".to_owned(),
+                }
+            })?;
+            Ok(Tagged { throttle, tag })
+        }
+    }
+
+    let setup = Setup::new();
+    let tagged = setup
+        .throttle("adapter-tagged", "1/min")
+        .backend(memory(&setup.clock))
+        .headers(Headers::always())
+        .extension("gold")
+        .extension(7_u32)
+        .builds::<Tagged>()
+        .build()
+        .unwrap();
+    assert_eq!(tagged.tag, "gold");
+    assert!(!tagged.throttle.headers().is_empty());
+    assert_eq!(tagged.throttle.extensions().get::<u32>(), Some(&7));
+    assert!(tagged.throttle.hit("a").await.unwrap().is_allowed());
+    let peeked = tagged
+        .throttle
+        .try_check_verdict_now("a", HitOptions::new())
+        .expect("in memory")
+        .unwrap();
+    assert_eq!(peeked.refusal().unwrap().backend().name(), "memory");
+
+    // The adapter's own check runs when it is built.
+    assert!(
+        setup
+            .throttle("adapter-untagged", "1/min")
+            .backend(memory(&setup.clock))
+            .builds::<Tagged>()
+            .build()
+            .is_err()
+    );
+    // A plain throttle has no headers and no extensions unless given.
+    let plain = setup
+        .throttle("adapter-plain", "1/min")
+        .backend(memory(&setup.clock))
+        .build()
+        .unwrap();
+    assert!(plain.headers().is_empty() && plain.extensions().is_empty());
+}

@@ -79,7 +79,7 @@ impl MemoryBackendBuilder {
 
     /// Builds the backend, starting its sweeper on the current tokio runtime if there is one.
     pub fn build(self) -> Result<MemoryBackend, ConfigError> {
-        let settings = self.settings.resolve()?;
+        self.settings.check_namespace()?;
         if self.max_keys == 0 {
             return Err(ConfigError::InvalidBackend {
                 backend: "memory",
@@ -92,6 +92,7 @@ impl MemoryBackendBuilder {
                 reason: "sweep_interval must be above zero".to_owned(),
             });
         }
+        let settings = self.settings.resolve()?;
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock::new()));
         let store = Arc::new(Store::new(self.max_keys));
         let shutdown = Arc::new(Notify::new());

@@ -154,10 +154,11 @@ impl RedisBackendBuilder {
     /// reached in time or refuses the connection, and [`RedisConnectError::Evicting`] when
     /// [`require_noeviction`](Self::require_noeviction) is set and the server evicts keys.
     pub async fn connect(mut self) -> Result<RedisBackend, RedisConnectError> {
-        let settings = std::mem::take(&mut self.settings).resolve()?;
+        self.settings.check_namespace()?;
         if self.command_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(invalid_setting("timeouts must be longer than zero").into());
         }
+        let settings = std::mem::take(&mut self.settings).resolve()?;
         if !(1..=64).contains(&self.connections) {
             return Err(invalid_setting(format!(
                 "connections must be between 1 and 64, not {}",
