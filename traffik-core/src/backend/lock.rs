@@ -57,7 +57,8 @@ pub struct LockConfigError {
 }
 
 impl LockOptions {
-    /// Sets the ttl.
+    /// Sets the ttl (a lock held longer than this is taken as abandoned). Below 1 ms counts as
+    /// 1 ms on every backend, as Redis's `PX` does.
     #[must_use]
     pub const fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
@@ -133,11 +134,11 @@ fn parse_seconds(
     let seconds: f64 = trimmed
         .parse()
         .map_err(|_| invalid(variable, value, "expected a number of seconds, e.g. 2.5"))?;
-    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 * 365.0 {
+    if !(0.001..=86_400.0 * 365.0).contains(&seconds) {
         return Err(invalid(
             variable,
             value,
-            "expected a positive number of seconds, at most a year",
+            "expected a number of seconds from 0.001 (1 ms) to a year",
         ));
     }
     Ok(Some(Duration::from_secs_f64(seconds)))
@@ -228,6 +229,9 @@ mod tests {
             (LOCK_TTL_ENV, "-1"),
             (LOCK_TTL_ENV, "soon"),
             (LOCK_TTL_ENV, "none"),
+            // Rounds to a zero ttl: a lock that would exclude nobody.
+            (LOCK_TTL_ENV, "1e-12"),
+            (LOCK_TTL_ENV, "0.0009"),
             (BLOCKING_ENV, "maybe"),
             (BLOCKING_TIMEOUT_ENV, "NaN"),
         ] {

@@ -64,7 +64,9 @@ impl fmt::Debug for Verdict {
 
 /// What refused a hit: the backend that decided it (the throttle's own, the per-call one or the
 /// registry's default, whichever the hit went to) and the context the hit saw (the call's
-/// context merged over the throttle's).
+/// context merged over the throttle's). When that backend failed and the on-error policy
+/// decided (failed closed, or a handler that retried elsewhere), it is still the backend the
+/// hit went to: the one whose failure the policy answered.
 #[derive(Clone)]
 pub struct Refusal {
     backend: Arc<dyn Backend>,

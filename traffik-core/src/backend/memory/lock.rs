@@ -31,7 +31,9 @@ impl Locks {
         let now = Instant::now();
         let holder = Holder {
             token: self.next_token.fetch_add(1, Ordering::Relaxed) + 1,
-            expires: now + options.ttl,
+            // At least 1 ms, as Redis's `PX` (a zero ttl would be expired at once and exclude
+            // nobody).
+            expires: now + options.ttl.max(std::time::Duration::from_millis(1)),
         };
         match self.held.entry(Box::from(name)) {
             Entry::Vacant(vacant) => {
@@ -244,5 +246,21 @@ mod tests {
         ) -> Result<LockGuard, LockError> {
             self.acquire(name, options).await
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_ttl_still_excludes_for_a_millisecond() {
+        let locks = Arc::new(Locks::default());
+        let _held = Arc::clone(&locks)
+            .acquire("zero", options(0, false, None))
+            .await
+            .unwrap();
+        assert!(
+            Arc::clone(&locks)
+                .acquire("zero", options(0, false, None))
+                .await
+                .is_err(),
+            "a second taker is refused while the first holds the lock"
+        );
     }
 }
