@@ -1283,3 +1283,54 @@ async fn an_update_to_a_backend_that_cannot_decide_the_rate_is_refused() {
     assert!(throttle.hit("a").await.unwrap().is_allowed());
     assert!(all_keys(&server).is_empty(), "the hit went to Redis");
 }
+
+#[tokio::test]
+async fn a_retried_backend_hides_a_dropped_connection() {
+    use traffik_core::backend::Retry;
+
+    let server = RedisServer::start();
+    let plain = on(
+        &backend(&server, "retry-plain").await,
+        "retry",
+        "5/min",
+        Gcra::new().burst(5),
+    );
+    let retried = Throttle::builder("retry", "5/min")
+        .strategy(Gcra::new().burst(5))
+        .backend(
+            Retry::new(backend(&server, "retry-wrapped").await)
+                .max_retries(5)
+                .delay(Duration::from_millis(20))
+                .max_elapsed(Duration::from_secs(2))
+                .build()
+                .expect("valid retry settings"),
+        )
+        .on_error(OnError::Raise)
+        .registry(&ThrottleRegistry::new())
+        .build()
+        .unwrap();
+    assert!(plain.hit("a").await.unwrap().is_allowed());
+    assert!(retried.hit("a").await.unwrap().is_allowed());
+
+    // Redis drops every client connection: the first call on each fails.
+    let killed = command(server.port(), "CLIENT KILL TYPE normal").unwrap();
+    assert!(
+        killed
+            .trim_start_matches(':')
+            .trim()
+            .parse::<u32>()
+            .unwrap()
+            >= 2,
+        "{killed}"
+    );
+    assert!(
+        matches!(
+            plain.hit("a").await,
+            Err(ThrottleError::Backend { ref source, .. }) if source.is_transient()
+        ),
+        "without retries the dropped connection reaches the caller"
+    );
+    let decision = retried.hit("a").await.expect("the retry reconnects");
+    assert!(decision.is_allowed());
+    assert_eq!(decision.remaining, 3, "counted once: 2 of 5 used");
+}

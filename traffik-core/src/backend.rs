@@ -37,6 +37,8 @@ mod lock;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "resilience")]
+mod retry;
 mod settings;
 
 use std::fmt::Debug;
@@ -53,6 +55,8 @@ pub use lock::{
     BLOCKING_ENV, BLOCKING_TIMEOUT_ENV, HeldLock, LOCK_TTL_ENV, LockConfigError, LockGuard,
     LockOptions,
 };
+#[cfg(feature = "resilience")]
+pub use retry::{Backoff, Retry};
 pub use settings::BackendSettings;
 
 /// What a throttle can be given as its backend: any [`Backend`], or one already shared as an

@@ -82,3 +82,8 @@ pub use throttle::Throttle;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/guide.md")]
 struct GuideDoctests;
+
+/// The resilience chapter's code blocks, compiled and run as doc tests.
+#[cfg(all(doctest, feature = "resilience", feature = "memory"))]
+#[doc = include_str!("../../docs/resilience.md")]
+struct ResilienceDoctests;
