@@ -1286,7 +1286,18 @@ async fn an_update_to_a_backend_that_cannot_decide_the_rate_is_refused() {
 
 #[tokio::test]
 async fn a_retried_backend_hides_a_dropped_connection() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use traffik_core::backend::Retry;
+
+    /// Transient errors the wrapper saw (the default rule, counted).
+    static TRANSIENT: AtomicUsize = AtomicUsize::new(0);
+    fn transient(error: &BackendError) -> bool {
+        let transient = error.is_transient();
+        if transient {
+            TRANSIENT.fetch_add(1, Ordering::SeqCst);
+        }
+        transient
+    }
 
     let server = RedisServer::start();
     let plain = on(
@@ -1302,6 +1313,7 @@ async fn a_retried_backend_hides_a_dropped_connection() {
                 .max_retries(5)
                 .delay(Duration::from_millis(20))
                 .max_elapsed(Duration::from_secs(2))
+                .retry_if(transient)
                 .build()
                 .expect("valid retry settings"),
         )
@@ -1330,7 +1342,12 @@ async fn a_retried_backend_hides_a_dropped_connection() {
         ),
         "without retries the dropped connection reaches the caller"
     );
+    assert_eq!(TRANSIENT.load(Ordering::SeqCst), 0);
     let decision = retried.hit("a").await.expect("the retry reconnects");
     assert!(decision.is_allowed());
     assert_eq!(decision.remaining, 3, "counted once: 2 of 5 used");
+    assert!(
+        TRANSIENT.load(Ordering::SeqCst) >= 1,
+        "the first attempt failed and was retried"
+    );
 }

@@ -23,6 +23,7 @@
 //! | `memory` | yes | the in-memory backend ([`MemoryBackend`](traffik_core::MemoryBackend)) |
 //! | `redis` | no | the Redis backend, single node and cluster (`traffik_core::RedisBackend`) |
 //! | `redis-tls` | no | `rediss://` URLs for the Redis backend |
+//! | `resilience` | yes | backend wrappers for failures (`traffik_core::backend::Retry`) |
 //! | `macros` | yes | the [`throttled`](macro@throttled) attribute |
 //! | `ws` | no | WebSocket throttling: the handshake and every message (`traffik_axum::ws`) |
 //! | `regex` | no | regular-expression path patterns (`PathPattern::regex`) |

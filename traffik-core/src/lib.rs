@@ -30,6 +30,7 @@
 //! | `memory` | yes | [`MemoryBackend`]: the in-process backend on a sharded `hashbrown` map, with a tokio sweeper |
 //! | `redis` | no | `RedisBackend`: single node or Redis Cluster, one Lua script per decision |
 //! | `redis-tls` | no | `rediss://` URLs for the Redis backend (rustls) |
+//! | `resilience` | yes | `backend::Retry`: retries of transient backend failures, with backoff and jitter |
 //!
 //! Without features the crate still holds [`Rate`] and its parser, every strategy, the
 //! [`Throttle`] engine and the [`Backend`](backend::Backend) and

@@ -23,7 +23,10 @@ pub enum Backoff {
 }
 
 /// Retries a backend's failed calls: [`decide`](Backend::decide), [`decide_all`](Backend::decide_all),
-/// [`stat`](Backend::stat), [`refund`](Backend::refund), [`reset`](Backend::reset).
+/// [`stat`](Backend::stat), [`reset`](Backend::reset). Never a [`refund`](Backend::refund): a
+/// refund whose reply was lost may have been applied, and applying it twice would return a
+/// charge twice (looser). Nor the key-value contract ([`key_value`](Backend::key_value)) that
+/// custom strategies drive.
 ///
 /// - **Which errors:** by default the transient ones ([`BackendError::is_transient`]: a timeout,
 ///   a lost or refused connection, a read-only replica after a failover, an out-of-memory
@@ -35,10 +38,15 @@ pub enum Backoff {
 ///   (a uniform random wait between 0 and the computed delay, so a fleet that failed together
 ///   does not retry together; the pattern of AWS's "Exponential Backoff and Jitter"). No retry
 ///   starts once [`max_elapsed`] (default 100 ms) has passed since the first attempt, so a
-///   retried decision stays bounded whatever the backend does.
-/// - **What a retry may do:** a decision that timed out may have been applied before the
-///   timeout fired (Redis ran the script, the reply was late). Retrying it can count that hit
-///   twice: stricter, never looser. A refused connection never ran anything.
+///   retried decision stays bounded whatever the backend does. The budget includes the failed
+///   attempts: to retry a Redis timeout, `max_elapsed` must exceed the `command_timeout`
+///   (default 500 ms). With several Redis connections (`connections(n)`), a dropped
+///   connection fails once on each: use `max_retries` ≥ `n` to hide it.
+/// - **What a retry may do:** a decision that timed out, or whose connection was lost while it
+///   ran, may have been applied (Redis ran the script, the reply was lost). Retrying it can count
+///   that hit twice: stricter, never looser. A refused connection never ran anything. A retry
+///   decides at the first attempt's time (`Hit::now`), so its wait and reset are measured from
+///   then.
 /// - The synchronous path ([`decide_now`](Backend::decide_now)) is not retried: a failure there
 ///   sends the hit down the asynchronous path, which is.
 ///
@@ -171,16 +179,16 @@ impl<B: Backend> Retry<B> {
         F: Future<Output = Result<T, BackendError>> + 'a,
     {
         let started = Instant::now();
-        let mut retry = 0;
+        let mut retry: u32 = 0;
         loop {
             let error = match attempt().await {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
-            retry += 1;
-            if retry > self.max_retries || !(self.retryable)(&error) {
+            if retry >= self.max_retries || !(self.retryable)(&error) {
                 return Err(error);
             }
+            retry += 1;
             let remaining = self.max_elapsed.saturating_sub(started.elapsed());
             let mut wait = self.delay_before(retry);
             if self.jitter {
@@ -251,7 +259,8 @@ impl<B: Backend> Backend for Retry<B> {
         charge: Hit<'a>,
         now: Millis,
     ) -> BackendFuture<'a, Refund> {
-        MaybeReady::boxed(self.run(move || self.inner.refund(key, strategy, charge, now)))
+        // Not retried: see the type's docs.
+        self.inner.refund(key, strategy, charge, now)
     }
 
     fn stat<'a>(
