@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the suite needs, as "command:package" pairs: the Redis tests start their own
-# redis-server processes (and build a cluster with redis-cli).
+# redis-server processes (build a cluster with redis-cli, and run a sentinel as
+# `redis-server <conf> --sentinel`, so the separate redis-sentinel package is not needed).
 needs=("redis-server:redis-server" "redis-cli:redis-tools")
 
 missing=()

@@ -120,6 +120,26 @@ impl RedisServer {
         }
     }
 
+    /// Stops the process (SIGSTOP): Redis hangs, its connections open and unanswered, as a
+    /// server stuck in a long command or a frozen VM.
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// Resumes a [`freeze`](Self::freeze)d process (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("the server runs").id();
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+
     /// Starts the process again on the same port (after [`kill`](Self::kill)).
     pub fn restart(&mut self) {
         self.kill();

@@ -1,4 +1,5 @@
-//! The backend contract on real Redis processes: a single node and a three-primary cluster.
+//! The backend contract on real Redis processes: a single node, a three-primary cluster, a
+//! `deadpool-redis` pool and the master Redis Sentinel names.
 //! Time comes from the throttle's manual clock ([`TimeSource::Caller`]), so the Lua scripts see
 //! exactly the `now` the pure transitions see: the differential check compares every decision
 //! and every stat of every strategy against Rust's `apply`.
@@ -10,6 +11,7 @@ use traffik_core::RedisBackend;
 use traffik_core::backend::Backend;
 use traffik_core::backend::redis::TimeSource;
 use traffik_tests::contract::{self, Time};
+use traffik_tests::redis_sentinel::{MASTER_NAME, RedisSentinel};
 use traffik_tests::redis_server::{RedisCluster, RedisServer};
 
 async fn node(server: &RedisServer, namespace: &str) -> RedisBackend {
@@ -110,4 +112,48 @@ async fn cluster_reset_reaches_every_primary() {
             node.port()
         );
     }
+}
+
+/// Every strategy contract on `backend`, and `reset` against `nested` (a namespace below it).
+async fn passes_the_strategy_contract(backend: RedisBackend, nested: RedisBackend) {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let backend: Arc<dyn Backend> = Arc::new(backend);
+    contract::strategies_match_their_pure_transitions(Arc::clone(&backend), &clock).await;
+    contract::reference_cost_sequence(Arc::clone(&backend), &clock).await;
+    contract::reads_consume_nothing(Arc::clone(&backend), &clock).await;
+    contract::batches_match_the_in_memory_backend(Arc::clone(&backend), &clock).await;
+    contract::refunds_match_their_pure_transitions(Arc::clone(&backend), &clock).await;
+    contract::reset_forgets_the_namespace(backend, Arc::new(nested), &clock).await;
+}
+
+#[tokio::test]
+async fn a_deadpool_pool_passes_every_contract() {
+    let server = RedisServer::start();
+    let pool = deadpool_redis::Config::from_url(server.url())
+        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        .unwrap();
+    let on_pool = |namespace: &'static str| {
+        RedisBackend::from_pool(pool.clone())
+            .namespace(namespace)
+            .time_source(TimeSource::Caller)
+            .connect()
+    };
+    let backend = on_pool("pool").await.expect("connects on the pool");
+    let nested = on_pool("pool:child").await.expect("connects on the pool");
+    contract::key_value_contract(&backend, Time::Real).await;
+    passes_the_strategy_contract(backend, nested).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_sentinel_names_passes_the_strategy_contract() {
+    let setup = RedisSentinel::start();
+    let through_sentinel = |namespace: &'static str| {
+        RedisBackend::sentinel([setup.sentinel_url()], MASTER_NAME)
+            .namespace(namespace)
+            .time_source(TimeSource::Caller)
+            .connect()
+    };
+    let backend = through_sentinel("sentinel").await.expect("connects");
+    let nested = through_sentinel("sentinel:child").await.expect("connects");
+    passes_the_strategy_contract(backend, nested).await;
 }

@@ -185,6 +185,22 @@ async fn three_messages_a_second_then_a_rate_limit_frame_and_the_connection_stay
 }
 
 #[tokio::test]
+async fn in_shadow_mode_every_message_passes_and_the_limit_still_counts() {
+    let clock = ManualClock::new(1_000_000);
+    let app = App::new("shadow", "3/s", &clock);
+    app.messages.throttle().core().set_shadow_mode(true);
+    let messages = app.messages.clone();
+    let url = app.serve().await;
+    let mut client = connect(&url).await;
+    for n in 0..6 {
+        assert_eq!(say(&mut client, &format!("m{n}")).await, format!("m{n}"));
+    }
+    // Recorded as usual: out of shadow mode the next message is refused.
+    messages.throttle().core().set_shadow_mode(false);
+    assert!(is_rate_limit(&say(&mut client, "m6").await));
+}
+
+#[tokio::test]
 async fn five_connections_of_one_client_share_one_budget() {
     let clock = ManualClock::new(1_000_000);
     let url = App::new("shared", "3/s", &clock).serve().await;

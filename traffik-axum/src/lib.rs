@@ -23,7 +23,7 @@
 //! | `memory` | yes | the in-memory backend ([`MemoryBackend`](traffik_core::MemoryBackend)) |
 //! | `redis` | no | the Redis backend, single node and cluster (`traffik_core::RedisBackend`) |
 //! | `redis-tls` | no | `rediss://` URLs for the Redis backend |
-//! | `resilience` | yes | backend wrappers for failures (`traffik_core::backend::Retry`) |
+//! | `resilience` | yes | backend wrappers for failures (`Retry`, `CircuitBreaker`, `Fallback`, `failover`, in the prelude) |
 //! | `macros` | yes | the [`throttled`](macro@throttled) attribute |
 //! | `ws` | no | WebSocket throttling: the handshake and every message (`traffik_axum::ws`) |
 //! | `regex` | no | regular-expression path patterns (`PathPattern::regex`) |
@@ -126,6 +126,8 @@ pub mod __private {
 /// What most applications need, in one import.
 pub mod prelude {
     pub use traffik_core::backend::Backend;
+    #[cfg(feature = "resilience")]
+    pub use traffik_core::backend::{CircuitBreaker, Fallback, Retry, failover};
     pub use traffik_core::headers::{Header, Headers, When};
     pub use traffik_core::strategy::{
         FixedWindow, Gcra, LeakyBucket, LeakyBucketWithQueue, SlidingWindowCounter,

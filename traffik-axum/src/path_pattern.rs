@@ -8,7 +8,7 @@ use std::sync::Arc;
 ///
 /// A glob (from a `&str`) is split into `/`-separated segments: `*` matches exactly one
 /// non-empty segment, `**` any number of segments (none included), and any other segment
-/// matches itself literally. With the `regex` feature, [`PathPattern::regex`] takes a regular
+/// matches itself literally. With the `regex` feature, `PathPattern::regex` takes a regular
 /// expression instead (also anchored).
 ///
 /// ```

@@ -28,8 +28,15 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "resilience")]
+mod breaker;
+mod breaker_state;
 mod error;
 mod extensions;
+#[cfg(feature = "resilience")]
+mod failover;
+#[cfg(feature = "resilience")]
+mod fallback;
 mod key_value;
 mod key_value_backend;
 mod lock;
@@ -40,6 +47,7 @@ pub mod redis;
 #[cfg(feature = "resilience")]
 mod retry;
 mod settings;
+mod store_id;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -47,8 +55,15 @@ use std::sync::Arc;
 use crate::strategy::{DynStrategy, Hit, Refund};
 use crate::{Decision, MaybeReady, OnError, StrategyStat};
 
+#[cfg(feature = "resilience")]
+pub use breaker::{BreakerHandle, BreakerInfo, CircuitBreaker, Trip};
+pub use breaker_state::BreakerState;
 pub use error::{BackendError, BoxError, LockError};
 pub use extensions::Extensions;
+#[cfg(feature = "resilience")]
+pub use failover::{Failover, FailoverBuilder, failover};
+#[cfg(feature = "resilience")]
+pub use fallback::Fallback;
 pub use key_value::{KeyValueStore, KeyValueStrategy};
 pub use key_value_backend::KeyValueBackend;
 pub use lock::{
@@ -58,6 +73,7 @@ pub use lock::{
 #[cfg(feature = "resilience")]
 pub use retry::{Backoff, Retry};
 pub use settings::BackendSettings;
+pub use store_id::StoreId;
 
 /// What a throttle can be given as its backend: any [`Backend`], or one already shared as an
 /// `Arc<dyn Backend>`.
@@ -157,6 +173,15 @@ pub trait Backend: Send + Sync + Debug + 'static {
     /// (unresolved ones skip the namespace check and ignore the `TRAFFIK_DEFAULT_*` lock
     /// variables).
     fn settings(&self) -> &BackendSettings;
+
+    /// Which store this backend decides on: two handles of one store (clones of a backend, and
+    /// wrappers around it) have the same id. The default is the handle's own address; a
+    /// cloneable backend returns its shared state's, a wrapper its inner backend's.
+    /// The `Fallback` wrapper uses it to refuse a fallback that is the backend
+    /// it wraps.
+    fn store_id(&self) -> StoreId {
+        StoreId::of(self)
+    }
 
     /// The prefix of every key this backend stores (from its [`settings`](Self::settings); not
     /// meant to be overridden).

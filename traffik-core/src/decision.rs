@@ -44,6 +44,14 @@ pub enum Outcome {
     },
     /// The throttle did not apply to this hit; nothing was consumed.
     Skipped(SkipReason),
+    /// Shadow mode (a dry run): the hit was refused (by the strategy, or by a fail-closed
+    /// on-error policy), but the throttle is in shadow mode, so it passes. Like any refusal it
+    /// consumed nothing. `wait` is the refusal's wait (`None` when the cost exceeds the
+    /// capacity).
+    ShadowThrottled {
+        /// How long the hit would have had to wait (`None`: it never could succeed).
+        wait: Option<Duration>,
+    },
 }
 
 /// Why a throttle let a hit through without consulting its strategy.
@@ -112,10 +120,31 @@ impl Decision {
         }
     }
 
-    /// Whether the hit may proceed (allowed or skipped).
+    /// The same decision in shadow mode: a refusal becomes [`Outcome::ShadowThrottled`]
+    /// (the hit passes); anything else is unchanged.
+    #[must_use]
+    pub const fn shadowed(mut self) -> Self {
+        self.outcome = match self.outcome {
+            Outcome::Throttled { wait } => Outcome::ShadowThrottled { wait: Some(wait) },
+            Outcome::ExceedsCapacity { .. } => Outcome::ShadowThrottled { wait: None },
+            other => other,
+        };
+        self
+    }
+
+    /// Whether the hit may proceed (allowed, skipped, or refused in shadow mode).
     #[must_use]
     pub const fn is_allowed(&self) -> bool {
-        matches!(self.outcome, Outcome::Allowed | Outcome::Skipped(_))
+        matches!(
+            self.outcome,
+            Outcome::Allowed | Outcome::Skipped(_) | Outcome::ShadowThrottled { .. }
+        )
+    }
+
+    /// Whether the hit was refused in shadow mode, and passes.
+    #[must_use]
+    pub const fn is_shadow_throttled(&self) -> bool {
+        matches!(self.outcome, Outcome::ShadowThrottled { .. })
     }
 
     /// Whether the hit was refused (throttled or over capacity).
@@ -134,7 +163,9 @@ impl Decision {
     #[must_use]
     pub const fn wait(&self) -> Option<Duration> {
         match self.outcome {
-            Outcome::Allowed | Outcome::Skipped(_) => Some(Duration::ZERO),
+            Outcome::Allowed | Outcome::Skipped(_) | Outcome::ShadowThrottled { .. } => {
+                Some(Duration::ZERO)
+            }
             Outcome::Throttled { wait } => Some(wait),
             Outcome::ExceedsCapacity { .. } => None,
         }
@@ -163,6 +194,27 @@ mod tests {
         let skipped = Decision::skipped(SkipReason::Exempted);
         assert!(skipped.is_allowed() && skipped.is_skipped());
         assert_eq!(skipped.retry_after_secs(), None);
+    }
+
+    #[test]
+    fn shadowed_refusals_pass_and_keep_what_they_would_have_waited() {
+        let refused = Decision::throttled(5, 0, Duration::from_millis(1500), Duration::ZERO);
+        let shadowed = refused.shadowed();
+        assert!(shadowed.is_allowed() && shadowed.is_shadow_throttled());
+        assert_eq!(
+            shadowed.outcome,
+            Outcome::ShadowThrottled {
+                wait: Some(Duration::from_millis(1500))
+            }
+        );
+        assert_eq!(
+            (shadowed.wait(), shadowed.retry_after_secs()),
+            (Some(Duration::ZERO), None)
+        );
+        let impossible = Decision::exceeds_capacity(5, 5, 5, Duration::ZERO).shadowed();
+        assert_eq!(impossible.outcome, Outcome::ShadowThrottled { wait: None });
+        let allowed = Decision::allowed(5, 4, Duration::ZERO);
+        assert_eq!(allowed.shadowed(), allowed);
     }
 
     #[test]

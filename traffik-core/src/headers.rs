@@ -116,6 +116,8 @@ impl Header {
 pub struct Headers {
     headers: Vec<Header>,
     policy: Option<Cow<'static, str>>,
+    /// Whether a refusal in shadow mode gets the headers of a refusal (else none).
+    on_shadow_refusals: bool,
 }
 
 impl Headers {
@@ -183,6 +185,29 @@ impl Headers {
         self
     }
 
+    /// Whether a hit refused in shadow mode
+    /// ([`Outcome::ShadowThrottled`](crate::Outcome::ShadowThrottled)) gets the headers a
+    /// refusal would get: its remaining 0, its wait (`Retry-After` itself is only ever sent on
+    /// a 429). Default `false`: such a response carries no rate-limit header at all, so that a
+    /// dry run changes nothing a client sees; turn it on to watch the would-be refusals from
+    /// the client side.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use traffik_core::headers::Headers;
+    /// use traffik_core::Decision;
+    ///
+    /// let shadow = Decision::throttled(10, 0, Duration::from_secs(3), Duration::from_secs(3)).shadowed();
+    /// let count = |headers: &Headers| { let mut n = 0; headers.render(&shadow, None, |_, _| n += 1); n };
+    /// assert_eq!(count(&Headers::always()), 0);
+    /// assert_eq!(count(&Headers::always().on_shadow_refusals(true)), 3);
+    /// ```
+    #[must_use]
+    pub fn on_shadow_refusals(mut self, send: bool) -> Self {
+        self.on_shadow_refusals = send;
+        self
+    }
+
     /// These headers as a per-call override of `base`: each header here replaces `base`'s
     /// header of the same name (a [`Header::disabled`] one removes it), new names are added
     /// after `base`'s, and an IETF policy here replaces `base`'s.
@@ -207,6 +232,7 @@ impl Headers {
         if self.policy.is_some() {
             merged.policy.clone_from(&self.policy);
         }
+        merged.on_shadow_refusals |= self.on_shadow_refusals;
         merged
     }
 
@@ -229,7 +255,11 @@ impl Headers {
         rate: Option<Rate>,
         mut emit: impl FnMut(&str, &str),
     ) {
-        let throttled = decision.is_throttled();
+        let shadow = decision.is_shadow_throttled();
+        if shadow && !self.on_shadow_refusals {
+            return;
+        }
+        let throttled = shadow || decision.is_throttled();
         let mut value = String::new();
         for header in &self.headers {
             let due = match header.when {
@@ -279,9 +309,11 @@ const IETF_POLICY: &str = "RateLimit-Policy";
 const IETF_LIMIT: &str = "RateLimit";
 
 fn write_value(out: &mut String, value: &HeaderValue, decision: &Decision) {
-    let wait_ms = decision
-        .wait()
-        .map_or(0, |wait| wait.as_nanos().div_ceil(1_000_000));
+    let wait = match decision.outcome {
+        crate::Outcome::ShadowThrottled { wait } => wait,
+        _ => decision.wait(),
+    };
+    let wait_ms = wait.map_or(0, |wait| wait.as_nanos().div_ceil(1_000_000));
     let reset_ms = decision.reset.as_nanos().div_ceil(1_000_000);
     let _ = match value {
         HeaderValue::Limit => write!(out, "{}", decision.limit),

@@ -28,9 +28,10 @@
 //! | feature | default | enables |
 //! |---|---|---|
 //! | `memory` | yes | [`MemoryBackend`]: the in-process backend on a sharded `hashbrown` map, with a tokio sweeper |
-//! | `redis` | no | `RedisBackend`: single node or Redis Cluster, one Lua script per decision |
+//! | `redis` | no | `RedisBackend`: single node, Redis Cluster or Redis Sentinel (or the application's own client or connection), one Lua script per decision |
 //! | `redis-tls` | no | `rediss://` URLs for the Redis backend (rustls) |
-//! | `resilience` | yes | `backend::Retry`: retries of transient backend failures, with backoff and jitter |
+//! | `redis-deadpool` | no | `RedisBackend::from_pool`: the Redis backend on the application's own `deadpool-redis` pool |
+//! | `resilience` | yes | backend wrappers for failures: `backend::Retry` (backoff and jitter), `CircuitBreaker`, `Fallback`, `failover` |
 //!
 //! Without features the crate still holds [`Rate`] and its parser, every strategy, the
 //! [`Throttle`] engine and the [`Backend`](backend::Backend) and

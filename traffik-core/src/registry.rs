@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use arc_swap::ArcSwapOption;
@@ -13,6 +14,8 @@ use crate::backend::Backend;
 pub(crate) trait Control: Send + Sync {
     fn set_disabled(&self, disabled: bool);
     fn is_disabled(&self) -> bool;
+    fn set_shadow_mode(&self, shadow: bool);
+    fn is_shadow_mode(&self) -> bool;
 }
 
 /// The live throttles, by uid (unique per registry), and the backend used by throttles that
@@ -46,6 +49,8 @@ pub struct ThrottleRegistry {
 struct RegistryInner {
     throttles: Mutex<HashMap<String, Weak<dyn Control>>>,
     default_backend: ArcSwapOption<BackendSlot>,
+    /// Every throttle of the registry in shadow mode.
+    shadow_mode: AtomicBool,
 }
 
 /// A sized holder so the default backend can live in an `ArcSwapOption`.
@@ -163,6 +168,47 @@ impl ThrottleRegistry {
     /// Enables every throttle.
     pub fn enable_all(&self) {
         self.each(|t| t.set_disabled(false));
+    }
+
+    /// Turns shadow mode (a dry run) on or off for every throttle of the registry at once, at
+    /// run time: hits are decided and stored as usual, but refusals pass as
+    /// [`Outcome::ShadowThrottled`](crate::Outcome::ShadowThrottled) decisions. It adds to each
+    /// throttle's own switch ([`Throttle::set_shadow_mode`](crate::Throttle::set_shadow_mode)):
+    /// a throttle is in shadow mode when either is on.
+    ///
+    /// ```
+    /// use traffik_core::{MemoryBackend, Throttle, ThrottleRegistry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let registry = ThrottleRegistry::new();
+    /// registry.set_default_backend(MemoryBackend::new());
+    /// let throttle = Throttle::builder("dry-run", "1/min").registry(&registry).build()?;
+    /// registry.set_shadow_mode(true); // say, while rolling out new limits
+    /// assert!(throttle.hit("alice").await?.is_allowed());
+    /// assert!(throttle.hit("alice").await?.is_shadow_throttled());
+    /// registry.set_shadow_mode(false);
+    /// assert!(throttle.hit("alice").await?.is_throttled());
+    /// # Ok(()) }
+    /// ```
+    pub fn set_shadow_mode(&self, shadow: bool) {
+        self.inner.shadow_mode.store(shadow, Ordering::Release);
+    }
+
+    /// Whether the registry-wide shadow mode is on.
+    #[must_use]
+    pub fn is_shadow_mode(&self) -> bool {
+        self.inner.shadow_mode.load(Ordering::Acquire)
+    }
+
+    /// Turns the shadow mode of the throttle `uid` on or off; whether it exists.
+    pub fn set_throttle_shadow_mode(&self, uid: &str, shadow: bool) -> bool {
+        self.live(uid).map(|t| t.set_shadow_mode(shadow)).is_some()
+    }
+
+    /// Whether the throttle `uid` has its own shadow mode on (`None` if there is none).
+    #[must_use]
+    pub fn is_throttle_shadow_mode(&self, uid: &str) -> Option<bool> {
+        self.live(uid).map(|t| t.is_shadow_mode())
     }
 
     fn each(&self, f: impl Fn(&dyn Control)) {

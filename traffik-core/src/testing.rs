@@ -1,11 +1,17 @@
 //! Fixtures for traffik's own tests, shared by the unit tests here and the integration tests in
 //! `tests/` (feature `testing`). Not part of the API: no stability promise.
 
+#[cfg(feature = "memory")]
+mod outage;
+
 use std::time::Duration;
 
 use crate::backend::{BackendFuture, KeyValueStore, KeyValueStrategy};
 use crate::strategy::Hit;
 use crate::{Decision, MaybeReady, StatMetadata, StrategyStat};
+
+#[cfg(feature = "memory")]
+pub use outage::Outage;
 
 /// A custom strategy written against the key-value contract (the reference's style): counts
 /// hits per period with one atomic counter ([`KeyValueStore::increment_with_ttl`]), so it is

@@ -98,6 +98,7 @@ struct Inner<C: ?Sized + 'static> {
     extensions: Extensions,
     config: ArcSwap<Config<C>>,
     disabled: AtomicBool,
+    shadow_mode: AtomicBool,
     registry: ThrottleRegistry,
     clock: Arc<dyn Clock>,
     last_error_log: AtomicU64,
@@ -109,6 +110,7 @@ pub(crate) struct Extras {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) headers: Headers,
     pub(crate) extensions: Extensions,
+    pub(crate) shadow_mode: bool,
 }
 
 impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
@@ -122,6 +124,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             clock,
             headers,
             extensions,
+            shadow_mode,
         } = extras;
         let mut config = config;
         config.prepare(&uid)?;
@@ -137,6 +140,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             extensions,
             config: ArcSwap::from_pointee(config),
             disabled: AtomicBool::new(false),
+            shadow_mode: AtomicBool::new(shadow_mode),
             registry,
             clock,
             last_error_log: AtomicU64::new(0),
@@ -344,6 +348,46 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
     pub fn is_disabled(&self) -> bool {
         self.inner.disabled.load(Ordering::Acquire)
     }
+
+    /// Turns this throttle's shadow mode (a dry run) on or off at run time: while on, every hit
+    /// is decided and stored as usual, but one the strategy (or a fail-closed on-error policy)
+    /// refuses passes as an [`Outcome::ShadowThrottled`](crate::Outcome::ShadowThrottled)
+    /// decision. Envoy's `shadow_mode` and nginx's `limit_req_dry_run` do the same.
+    ///
+    /// ```
+    /// use traffik_core::{MemoryBackend, Throttle};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let throttle = Throttle::builder("shadow-doc", "1/min").backend(MemoryBackend::new()).build()?;
+    /// throttle.set_shadow_mode(true);
+    /// assert!(throttle.hit("alice").await?.is_allowed());
+    /// let second = throttle.hit("alice").await?;
+    /// assert!(second.is_allowed() && second.is_shadow_throttled());
+    /// throttle.set_shadow_mode(false);
+    /// assert!(throttle.hit("alice").await?.is_throttled());
+    /// # Ok(()) }
+    /// ```
+    pub fn set_shadow_mode(&self, shadow: bool) {
+        self.inner.shadow_mode.store(shadow, Ordering::Release);
+    }
+
+    /// Whether hits are decided in shadow mode: the throttle's own switch, or its registry's
+    /// ([`ThrottleRegistry::set_shadow_mode`]).
+    #[must_use]
+    pub fn is_shadow_mode(&self) -> bool {
+        self.inner.shadow_mode.load(Ordering::Acquire) || self.inner.registry.is_shadow_mode()
+    }
+
+    /// A decision made final: the minimum wait of a refusal, and shadow mode.
+    #[inline]
+    pub(crate) fn settle(&self, decision: Decision, min_wait: Option<Duration>) -> Decision {
+        let decision = with_min_wait(decision, min_wait);
+        if decision.is_throttled() && self.is_shadow_mode() {
+            decision.shadowed()
+        } else {
+            decision
+        }
+    }
 }
 
 impl Throttle<str> {
@@ -365,6 +409,14 @@ where
 
     fn is_disabled(&self) -> bool {
         self.disabled.load(Ordering::Acquire)
+    }
+
+    fn set_shadow_mode(&self, shadow: bool) {
+        self.shadow_mode.store(shadow, Ordering::Release);
+    }
+
+    fn is_shadow_mode(&self) -> bool {
+        self.shadow_mode.load(Ordering::Acquire)
     }
 }
 
@@ -394,6 +446,10 @@ impl<C: ?Sized + 'static> fmt::Debug for Throttle<C> {
             .field("min_wait", &config.min_wait)
             .field("on_error", &config.on_error)
             .field("disabled", &self.inner.disabled.load(Ordering::Relaxed))
+            .field(
+                "shadow_mode",
+                &self.inner.shadow_mode.load(Ordering::Relaxed),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -101,6 +101,17 @@ pub enum BackendError {
         /// The backend's own words (which credential, which command).
         reason: String,
     },
+    /// The backend was not called: its [circuit breaker](super::CircuitBreaker) is open (or
+    /// half-open with every probe taken) after the backend failed too often. An outage seen
+    /// earlier, reported at once instead of after a timeout. Transient; a
+    /// [`Fallback`](super::Fallback) or the on-error policy handles it.
+    #[error("backend `{backend}` was not called: its circuit breaker is {state}")]
+    CircuitOpen {
+        /// The backend's name.
+        backend: String,
+        /// The breaker's state (`open`, or `half-open` with every probe in flight).
+        state: super::BreakerState,
+    },
     /// A lock could not be taken or released.
     #[error("backend `{backend}`: {source}")]
     Lock {
@@ -114,7 +125,8 @@ pub enum BackendError {
 
 impl BackendError {
     /// Whether the same call may succeed later unchanged: the backend is unreachable, timed
-    /// out, failing over (read-only), out of memory, or a lock is busy. `false` for what
+    /// out, failing over (read-only), out of memory, behind an open circuit breaker, or a lock
+    /// is busy. `false` for what
     /// retrying cannot fix: a key of another type, an invalid reply, a rate the backend cannot
     /// decide exactly, denied credentials or permissions, a closed backend. Retry, circuit
     /// breaker and fallback logic tell "the backend is down" from "this key belongs to someone
@@ -136,7 +148,8 @@ impl BackendError {
             BackendError::Unavailable { .. }
             | BackendError::Timeout { .. }
             | BackendError::ReadOnly { .. }
-            | BackendError::OutOfMemory { .. } => true,
+            | BackendError::OutOfMemory { .. }
+            | BackendError::CircuitOpen { .. } => true,
             BackendError::Lock { source, .. } => {
                 matches!(
                     source,
@@ -239,6 +252,10 @@ impl BackendError {
                 backend: backend.clone(),
                 operation,
                 reason: reason.clone(),
+            },
+            BackendError::CircuitOpen { backend, state } => BackendError::CircuitOpen {
+                backend: backend.clone(),
+                state: *state,
             },
         }
     }

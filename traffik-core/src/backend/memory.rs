@@ -19,7 +19,7 @@ use self::lock::Locks;
 use self::store::{Store, closed};
 use super::{
     Backend, BackendError, BackendFuture, BackendSettings, KeyValueStore, KeyedHit, LockOptions,
-    Mode,
+    Mode, StoreId,
 };
 use crate::strategy::{DynStrategy, Hit, Refund};
 use crate::{Clock, ConfigError, Decision, MaybeReady, Millis, StrategyStat};
@@ -178,6 +178,10 @@ impl Backend for MemoryBackend {
 
     fn settings(&self) -> &BackendSettings {
         &self.settings
+    }
+
+    fn store_id(&self) -> StoreId {
+        StoreId::of(&*self.shared)
     }
 
     fn decide<'a>(

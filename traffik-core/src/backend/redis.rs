@@ -1,5 +1,6 @@
 //! [`RedisBackend`] (feature `redis`): state shared by a fleet, every built-in strategy as one
-//! atomic Lua script per decision, on a single node or a Redis Cluster.
+//! atomic Lua script per decision, on a single node, a Redis Cluster or the master Redis
+//! Sentinel names; from a URL, or from the application's own client, connection or pool.
 //!
 //! - **One round trip per decision.** Each built-in strategy has a Lua script that mirrors its
 //!   Rust `apply`; a decision is one `EVALSHA` (reloaded by itself after `SCRIPT FLUSH` or a
@@ -13,8 +14,10 @@
 //!   of a decision is in one cluster slot. Each key expires (`PX`) when its state stops
 //!   meaning anything.
 //! - **Shared connections.** Decisions go over shared multiplexed connections (the `redis`
-//!   crate's `ConnectionManager`, which reconnects by itself, or its cluster connection);
-//!   nothing is checked out of a pool per call.
+//!   crate's `ConnectionManager`, which reconnects by itself, its cluster connection, or the
+//!   connection to the master Sentinel names, moved after a failover); nothing is checked out
+//!   of a pool per call, unless the application hands over its own `deadpool-redis` pool
+//!   (`RedisBackend::from_pool`, feature `redis-deadpool`).
 //! - **Custom strategies** run through the key-value contract ([`KeyValueStore`] on Redis:
 //!   read-apply-write under a `SET NX PX` lock, or Redlock across nodes).
 //! - **Failures** are typed [`BackendError`]s naming the backend and operation, each bounded by
@@ -34,11 +37,15 @@ mod builder;
 mod connection;
 mod error;
 mod lock;
+#[cfg(feature = "redis-deadpool")]
+mod pool;
 mod probe;
 mod reset;
 mod script_loads;
 mod scripts;
+mod sentinel;
 mod store;
+mod target;
 
 use std::fmt;
 use std::sync::Arc;
@@ -61,7 +68,17 @@ use crate::{Decision, MaybeReady, Millis, StrategyStat};
 pub use builder::{RedisBackendBuilder, TimeSource};
 pub use error::RedisConnectError;
 
-/// A backend on Redis (single node or cluster); cheap to clone (clones share connections).
+/// The `redis` crate this backend is built on (the version [`RedisBackend::from_client`] and
+/// the other `from_*` constructors take), so an application can name the same version.
+pub use ::redis;
+
+/// The `deadpool-redis` crate [`RedisBackend::from_pool`] takes a pool of (feature
+/// `redis-deadpool`).
+#[cfg(feature = "redis-deadpool")]
+pub use ::deadpool_redis;
+
+/// A backend on Redis (single node, cluster or Sentinel); cheap to clone (clones share
+/// connections).
 #[derive(Clone)]
 pub struct RedisBackend {
     inner: Arc<Inner>,
@@ -94,6 +111,123 @@ impl RedisBackend {
         S: Into<String>,
     {
         RedisBackendBuilder::cluster(seeds)
+    }
+
+    /// A backend on the master that these Redis Sentinel nodes name `master` (the name in their
+    /// `sentinel monitor` line). Give the sentinels' URLs (`redis://[user:password@]host:port`;
+    /// a few, any of which may be down); the master's own credentials, TLS or database go in
+    /// [`sentinel_master_connection`](RedisBackendBuilder::sentinel_master_connection).
+    ///
+    /// `connect` asks the sentinels for the master and checks its role. Afterwards the sentinels
+    /// are asked again every [check interval](RedisBackendBuilder::sentinel_check_interval)
+    /// (1 s), and at once when a reply suggests a failover (`READONLY`, a lost connection); when
+    /// they name a new master, decisions go to it. Calls in flight during the switch may fail
+    /// with [`BackendError::ReadOnly`], `Unavailable` or `Timeout` (all transient: a
+    /// [`Retry`](crate::backend::Retry) wrapper hides them). State written to the old master
+    /// and replicated before the failover carries over; writes the old master took after the
+    /// new one was promoted are lost, as with every Sentinel client.
+    ///
+    /// ```no_run
+    /// use traffik_core::RedisBackend;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let backend = RedisBackend::sentinel(
+    ///     ["redis://10.0.0.5:26379", "redis://10.0.0.6:26379", "redis://10.0.0.7:26379"],
+    ///     "mymaster",
+    /// )
+    /// .namespace("shop")
+    /// .connect()
+    /// .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn sentinel<I, S>(sentinels: I, master: impl Into<String>) -> RedisBackendBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RedisBackendBuilder::sentinel(sentinels, master)
+    }
+
+    /// A backend on the application's own [`redis::Client`] for a single node: traffik opens its
+    /// connection managers from it (as many as
+    /// [`connections`](RedisBackendBuilder::connections)), with the builder's timeouts.
+    ///
+    /// ```no_run
+    /// use traffik_core::RedisBackend;
+    /// use traffik_core::backend::redis::redis;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = redis::Client::open("redis://127.0.0.1:6379")?; // the application's
+    /// let backend = RedisBackend::from_client(client).namespace("shop").connect().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_client(client: redis::Client) -> RedisBackendBuilder {
+        RedisBackendBuilder::with_target(target::Target::Client(Box::new(client)))
+    }
+
+    /// A backend on the application's own [`ConnectionManager`](redis::aio::ConnectionManager),
+    /// shared with the rest of the application (decisions are pipelined on it with its other
+    /// commands). It is used as it is: its reconnection and response timeout are the
+    /// application's; the builder's [`command_timeout`](RedisBackendBuilder::command_timeout)
+    /// still bounds each of traffik's operations, and
+    /// [`connections`](RedisBackendBuilder::connections) is ignored.
+    ///
+    /// ```no_run
+    /// use traffik_core::RedisBackend;
+    /// use traffik_core::backend::redis::redis;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = redis::Client::open("redis://127.0.0.1:6379")?;
+    /// let manager = redis::aio::ConnectionManager::new(client).await?; // the application's
+    /// let backend = RedisBackend::from_connection_manager(manager.clone()).connect().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_connection_manager(manager: redis::aio::ConnectionManager) -> RedisBackendBuilder {
+        RedisBackendBuilder::with_target(target::Target::Manager(manager))
+    }
+
+    /// A backend on the application's own [`ClusterClient`](redis::cluster::ClusterClient):
+    /// traffik opens one cluster connection from it, with the builder's connect timeout and its
+    /// command timeout as each node's response timeout (the client's other settings, such as
+    /// credentials, TLS or retries, are kept).
+    ///
+    /// ```no_run
+    /// use traffik_core::RedisBackend;
+    /// use traffik_core::backend::redis::redis;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = redis::cluster::ClusterClient::new(vec!["redis://10.0.0.1:6379"])?;
+    /// let backend = RedisBackend::from_cluster_client(client).connect().await?;
+    /// assert!(backend.is_cluster());
+    /// # Ok(()) }
+    /// ```
+    pub fn from_cluster_client(client: redis::cluster::ClusterClient) -> RedisBackendBuilder {
+        RedisBackendBuilder::with_target(target::Target::ClusterClient(Box::new(client)))
+    }
+
+    /// A backend on the application's own `deadpool-redis` pool (feature `redis-deadpool`):
+    /// every operation checks a connection out for its one command and gives it back. Use it
+    /// when the application already sizes and monitors a pool; otherwise the default, one
+    /// shared multiplexed connection, decides several times faster (each checkout also costs
+    /// deadpool's `PING` round trip; see `docs/redis.md`, "Connections").
+    ///
+    /// The pool is used as it is: its size, wait and create timeouts are the application's;
+    /// the builder's [`command_timeout`](RedisBackendBuilder::command_timeout) bounds each
+    /// operation, the checkout included, and
+    /// [`connections`](RedisBackendBuilder::connections) is ignored.
+    ///
+    /// ```no_run
+    /// use traffik_core::RedisBackend;
+    /// use traffik_core::backend::redis::deadpool_redis::{Config, Runtime};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = Config::from_url("redis://127.0.0.1:6379").create_pool(Some(Runtime::Tokio1))?;
+    /// let backend = RedisBackend::from_pool(pool.clone()).namespace("shop").connect().await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "redis-deadpool")]
+    pub fn from_pool(pool: deadpool_redis::Pool) -> RedisBackendBuilder {
+        RedisBackendBuilder::with_target(target::Target::Pool(pool))
     }
 
     /// Connects to `url` with the default settings (namespace `traffik`).
@@ -489,6 +623,10 @@ impl Backend for RedisBackend {
         &self.inner.settings
     }
 
+    fn store_id(&self) -> crate::backend::StoreId {
+        crate::backend::StoreId::of(&*self.inner)
+    }
+
     fn decide<'a>(
         &'a self,
         key: &'a str,
@@ -549,6 +687,7 @@ impl Backend for RedisBackend {
     fn close(&self) -> BackendFuture<'_, ()> {
         // Nothing is deleted: state outlives this process (other instances share it).
         self.inner.closed.store(true, Ordering::Release);
+        self.inner.connections.close();
         MaybeReady::ready(Ok(()))
     }
 
@@ -602,7 +741,7 @@ impl fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisBackend")
             .field("namespace", &self.inner.settings.namespace())
-            .field("cluster", &self.inner.connections.is_cluster())
+            .field("connection", &self.inner.connections.kind())
             .field("connections", &self.inner.connections.count())
             .field("command_timeout", &self.inner.command_timeout)
             .field("time", &self.inner.time)

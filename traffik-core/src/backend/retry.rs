@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Backend, BackendError, BackendFuture, BackendSettings, KeyValueStore, KeyedHit, Mode};
+use super::{
+    Backend, BackendError, BackendFuture, BackendSettings, KeyValueStore, KeyedHit, Mode, StoreId,
+};
 use crate::strategy::{DynStrategy, Hit, Refund};
 use crate::{ConfigError, Decision, MaybeReady, Millis, Rate, StrategyStat};
 
@@ -30,7 +32,7 @@ pub enum Backoff {
 ///
 /// - **Which errors:** by default the transient ones ([`BackendError::is_transient`]: a timeout,
 ///   a lost or refused connection, a read-only replica after a failover, an out-of-memory
-///   server, a busy lock). A typed data error (`WrongType`, `InvalidReply`), a refused
+///   server, a busy lock), except an open [`CircuitBreaker`](super::CircuitBreaker)'s. A typed data error (`WrongType`, `InvalidReply`), a refused
 ///   permission, a closed backend or an unsupported rate is never retried. [`retry_if`]
 ///   chooses otherwise.
 /// - **How often and how long:** at most [`max_retries`] retries (default 2), waiting
@@ -94,7 +96,7 @@ impl<B: Backend> Retry<B> {
             backoff: Backoff::Exponential,
             jitter: true,
             max_elapsed: Duration::from_millis(100),
-            retryable: BackendError::is_transient,
+            retryable: retried_by_default,
         }
     }
 
@@ -133,7 +135,8 @@ impl<B: Backend> Retry<B> {
         self
     }
 
-    /// Which errors are retried (default [`BackendError::is_transient`]).
+    /// Which errors are retried (default: [`BackendError::is_transient`] ones, except an open
+    /// circuit breaker, which would only fail fast again).
     #[must_use]
     pub fn retry_if(mut self, retryable: fn(&BackendError) -> bool) -> Self {
         self.retryable = retryable;
@@ -203,7 +206,16 @@ impl<B: Backend> Retry<B> {
     }
 }
 
+/// The transient errors, except an open circuit breaker's: retrying it only fails fast again.
+fn retried_by_default(error: &BackendError) -> bool {
+    error.is_transient() && !matches!(error, BackendError::CircuitOpen { .. })
+}
+
 impl<B: Backend> Backend for Retry<B> {
+    fn store_id(&self) -> StoreId {
+        self.inner.store_id()
+    }
+
     fn name(&self) -> &str {
         self.inner.name()
     }

@@ -61,6 +61,8 @@ pub(super) struct Ready {
     pub(super) now: Millis,
     pub(super) min_wait: Option<Duration>,
     pub(super) on_error: OnError,
+    /// The throttle was in shadow mode: decided on its own after the batch (see [`hit_all`]).
+    pub(super) shadow_mode: bool,
 }
 
 impl Ready {
@@ -94,6 +96,10 @@ impl Ready {
 /// - Key-value strategies (custom strategies written against the key-value contract) have no
 ///   transition to try first: they are decided after the others, one by one, and do not take
 ///   part in the guarantee.
+/// - A limit in shadow mode is decided after the others too, on its own: charged when the
+///   request is admitted and it admits, only checked when another limit refused. Its refusal
+///   passes ([`Outcome::ShadowThrottled`](crate::Outcome::ShadowThrottled)) and never undoes
+///   the other limits' charges, so they count as if it were not there.
 ///
 /// ```
 /// use traffik_core::{MemoryBackend, Throttle, ThrottleRegistry};
@@ -243,6 +249,7 @@ where
             .prepare_now(limit.connection, &limit.options)?
         {
             Ok(Prepared::KeyValue(_)) => return None,
+            Ok(Prepared::Ready(ready)) if ready.shadow_mode => return None,
             Ok(ready) => prepared.push(ready),
             Err(error) => return Some(Err(error)),
         }
@@ -296,6 +303,8 @@ impl Groups {
                     continue;
                 }
                 Prepared::KeyValue(_) => continue,
+                // Decided on its own after the batch: its refusal must not undo the others.
+                Prepared::Ready(ready) if ready.shadow_mode => continue,
                 Prepared::Ready(ready) => ready,
             };
             let group = match backends

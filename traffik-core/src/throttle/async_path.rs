@@ -35,7 +35,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             .decide(&ready.key, ready.strategy.as_ref(), ready.hit(), mode)
             .await;
         let decision = match result {
-            Ok(decision) => with_min_wait(decision, ready.min_wait),
+            Ok(decision) => self.settle(decision, ready.min_wait),
             Err(error) => self.on_backend_error(&ready, error, ready.cost).await?,
         };
         Ok(R::decided(decision, || ready.refusal()))
@@ -69,7 +69,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
                 .map(|stat| decision_from_stat(&stat, resolved.cost)),
         };
         let decision = match result {
-            Ok(decision) => with_min_wait(decision, config.min_wait),
+            Ok(decision) => self.settle(decision, config.min_wait),
             Err(error) => {
                 let policy = config.on_error_on(backend.as_ref());
                 let info = ErrorInfo {
@@ -145,6 +145,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             now: self.now_of(options),
             min_wait: config.min_wait,
             on_error,
+            shadow_mode: self.is_shadow_mode(),
         }))
     }
 }

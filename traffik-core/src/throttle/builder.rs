@@ -52,6 +52,7 @@ pub struct ThrottleBuilder<C: ?Sized + 'static, P = Throttle<C>> {
     clock: Option<Arc<dyn Clock>>,
     headers: Headers,
     extensions: Extensions,
+    shadow_mode: bool,
     product: PhantomData<fn() -> P>,
 }
 
@@ -94,6 +95,7 @@ impl<C: ?Sized + Send + Sync + 'static> ThrottleBuilder<C> {
             clock: None,
             headers: Headers::none(),
             extensions: Extensions::new(),
+            shadow_mode: false,
             product: PhantomData,
         }
     }
@@ -114,6 +116,7 @@ impl<C: ?Sized + Send + Sync + 'static> ThrottleBuilder<C> {
             clock: self.clock,
             headers: self.headers,
             extensions: self.extensions,
+            shadow_mode: self.shadow_mode,
             product: PhantomData,
         }
     }
@@ -170,6 +173,16 @@ impl<C: ?Sized + Send + Sync + 'static, P: FromThrottle<C>> ThrottleBuilder<C, P
     /// Static context, under each hit's call-time context.
     pub fn context(mut self, context: Context) -> Self {
         self.context = context;
+        self
+    }
+
+    /// Starts the throttle in shadow mode (a dry run, default off): every hit is decided and
+    /// stored as usual, but one the strategy refuses passes, as an
+    /// [`Outcome::ShadowThrottled`](crate::Outcome::ShadowThrottled) decision. Switch it at
+    /// run time with [`Throttle::set_shadow_mode`], or for every throttle of a registry with
+    /// [`ThrottleRegistry::set_shadow_mode`].
+    pub fn shadow_mode(mut self, shadow: bool) -> Self {
+        self.shadow_mode = shadow;
         self
     }
 
@@ -249,6 +262,7 @@ impl<C: ?Sized + Send + Sync + 'static, P: FromThrottle<C>> ThrottleBuilder<C, P
                 clock,
                 headers: self.headers,
                 extensions: self.extensions,
+                shadow_mode: self.shadow_mode,
             },
         )?;
         P::from_throttle(throttle)

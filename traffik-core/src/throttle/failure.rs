@@ -3,8 +3,8 @@
 
 use std::sync::atomic::Ordering;
 
+use super::Throttle;
 use super::all::Ready;
-use super::{Throttle, with_min_wait};
 use crate::backend::BackendError;
 use crate::on_error::{ErrorInfo, OnError};
 use crate::{Decision, ThrottleError};
@@ -51,7 +51,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         policy
             .apply(info)
             .await
-            .map(|decision| with_min_wait(decision, min_wait))
+            .map(|decision| self.settle(decision, min_wait))
             .map_err(|source| ThrottleError::Backend {
                 uid: self.inner.uid.to_string(),
                 source,

@@ -7,7 +7,7 @@ use super::all::Prepared;
 use super::config::StrategyRef;
 use super::select::with_key_buffer;
 use super::verdict::{Refusal, Report};
-use super::{HitOptions, Throttle, with_min_wait};
+use super::{HitOptions, Throttle};
 use crate::backend::Mode;
 use crate::strategy::Hit;
 use crate::{Decision, ThrottleError};
@@ -70,7 +70,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
                 })?
                 .ok()?;
                 Some(Ok(R::decided(
-                    with_min_wait(decision, config.min_wait),
+                    self.settle(decision, config.min_wait),
                     || Refusal::new(Arc::clone(selected.backend), resolved.context.into_owned()),
                 )))
             },

@@ -880,3 +880,82 @@ async fn the_builder_keeps_headers_and_extensions_for_adapters() {
         .unwrap();
     assert!(plain.headers().is_empty() && plain.extensions().is_empty());
 }
+
+#[tokio::test]
+async fn shadow_mode_decides_and_records_but_lets_refusals_pass() {
+    let setup = Setup::new();
+    let throttle = setup
+        .throttle("shadow", "3/min")
+        .backend(memory(&setup.clock))
+        .shadow_mode(true)
+        .build()
+        .unwrap();
+    let mut shadowed = 0;
+    for _ in 0..10 {
+        let decision = throttle.hit("a").await.unwrap();
+        assert!(decision.is_allowed(), "every hit passes");
+        shadowed += usize::from(decision.is_shadow_throttled());
+    }
+    assert_eq!(shadowed, 7);
+    // Recorded as usual: the client's window is full.
+    assert_eq!(throttle.stat("a").await.unwrap().unwrap().hits_remaining, 0);
+    // The synchronous path and a verdict agree; a shadow refusal carries no refusal.
+    let now = throttle
+        .try_hit_verdict_now("a", HitOptions::new())
+        .unwrap()
+        .unwrap();
+    assert!(now.decision().is_shadow_throttled() && now.refusal().is_none());
+
+    throttle.set_shadow_mode(false);
+    assert!(throttle.hit("a").await.unwrap().is_throttled());
+    setup.registry.set_shadow_mode(true);
+    assert!(throttle.is_shadow_mode(), "the registry-wide switch");
+    assert!(throttle.hit("a").await.unwrap().is_shadow_throttled());
+    setup.registry.set_shadow_mode(false);
+    assert!(setup.registry.set_throttle_shadow_mode("shadow", true));
+    assert_eq!(setup.registry.is_throttle_shadow_mode("shadow"), Some(true));
+    assert!(throttle.hit("a").await.unwrap().is_shadow_throttled());
+    assert!(!setup.registry.set_throttle_shadow_mode("missing", true));
+}
+
+#[tokio::test]
+async fn shadow_mode_lets_a_fail_closed_refusal_pass_too() {
+    let setup = Setup::new();
+    let throttle = setup
+        .throttle("shadow-closed", "3/min")
+        .backend(closed(&setup.clock))
+        .on_error(OnError::Throttle)
+        .shadow_mode(true)
+        .build()
+        .unwrap();
+    assert!(throttle.hit("a").await.unwrap().is_shadow_throttled());
+}
+
+#[tokio::test]
+async fn a_shadow_limit_in_a_batch_never_undoes_the_other_charges() {
+    let setup = Setup::new();
+    // One backend for both (the registry's): one atomic group, were the shadow limit in it.
+    setup.registry.set_default_backend(memory(&setup.clock));
+    let real = setup.throttle("batch-real", "10/min").build().unwrap();
+    let shadow = setup
+        .throttle("batch-shadow", "1/min")
+        .shadow_mode(true)
+        .build()
+        .unwrap();
+    let limits = || {
+        [
+            Limit::new(&real, "a", HitOptions::new()),
+            Limit::new(&shadow, "a", HitOptions::new()),
+        ]
+    };
+    for round in 0..3 {
+        let decisions = hit_all(&limits()).await.unwrap();
+        assert!(decisions.iter().all(Decision::is_allowed), "round {round}");
+        assert_eq!(decisions[1].is_shadow_throttled(), round > 0);
+        assert!(
+            try_hit_all_now(&limits()).is_none(),
+            "shadow limits take the async path"
+        );
+    }
+    assert_eq!(real.stat("a").await.unwrap().unwrap().hits_remaining, 7);
+}

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
+use redis::sentinel::SentinelNodeConnectionInfo;
 
-use super::connection::{Connections, Handle};
-use super::error::{RedisConnectError, from_redis, invalid_setting, timeout};
+use super::connection::Connections;
+use super::error::{RedisConnectError, invalid_setting};
 use super::lock::Redlock;
+use super::target::{SentinelTarget, Target, Timeouts, node_at};
 use super::{Inner, RedisBackend};
 use crate::OnError;
 use crate::backend::{BackendSettings, LockOptions};
@@ -24,13 +24,12 @@ pub enum TimeSource {
     Caller,
 }
 
-#[derive(Debug, Clone)]
-enum Target {
-    Node(String),
-    Cluster(Vec<String>),
-}
-
-/// Builds a [`RedisBackend`]; see [`RedisBackend::builder`] and [`RedisBackend::cluster`].
+/// Builds a [`RedisBackend`]: from a URL ([`RedisBackend::builder`]), cluster seeds
+/// ([`RedisBackend::cluster`]), sentinels ([`RedisBackend::sentinel`]), or what the application
+/// already has ([`RedisBackend::from_client`], [`from_connection_manager`](RedisBackend::from_connection_manager),
+/// [`from_cluster_client`](RedisBackend::from_cluster_client), and `from_pool` with the
+/// `redis-deadpool` feature). The settings below apply to every one, except where a setting
+/// says otherwise.
 #[derive(Debug)]
 #[must_use = "a builder does nothing until `connect` is awaited"]
 pub struct RedisBackendBuilder {
@@ -42,7 +41,12 @@ pub struct RedisBackendBuilder {
     time: TimeSource,
     redlock: Vec<String>,
     require_noeviction: bool,
+    /// A sentinel-only setting used on another kind of backend (refused at connect).
+    misplaced: Option<&'static str>,
 }
+
+/// How often a backend on Redis Sentinel asks the sentinels for the master by default.
+const SENTINEL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 impl RedisBackendBuilder {
     pub(super) fn node(url: impl Into<String>) -> Self {
@@ -57,7 +61,20 @@ impl RedisBackendBuilder {
         Self::with_target(Target::Cluster(seeds.into_iter().map(Into::into).collect()))
     }
 
-    fn with_target(target: Target) -> Self {
+    pub(super) fn sentinel<I, S>(sentinels: I, master: impl Into<String>) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::with_target(Target::Sentinel(Box::new(SentinelTarget {
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+            master: master.into(),
+            master_info: SentinelNodeConnectionInfo::default(),
+            check_interval: SENTINEL_CHECK_INTERVAL,
+        })))
+    }
+
+    pub(super) fn with_target(target: Target) -> Self {
         RedisBackendBuilder {
             target,
             settings: BackendSettings::new(),
@@ -67,6 +84,7 @@ impl RedisBackendBuilder {
             time: TimeSource::Server,
             require_noeviction: false,
             redlock: Vec::new(),
+            misplaced: None,
         }
     }
 
@@ -76,23 +94,32 @@ impl RedisBackendBuilder {
         self
     }
 
-    /// How many multiplexed connections to open to a single node (default 1), used in turn.
-    /// One connection pipelines every concurrent caller's commands; a second can help when
-    /// one client core cannot keep the socket busy. Ignored for a cluster, whose connection
-    /// already holds one per node.
+    /// How many multiplexed connections to open to a single node (default 1, at most 64), used
+    /// in turn. One connection pipelines every concurrent caller's commands; a second can help
+    /// when one client core cannot keep the socket busy. Applies to [`RedisBackend::builder`]
+    /// and [`RedisBackend::from_client`]; ignored for a cluster (whose connection already holds
+    /// one per node), for Redis Sentinel (one connection to the master), and for a connection
+    /// manager or pool the application brings (used as it is).
     pub fn connections(mut self, connections: usize) -> Self {
         self.connections = connections;
         self
     }
 
-    /// How long connecting (and each reconnect attempt) may take (default 2 s).
+    /// How long connecting (and each reconnect attempt) may take (default 2 s). Bounds
+    /// [`connect`](Self::connect) for every kind of backend; for a connection manager or pool
+    /// the application brings, which traffik does not open, it bounds only the check that
+    /// `connect` runs on it (their reconnects follow the application's own settings). On Redis
+    /// Sentinel it also bounds each lookup of the master.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
     /// How long any one operation may take before it fails with
-    /// [`BackendError::Timeout`](crate::backend::BackendError::Timeout) (default 500 ms).
+    /// [`BackendError::Timeout`](crate::backend::BackendError::Timeout) (default 500 ms). Bounds
+    /// every operation whatever the connection (on a pool, the checkout included); where traffik
+    /// opens the connections (a URL, a [`redis::Client`], cluster seeds or a cluster client,
+    /// sentinels) it is also their response timeout.
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.command_timeout = timeout;
         self
@@ -133,6 +160,48 @@ impl RedisBackendBuilder {
         self
     }
 
+    /// How to connect to the master the sentinels name (TLS, username and password, database;
+    /// default: plain TCP, no credentials, database 0), as the `redis` crate's
+    /// [`SentinelNodeConnectionInfo`]. The sentinels' own credentials go in their URLs. Only for
+    /// [`RedisBackend::sentinel`]: on another backend, [`connect`](Self::connect) refuses it.
+    ///
+    /// ```no_run
+    /// use traffik_core::RedisBackend;
+    /// use traffik_core::backend::redis::redis::RedisConnectionInfo;
+    /// use traffik_core::backend::redis::redis::sentinel::SentinelNodeConnectionInfo;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let master = SentinelNodeConnectionInfo::default().set_redis_connection_info(
+    ///     RedisConnectionInfo::default().set_password("secret").set_db(2),
+    /// );
+    /// let backend = RedisBackend::sentinel(["redis://10.0.0.5:26379"], "mymaster")
+    ///     .sentinel_master_connection(master)
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn sentinel_master_connection(mut self, master: SentinelNodeConnectionInfo) -> Self {
+        match &mut self.target {
+            Target::Sentinel(target) => target.master_info = master,
+            _ => self.misplaced = Some("sentinel_master_connection"),
+        }
+        self
+    }
+
+    /// How often the sentinels are asked which node is the master (default 1 s), besides at
+    /// once when a reply suggests a failover (`READONLY`, a lost connection). After a failover
+    /// decisions reach the new master within about this interval of the sentinels naming it;
+    /// until then they go to the old one (which, until the sentinels turn it into a replica,
+    /// still accepts writes that the failover will discard). Only for
+    /// [`RedisBackend::sentinel`]: on another backend, [`connect`](Self::connect) refuses it.
+    pub fn sentinel_check_interval(mut self, interval: Duration) -> Self {
+        match &mut self.target {
+            Target::Sentinel(target) => target.check_interval = interval,
+            _ => self.misplaced = Some("sentinel_check_interval"),
+        }
+        self
+    }
+
     /// The on-error policy for throttles on this backend that set none.
     pub fn on_error(mut self, policy: OnError) -> Self {
         self.settings = self.settings.with_on_error(policy);
@@ -145,18 +214,26 @@ impl RedisBackendBuilder {
         self
     }
 
-    /// Checks the settings and connects (bounded by the connect timeout).
+    /// Checks the settings and connects (bounded by the connect timeout), then proves the
+    /// connection can decide (see `docs/redis.md`, "What `connect` proves").
     ///
     /// # Errors
     ///
     /// [`RedisConnectError::Config`] for a setting that cannot work (namespace, URL, timeouts,
-    /// connection count, lock options), [`RedisConnectError::Backend`] when a node cannot be
-    /// reached in time or refuses the connection, and [`RedisConnectError::Evicting`] when
+    /// connection count, lock options, a sentinel setting on another kind of backend),
+    /// [`RedisConnectError::Backend`] when a node cannot be reached in time or refuses the
+    /// connection (or no sentinel names the master), and [`RedisConnectError::Evicting`] when
     /// [`require_noeviction`](Self::require_noeviction) is set and the server evicts keys.
     pub async fn connect(mut self) -> Result<RedisBackend, RedisConnectError> {
         self.settings.check_namespace()?;
         if self.command_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(invalid_setting("timeouts must be longer than zero").into());
+        }
+        if let Some(setting) = self.misplaced {
+            return Err(invalid_setting(format!(
+                "`{setting}` applies only to a backend built with `RedisBackend::sentinel`"
+            ))
+            .into());
         }
         let settings = std::mem::take(&mut self.settings).resolve()?;
         if !(1..=64).contains(&self.connections) {
@@ -166,16 +243,11 @@ impl RedisBackendBuilder {
             ))
             .into());
         }
-        let handles = match &self.target {
-            Target::Node(url) => {
-                let mut handles = Vec::with_capacity(self.connections);
-                for _ in 0..self.connections {
-                    handles.push(Handle::Node(self.node_connection(url, "connect").await?));
-                }
-                handles
-            }
-            Target::Cluster(seeds) => vec![Handle::Cluster(self.cluster_connection(seeds).await?)],
+        let timeouts = Timeouts {
+            connect: self.connect_timeout,
+            command: self.command_timeout,
         };
+        let handles = self.target.open(self.connections, timeouts).await?;
         let skew_ms = super::probe::inspect(
             &mut handles[0].clone(),
             settings.namespace(),
@@ -188,10 +260,7 @@ impl RedisBackendBuilder {
         } else {
             let mut nodes = Vec::with_capacity(self.redlock.len());
             for url in &self.redlock {
-                nodes.push(
-                    self.node_connection(url, "connect to a Redlock node")
-                        .await?,
-                );
+                nodes.push(node_at(url, timeouts, "connect to a Redlock node").await?);
             }
             Some(Redlock::new(nodes))
         };
@@ -205,90 +274,6 @@ impl RedisBackendBuilder {
             skew_ms,
         }))
     }
-
-    async fn node_connection(
-        &self,
-        url: &str,
-        operation: &'static str,
-    ) -> Result<ConnectionManager, RedisConnectError> {
-        let client = redis::Client::open(url)
-            .map_err(|error| invalid_setting(format!("invalid Redis URL: {error}")))?;
-        // One plain attempt first, with the configured timeouts, so that refused credentials
-        // (and a server that is not Redis) are reported as such: the manager below retries,
-        // which would turn them into a timeout.
-        let first = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.connect_timeout));
-        match tokio::time::timeout(
-            self.connect_timeout,
-            client.get_multiplexed_async_connection_with_config(&first),
-        )
-        .await
-        {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => {
-                return Err(connect_error(url, operation, error, self.connect_timeout));
-            }
-            Err(_) => return Err(timeout(operation, self.connect_timeout).into()),
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.command_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(self.connect_timeout);
-        let connect = ConnectionManager::new_with_config(client, config);
-        match tokio::time::timeout(self.connect_timeout, connect).await {
-            Ok(Ok(connection)) => Ok(connection),
-            Ok(Err(error)) => Err(from_redis(operation, error, self.connect_timeout).into()),
-            Err(_) => Err(timeout(operation, self.connect_timeout).into()),
-        }
-    }
-
-    async fn cluster_connection(
-        &self,
-        seeds: &[String],
-    ) -> Result<redis::cluster_async::ClusterConnection, RedisConnectError> {
-        if seeds.is_empty() {
-            return Err(invalid_setting("a cluster needs at least one seed node").into());
-        }
-        let client = ClusterClientBuilder::new(seeds.iter().map(String::as_str))
-            .connection_timeout(self.connect_timeout)
-            .response_timeout(self.command_timeout)
-            .build()
-            .map_err(|error| invalid_setting(format!("invalid cluster seeds: {error}")))?;
-        match tokio::time::timeout(self.connect_timeout, client.get_async_connection()).await {
-            Ok(Ok(connection)) => Ok(connection),
-            Ok(Err(error)) => Err(from_redis("connect", error, self.connect_timeout).into()),
-            Err(_) => Err(timeout("connect", self.connect_timeout).into()),
-        }
-    }
-}
-
-/// A failed first connection as the error that names its cause: a URL whose database does not
-/// exist or a server that does not speak Redis are settings, not outages.
-fn connect_error(
-    url: &str,
-    operation: &'static str,
-    error: redis::RedisError,
-    after: Duration,
-) -> RedisConnectError {
-    let address = url.rsplit('@').next().unwrap_or(url);
-    if error
-        .detail()
-        .is_some_and(|detail| detail.contains("DB index is out of range"))
-    {
-        return invalid_setting(format!(
-            "the database number in `{address}` does not exist on that server (its `databases` setting)"
-        ))
-        .into();
-    }
-    if error.kind() == redis::ErrorKind::Parse {
-        return invalid_setting(format!(
-            "the server at `{address}` did not answer like Redis ({error})"
-        ))
-        .into();
-    }
-    from_redis(operation, error, after).into()
 }
 
 #[cfg(test)]
@@ -303,6 +288,15 @@ mod tests {
             RedisBackendBuilder::node("redis://127.0.0.1:1").command_timeout(Duration::ZERO),
             RedisBackendBuilder::node("mongodb://127.0.0.1"),
             RedisBackendBuilder::cluster(Vec::<String>::new()),
+            RedisBackendBuilder::sentinel(Vec::<String>::new(), "mymaster"),
+            RedisBackendBuilder::sentinel(["redis://127.0.0.1:1"], ""),
+            RedisBackendBuilder::sentinel(["redis://127.0.0.1:1"], "mymaster")
+                .sentinel_check_interval(Duration::ZERO),
+            RedisBackendBuilder::sentinel(["mongodb://127.0.0.1"], "mymaster"),
+            RedisBackendBuilder::node("redis://127.0.0.1:1")
+                .sentinel_check_interval(Duration::from_secs(1)),
+            RedisBackendBuilder::node("redis://127.0.0.1:1")
+                .sentinel_master_connection(SentinelNodeConnectionInfo::default()),
         ] {
             let error = builder.connect().await.unwrap_err();
             assert!(matches!(error, RedisConnectError::Config(_)), "{error}");

@@ -1,13 +1,16 @@
-//! Shared multiplexed connections: to one node (a few `ConnectionManager`s, used in turn) or to
-//! a Redis Cluster (one `ClusterConnection`, which routes each key to its slot's primary).
+//! The backend's connections: shared multiplexed connections to one node (a few
+//! `ConnectionManager`s, used in turn), to a Redis Cluster (one `ClusterConnection`, which routes
+//! each key to its slot's primary) or to the master Redis Sentinel names (following a failover);
+//! or, when the application brings one, a `deadpool-redis` pool.
 //!
-//! Every decision goes over a shared multiplexed connection, which pipelines concurrent
-//! callers' commands; nothing checks a connection out per call.
+//! A multiplexed connection pipelines concurrent callers' commands; only the pool checks a
+//! connection out per command (see `docs/decisions/0007-no-deadpool.md`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::script_loads::{Loading, ScriptLoads};
+use super::sentinel::SentinelConnection;
 
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
@@ -21,6 +24,11 @@ pub(super) enum Handle {
     Node(ConnectionManager),
     /// A Redis Cluster.
     Cluster(ClusterConnection),
+    /// The master Redis Sentinel names (moves to the new master after a failover).
+    Sentinel(SentinelConnection),
+    /// The application's `deadpool-redis` pool: one checkout per command.
+    #[cfg(feature = "redis-deadpool")]
+    Pool(deadpool_redis::Pool),
 }
 
 impl ConnectionLike for Handle {
@@ -28,6 +36,9 @@ impl ConnectionLike for Handle {
         match self {
             Handle::Node(connection) => connection.req_packed_command(cmd),
             Handle::Cluster(connection) => connection.req_packed_command(cmd),
+            Handle::Sentinel(connection) => connection.req_packed_command(cmd),
+            #[cfg(feature = "redis-deadpool")]
+            Handle::Pool(pool) => super::pool::request(pool, cmd),
         }
     }
 
@@ -40,6 +51,9 @@ impl ConnectionLike for Handle {
         match self {
             Handle::Node(connection) => connection.req_packed_commands(pipeline, offset, count),
             Handle::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Handle::Sentinel(connection) => connection.req_packed_commands(pipeline, offset, count),
+            #[cfg(feature = "redis-deadpool")]
+            Handle::Pool(pool) => super::pool::request_pipeline(pool, pipeline, offset, count),
         }
     }
 
@@ -47,6 +61,10 @@ impl ConnectionLike for Handle {
         match self {
             Handle::Node(connection) => connection.get_db(),
             Handle::Cluster(connection) => connection.get_db(),
+            Handle::Sentinel(connection) => connection.get_db(),
+            // The pool does not say which database its connections select (only they know).
+            #[cfg(feature = "redis-deadpool")]
+            Handle::Pool(_) => 0,
         }
     }
 }
@@ -100,6 +118,26 @@ impl Connections {
 
     pub(super) fn count(&self) -> usize {
         self.handles.len()
+    }
+
+    /// What the handles are, for `Debug`: `node`, `cluster`, `sentinel` or `pool`.
+    pub(super) fn kind(&self) -> &'static str {
+        match self.handles.first() {
+            Some(Handle::Cluster(_)) => "cluster",
+            Some(Handle::Sentinel(_)) => "sentinel",
+            #[cfg(feature = "redis-deadpool")]
+            Some(Handle::Pool(_)) => "pool",
+            Some(Handle::Node(_)) | None => "node",
+        }
+    }
+
+    /// Stops what runs in the background for the handles (the sentinel watcher).
+    pub(super) fn close(&self) {
+        for handle in &self.handles {
+            if let Handle::Sentinel(connection) = handle {
+                connection.stop();
+            }
+        }
     }
 }
 

@@ -19,9 +19,6 @@ pub(super) async fn clear_namespace(backend: &RedisBackend) -> Result<(), Backen
         crate::key::namespace_prefix(backend.inner.settings.namespace())
     );
     match backend.inner.connections.handle() {
-        Handle::Node(connection) => {
-            clear_node(backend, Handle::Node(connection), None, &pattern).await
-        }
         Handle::Cluster(mut connection) => {
             let after = backend.inner.command_timeout;
             let nodes: String = tokio::time::timeout(
@@ -48,6 +45,8 @@ pub(super) async fn clear_namespace(backend: &RedisBackend) -> Result<(), Backen
             }
             Ok(())
         }
+        // A single node: its own, the master Sentinel names, or the application's.
+        single => clear_node(backend, single, None, &pattern).await,
     }
 }
 
