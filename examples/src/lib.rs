@@ -1,5 +1,6 @@
 //! Examples live in `examples/`; this library holds what the server examples share.
 
+pub mod observability;
 pub mod quickstart;
 
 use std::net::SocketAddr;

@@ -7,8 +7,9 @@
 //! valgrind --tool=callgrind target/release/deps/instructions-* fixed-window 100000
 //! ```
 //!
-//! Cases: `governor`, `fixed-window`, `gcra`, `throttle-fixed-window`. Governor gets the same
-//! key string traffik stores.
+//! Cases: `governor`, `fixed-window`, `gcra`, `throttle-fixed-window`, and
+//! `throttle-fixed-window-prometheus` (the same with `metrics-exporter-prometheus`'s recorder
+//! installed, so every decision is counted). Governor gets the same key string traffik stores.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -63,7 +64,22 @@ fn main() {
             Rate::per_second(1_000),
             n,
         ),
-        "throttle-fixed-window" => {
+        "throttle-fixed-window" => throttle_case(n),
+        "throttle-fixed-window-prometheus" => {
+            // The recorder an application installs: every decision now counts in it.
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .unwrap();
+            throttle_case(n);
+        }
+        other => eprintln!("unknown case {other}"),
+    }
+}
+
+/// `n` hits through `Throttle::hit` on one key (fixed window).
+fn throttle_case(n: u64) {
+    {
+        {
             let throttle = Throttle::builder("bench", Rate::per_second(1_000_000_000))
                 .strategy(FixedWindow::new())
                 .backend(MemoryBackend::new())
@@ -77,6 +93,5 @@ fn main() {
                 let _ = black_box(Future::poll(future.as_mut(), &mut context));
             }
         }
-        other => eprintln!("unknown case {other}"),
     }
 }

@@ -59,6 +59,7 @@ mod rate;
 mod registry;
 mod stat;
 pub mod strategy;
+pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;

@@ -37,6 +37,7 @@ use crate::backend::{Extensions, Mode};
 use crate::headers::Headers;
 use crate::registry::{Control, ThrottleRegistry};
 use crate::strategy::Hit;
+use crate::telemetry::{DecisionMetrics, DecisionSpan, LatencyHistograms};
 use crate::{
     Clock, ConfigError, Decision, Identity, Millis, Rate, SkipReason, StatMetadata, StrategyStat,
     ThrottleError,
@@ -102,6 +103,10 @@ struct Inner<C: ?Sized + 'static> {
     registry: ThrottleRegistry,
     clock: Arc<dyn Clock>,
     last_error_log: AtomicU64,
+    /// The decision counters, registered at the first decision.
+    metrics: DecisionMetrics,
+    /// Backend latency, by backend name.
+    latency: LatencyHistograms,
 }
 
 /// What a throttle holds beside its swappable configuration.
@@ -144,6 +149,8 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             registry,
             clock,
             last_error_log: AtomicU64::new(0),
+            metrics: DecisionMetrics::default(),
+            latency: LatencyHistograms::default(),
         });
         let control: Arc<dyn Control> = inner.clone();
         inner
@@ -264,7 +271,12 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         connection: &C,
         options: HitOptions<'_>,
     ) -> Option<Result<Decision, ThrottleError>> {
-        self.decide_now(connection, &options, Mode::Consume)
+        self.decide_now(
+            connection,
+            &options,
+            Mode::Consume,
+            &DecisionSpan::start(&self.inner.uid),
+        )
     }
 
     /// [`try_hit_now`](Self::try_hit_now) without consuming (what [`check`](Self::check) gets).
@@ -273,7 +285,12 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         connection: &C,
         options: HitOptions<'_>,
     ) -> Option<Result<Decision, ThrottleError>> {
-        self.decide_now(connection, &options, Mode::Peek)
+        self.decide_now(
+            connection,
+            &options,
+            Mode::Peek,
+            &DecisionSpan::start(&self.inner.uid),
+        )
     }
 
     /// [`try_hit_now`](Self::try_hit_now), reporting a [`Verdict`].
@@ -282,7 +299,12 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         connection: &C,
         options: HitOptions<'_>,
     ) -> Option<Result<Verdict, ThrottleError>> {
-        self.decide_now(connection, &options, Mode::Consume)
+        self.decide_now(
+            connection,
+            &options,
+            Mode::Consume,
+            &DecisionSpan::start(&self.inner.uid),
+        )
     }
 
     /// [`try_check_now`](Self::try_check_now), reporting a [`Verdict`].
@@ -291,7 +313,12 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         connection: &C,
         options: HitOptions<'_>,
     ) -> Option<Result<Verdict, ThrottleError>> {
-        self.decide_now(connection, &options, Mode::Peek)
+        self.decide_now(
+            connection,
+            &options,
+            Mode::Peek,
+            &DecisionSpan::start(&self.inner.uid),
+        )
     }
 
     /// The client's state, without consuming (`None` if the client is exempted).
@@ -386,6 +413,19 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             decision.shadowed()
         } else {
             decision
+        }
+    }
+
+    /// Records that `backend` took `seconds` to decide a hit (or a batch) of this throttle.
+    pub(crate) fn record_latency(&self, backend: &str, seconds: f64) {
+        self.inner.latency.record(backend, seconds);
+    }
+
+    /// Counts a decision in the throttle's metrics: hits only (a check consumes nothing).
+    #[inline]
+    pub(crate) fn count(&self, mode: Mode, decision: &Decision) {
+        if matches!(mode, Mode::Consume) {
+            self.inner.metrics.record(&self.inner.uid, decision);
         }
     }
 }

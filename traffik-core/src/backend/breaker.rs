@@ -6,9 +6,11 @@ mod machine;
 mod trip;
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+use metrics::Gauge;
 use tokio::time::Instant;
 
 use super::{
@@ -16,6 +18,7 @@ use super::{
     Mode, StoreId,
 };
 use crate::strategy::{DynStrategy, Hit, Refund};
+use crate::telemetry::names;
 use crate::{ConfigError, Decision, MaybeReady, Millis, Rate, StrategyStat};
 use machine::{Health, Machine, Pass, Settings, Transition};
 pub use trip::Trip;
@@ -89,8 +92,13 @@ pub struct CircuitBreaker<B> {
 
 /// What the breaker and its handles share.
 struct Shared {
+    /// The wrapped backend's name (in [`BackendError::CircuitOpen`]).
     backend: String,
+    /// The breaker's name in logs and metrics (default: the backend's name).
+    name: ArcSwap<String>,
     machine: Mutex<Machine>,
+    /// `traffik_circuit_breaker_state`, registered at the first call or transition.
+    state_gauge: OnceLock<Gauge>,
 }
 
 impl Shared {
@@ -101,16 +109,35 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Logs a transition once at INFO, counts it and sets the state gauge.
     fn log(&self, transition: Option<Transition>) {
         let Some(Transition { from, to, forced }) = transition else {
             return;
         };
+        let name = self.name.load();
+        metrics::counter!(
+            names::BREAKER_TRANSITIONS,
+            names::BREAKER => String::clone(&name),
+            names::FROM => from.as_str(),
+            names::TO => to.as_str()
+        )
+        .increment(1);
+        self.state_gauge().set(gauge_value(to));
         let (from, to) = (from.as_str(), to.as_str());
         if forced {
-            tracing::info!(target: "traffik", backend = %self.backend, from, to, "circuit breaker forced {to} by an operator");
+            tracing::info!(target: "traffik", breaker = %name, backend = %self.backend, from, to, "circuit breaker forced {to} by an operator");
         } else {
-            tracing::info!(target: "traffik", backend = %self.backend, from, to, "circuit breaker {to}");
+            tracing::info!(target: "traffik", breaker = %name, backend = %self.backend, from, to, "circuit breaker {to}");
         }
+    }
+
+    /// The state gauge, registered (and set to the current state) on first use.
+    fn state_gauge(&self) -> &Gauge {
+        self.state_gauge.get_or_init(|| {
+            let gauge = metrics::gauge!(names::BREAKER_STATE, names::BREAKER => String::clone(&self.name.load()));
+            gauge.set(gauge_value(self.machine().state()));
+            gauge
+        })
     }
 }
 
@@ -135,10 +162,21 @@ impl<B: Backend> CircuitBreaker<B> {
             },
             failure_if: BackendError::is_transient,
             shared: Arc::new(Shared {
+                name: ArcSwap::from_pointee(backend.clone()),
                 backend,
                 machine: Mutex::new(Machine::new()),
+                state_gauge: OnceLock::new(),
             }),
         }
+    }
+
+    /// The breaker's name in logs and in the `breaker` label of its metrics (default: the
+    /// wrapped backend's name, such as `redis`). Give each breaker its own name when an
+    /// application has several on backends of one kind.
+    #[must_use]
+    pub fn name(self, name: impl Into<String>) -> Self {
+        self.shared.name.store(Arc::new(name.into()));
+        self
     }
 
     /// When the closed breaker opens (default `Trip::ConsecutiveFailures(5)`).
@@ -253,6 +291,11 @@ impl<B: Backend> CircuitBreaker<B> {
             .shared
             .machine()
             .admit(&self.settings, Instant::now(), &mut log);
+        if log.is_none() {
+            // Registers the gauge at the first call, so a breaker that never moved reports
+            // `closed` (a load afterwards).
+            self.shared.state_gauge();
+        }
         self.shared.log(log);
         match admitted {
             Ok(pass) => Ok(Permit {
@@ -467,9 +510,19 @@ impl BreakerHandle {
     }
 }
 
+/// `traffik_circuit_breaker_state`'s value: 0 closed, 1 half-open, 2 open (by severity).
+fn gauge_value(state: BreakerState) -> f64 {
+    match state {
+        BreakerState::Closed => 0.0,
+        BreakerState::HalfOpen => 1.0,
+        BreakerState::Open => 2.0,
+    }
+}
+
 impl fmt::Debug for BreakerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BreakerHandle")
+            .field("breaker", &*self.shared.name.load_full())
             .field("backend", &self.shared.backend)
             .field("state", &self.state())
             .finish()

@@ -164,6 +164,37 @@ impl BackendError {
         }
     }
 
+    /// The error's kind in `snake_case`: `closed`, `unavailable`, `timeout`, `wrong_type`,
+    /// `invalid_reply`, `unsupported`, `read_only`, `out_of_memory`, `denied`, `circuit_open`
+    /// or `lock`. The `kind` label of `traffik_backend_errors_total` (see
+    /// [`telemetry`](crate::telemetry)); a bounded set, unlike the message.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use traffik_core::backend::BackendError;
+    ///
+    /// let error = BackendError::Timeout {
+    ///     backend: "redis".into(), operation: "decide", after: Duration::from_millis(500),
+    /// };
+    /// assert_eq!(error.kind(), "timeout");
+    /// ```
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendError::Closed { .. } => "closed",
+            BackendError::Unavailable { .. } => "unavailable",
+            BackendError::Timeout { .. } => "timeout",
+            BackendError::WrongType { .. } => "wrong_type",
+            BackendError::InvalidReply { .. } => "invalid_reply",
+            BackendError::Unsupported { .. } => "unsupported",
+            BackendError::ReadOnly { .. } => "read_only",
+            BackendError::OutOfMemory { .. } => "out_of_memory",
+            BackendError::Denied { .. } => "denied",
+            BackendError::CircuitOpen { .. } => "circuit_open",
+            BackendError::Lock { .. } => "lock",
+        }
+    }
+
     /// Names `key` in a [`WrongType`](Self::WrongType) error that did not know it.
     #[cfg(feature = "redis")]
     pub(crate) fn on_key(self, key: &str) -> Self {

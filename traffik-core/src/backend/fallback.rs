@@ -121,10 +121,12 @@ impl<P: Backend, F: Backend> Fallback<P, F> {
         &self.fallback
     }
 
-    /// Logs a fall-back: at WARN at most once a second (an open circuit breaker's fast
-    /// failures at DEBUG: the breaker logged its opening), else at DEBUG.
+    /// Counts the primary's failure (`traffik_backend_errors_total`) and logs the fall-back:
+    /// at WARN at most once a second (an open circuit breaker's fast failures at DEBUG: the
+    /// breaker logged its opening), else at DEBUG.
     fn log(&self, error: &BackendError) {
         let (primary, fallback) = (self.primary.name(), self.fallback.name());
+        crate::telemetry::backend_error(primary, error);
         let now = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
         let last = self.last_warning.load(Ordering::Relaxed);
         let due = !matches!(error, BackendError::CircuitOpen { .. })

@@ -4,6 +4,7 @@
 mod builder;
 mod key_value;
 mod lock;
+mod metrics;
 mod store;
 mod sweeper;
 

@@ -200,6 +200,7 @@ impl<B: Backend> Retry<B> {
             if remaining.is_zero() || wait >= remaining {
                 return Err(error);
             }
+            crate::telemetry::backend_error(self.inner.name(), &error);
             tracing::debug!(target: "traffik", backend = self.inner.name(), retry, ?wait, %error, "retrying a failed backend call");
             tokio::time::sleep(wait).await;
         }

@@ -5,10 +5,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use quanta::Instant;
+
 use super::verdict::{Refusal, Report, Verdict};
 use super::{HitFuture, HitOptions, OnError, Throttle, with_min_wait};
 use crate::backend::{Backend, BackendError, KeyValueStrategy, KeyedHit, Mode};
 use crate::strategy::{DynStrategy, Hit};
+use crate::telemetry;
 use crate::{Context, Decision, Millis, Rate, ThrottleError};
 
 /// One limit among several decided as one by [`hit_all`]: a throttle, the connection it looks
@@ -176,7 +179,7 @@ where
         let mut refused = false;
         for group in &groups.backends {
             let hits = group.hits(&prepared);
-            if let Ok(peeked) = group.backend.decide_all(&hits, Mode::Peek).await {
+            if let Ok(peeked) = group.timed(limits, Mode::Peek, &hits).await {
                 refused |= peeked.iter().any(Decision::is_throttled);
                 group.record(&prepared, &peeked, &mut decisions);
             }
@@ -187,7 +190,7 @@ where
     }
     for group in &groups.backends {
         let hits = group.hits(&prepared);
-        let decided = match group.backend.decide_all(&hits, Mode::Consume).await {
+        let decided = match group.timed(limits, Mode::Consume, &hits).await {
             Ok(decided) => decided,
             Err(error) => group.on_error(&prepared, error, limits).await?,
         };
@@ -215,7 +218,10 @@ where
     let mut reports = Vec::with_capacity(limits.len());
     for ((decision, limit), prepared) in decisions.into_iter().zip(limits).zip(prepared) {
         let report = match decision {
-            Some(decision) => report(prepared, decision),
+            Some(decision) => {
+                limit.throttle.count(Mode::Consume, &decision);
+                report(prepared, decision)
+            }
             None => {
                 let mode = if refused { Mode::Peek } else { Mode::Consume };
                 let report: R =
@@ -260,7 +266,12 @@ where
         decisions
             .into_iter()
             .zip(&prepared)
-            .filter_map(|(decision, prepared)| decision.map(|decision| report(prepared, decision)))
+            .zip(limits)
+            .filter_map(|((decision, prepared), limit)| {
+                let decision = decision?;
+                limit.throttle.count(Mode::Consume, &decision);
+                Some(report(prepared, decision))
+            })
             .collect()
     };
     let [group] = groups.backends.as_slice() else {
@@ -368,6 +379,27 @@ impl Group {
             .collect()
     }
 
+    /// The group's batch decided by its backend, its latency recorded by the group's first
+    /// throttle.
+    async fn timed<C>(
+        &self,
+        limits: &[Limit<'_, C>],
+        mode: Mode,
+        hits: &[KeyedHit<'_>],
+    ) -> Result<Vec<Decision>, BackendError>
+    where
+        C: ?Sized + Send + Sync + 'static,
+    {
+        let started = Instant::now();
+        let result = self.backend.decide_all(hits, mode).await;
+        if let Some(&(index, _)) = self.members.first() {
+            limits[index]
+                .throttle
+                .record_latency(self.backend.name(), started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
     /// Writes the group's decisions (one per distinct key) into `decisions`, with each limit's
     /// minimum wait.
     fn record(
@@ -394,6 +426,7 @@ impl Group {
     where
         C: ?Sized + Send + Sync + 'static,
     {
+        telemetry::backend_error(self.backend.name(), &error);
         let mut decided = Vec::with_capacity(self.keys.len());
         for &(index, cost) in &self.keys {
             let ready = Self::ready(prepared, index);

@@ -4,6 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use quanta::Instant;
+use tracing::Instrument;
+
 use super::all::{Prepared, Ready};
 use super::config::{Config, StrategyRef};
 use super::resolve::Cost;
@@ -11,14 +14,36 @@ use super::verdict::{Refusal, Report};
 use super::{ErrorInfo, HitOptions, Throttle};
 use crate::backend::{KeyValueStrategy, Mode};
 use crate::strategy::{DynStrategy, Hit};
+use crate::telemetry::{self, DecisionSpan};
 use crate::{Decision, Outcome, StrategyStat, ThrottleError};
 
 impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
+    /// The asynchronous path inside the decision's span; the decision is counted in the
+    /// throttle's metrics.
     pub(super) async fn run_async<R: Report>(
         &self,
         connection: &C,
         options: HitOptions<'_>,
         mode: Mode,
+        span: DecisionSpan,
+    ) -> Result<R, ThrottleError> {
+        let result = self
+            .decide_async::<R>(connection, options, mode, &span)
+            .instrument(span.span())
+            .await;
+        if let Ok(report) = &result {
+            self.count(mode, &report.decision());
+        }
+        span.finish(&result, R::decision);
+        result
+    }
+
+    async fn decide_async<R: Report>(
+        &self,
+        connection: &C,
+        options: HitOptions<'_>,
+        mode: Mode,
+        span: &DecisionSpan,
     ) -> Result<R, ThrottleError> {
         let config = self.inner.config.load_full();
         let ready = match self.prepare_with(&config, connection, &options).await? {
@@ -30,13 +55,21 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
                     .await;
             }
         };
+        span.hit(ready.cost, ready.backend.as_ref());
+        let started = Instant::now();
         let result = ready
             .backend
             .decide(&ready.key, ready.strategy.as_ref(), ready.hit(), mode)
             .await;
+        self.inner
+            .latency
+            .record(ready.backend.name(), started.elapsed().as_secs_f64());
         let decision = match result {
             Ok(decision) => self.settle(decision, ready.min_wait),
-            Err(error) => self.on_backend_error(&ready, error, ready.cost).await?,
+            Err(error) => {
+                telemetry::backend_error(ready.backend.name(), &error);
+                self.on_backend_error(&ready, error, ready.cost).await?
+            }
         };
         Ok(R::decided(decision, || ready.refusal()))
     }
@@ -71,6 +104,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         let decision = match result {
             Ok(decision) => self.settle(decision, config.min_wait),
             Err(error) => {
+                telemetry::backend_error(backend.name(), &error);
                 let policy = config.on_error_on(backend.as_ref());
                 let info = ErrorInfo {
                     error,

@@ -7,6 +7,7 @@ use super::Throttle;
 use super::all::Ready;
 use crate::backend::BackendError;
 use crate::on_error::{ErrorInfo, OnError};
+use crate::telemetry;
 use crate::{Decision, ThrottleError};
 
 impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
@@ -42,20 +43,24 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         if matches!(info.error, BackendError::Unsupported { .. }) {
             // A configuration mistake (a rate the backend cannot decide exactly), not an
             // outage: never failed open, whatever the policy.
-            return Err(ThrottleError::Backend {
+            let raised = Err(ThrottleError::Backend {
                 uid: self.inner.uid.to_string(),
                 source: info.error,
             });
+            telemetry::on_error_action(&self.inner.uid, &raised);
+            return raised;
         }
         let min_wait = info.min_wait;
-        policy
+        let result = policy
             .apply(info)
             .await
             .map(|decision| self.settle(decision, min_wait))
             .map_err(|source| ThrottleError::Backend {
                 uid: self.inner.uid.to_string(),
                 source,
-            })
+            });
+        telemetry::on_error_action(&self.inner.uid, &result);
+        result
     }
 
     /// Logs a backend failure at most once a second per throttle.

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use super::verdict::Report;
 use super::{HitOptions, Throttle};
 use crate::backend::Mode;
+use crate::telemetry::DecisionSpan;
 use crate::{BoxFuture, Decision, ThrottleError};
 
 /// The future returned by [`Throttle::hit`] and [`Throttle::check`] (and their `_with` forms),
@@ -50,9 +51,10 @@ impl<C: ?Sized + Send + Sync + 'static, R: Report> Future for HitFuture<'_, C, R
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         if this.pending.is_none() {
+            let span = DecisionSpan::start(this.throttle.uid());
             if let Some(result) =
                 this.throttle
-                    .decide_now(this.connection, &this.options, this.mode)
+                    .decide_now(this.connection, &this.options, this.mode, &span)
             {
                 return Poll::Ready(result);
             }
@@ -60,6 +62,7 @@ impl<C: ?Sized + Send + Sync + 'static, R: Report> Future for HitFuture<'_, C, R
                 this.connection,
                 this.options,
                 this.mode,
+                span,
             )));
         }
         match &mut this.pending {

@@ -10,22 +10,32 @@ use super::verdict::{Refusal, Report};
 use super::{HitOptions, Throttle};
 use crate::backend::Mode;
 use crate::strategy::Hit;
+use crate::telemetry::DecisionSpan;
 use crate::{Decision, ThrottleError};
 
 impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
     /// Decides at once if it can: a skip, or the synchronous path. `None` sends the hit down
-    /// the asynchronous path, and nothing was consumed.
+    /// the asynchronous path, and nothing was consumed. A decision is counted in the
+    /// throttle's metrics and recorded in `span`.
     #[inline]
     pub(super) fn decide_now<R: Report>(
         &self,
         connection: &C,
         options: &HitOptions<'_>,
         mode: Mode,
+        span: &DecisionSpan,
     ) -> Option<Result<R, ThrottleError>> {
-        if let Some(skip) = self.skip_early(options) {
-            return Some(Ok(R::unrefused(Decision::skipped(skip))));
+        let result = match self.skip_early(options) {
+            Some(skip) => Some(Ok(R::unrefused(Decision::skipped(skip)))),
+            None => self.run_now(connection, options, mode, span),
+        };
+        if let Some(result) = &result {
+            if let Ok(report) = result {
+                self.count(mode, &report.decision());
+            }
+            span.finish(result, R::decision);
         }
-        self.run_now(connection, options, mode)
+        result
     }
 
     /// Every input is synchronous and the backend decides at once: no allocation, no reference
@@ -38,6 +48,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         connection: &C,
         options: &HitOptions<'_>,
         mode: Mode,
+        span: &DecisionSpan,
     ) -> Option<Result<R, ThrottleError>> {
         let config = self.inner.config.load();
         if !config.is_synchronous() {
@@ -62,6 +73,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
                 let Some(selected) = self.select(&config, options, &mut default) else {
                     return Some(Err(self.no_backend()));
                 };
+                span.hit(resolved.cost, &**selected.backend);
                 let decision = with_key_buffer(|key| {
                     selected.write_key(key, self, &config, resolved.client.key(), options.scope);
                     selected

@@ -94,7 +94,7 @@ impl MemoryBackendBuilder {
         }
         let settings = self.settings.resolve()?;
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock::new()));
-        let store = Arc::new(Store::new(self.max_keys));
+        let store = Arc::new(Store::new(self.max_keys, settings.namespace()));
         let shutdown = Arc::new(Notify::new());
         let sweeper_alive = Arc::new(AtomicBool::new(false));
         sweeper::spawn(

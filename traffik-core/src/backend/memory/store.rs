@@ -16,6 +16,8 @@ use crate::backend::{BackendError, KeyedHit, Mode};
 use crate::strategy::{DynStrategy, ErasedState, Hit, Refund};
 use crate::{Decision, Millis, StrategyStat};
 
+use super::metrics::StoreMetrics;
+
 /// How many entries eviction looks at to pick the one closest to expiry.
 const EVICTION_SAMPLE: usize = 16;
 /// The least time between two full sweeps triggered by a full map.
@@ -40,6 +42,7 @@ pub(super) struct Store {
     warned_full: AtomicBool,
     /// Where the next eviction sample starts, so samples visit every shard in turn.
     next_sample: AtomicUsize,
+    pub(super) metrics: StoreMetrics,
 }
 
 /// One shard, on its own cache lines.
@@ -109,7 +112,7 @@ impl Entry {
 type Table<'a> = MutexGuard<'a, HashTable<Slot>>;
 
 impl Store {
-    pub(super) fn new(max_keys: usize) -> Self {
+    pub(super) fn new(max_keys: usize, namespace: &str) -> Self {
         Store {
             shards: (0..SHARDS)
                 .map(|_| Shard(Mutex::new(HashTable::new())))
@@ -120,6 +123,7 @@ impl Store {
             last_full_sweep: AtomicU64::new(0),
             warned_full: AtomicBool::new(false),
             next_sample: AtomicUsize::new(0),
+            metrics: StoreMetrics::new(namespace),
         }
     }
 
@@ -471,6 +475,7 @@ impl Store {
         if let Ok(occupied) = self.lock(shard).find_entry(hash, |slot| slot.key == key) {
             occupied.remove();
             self.len.fetch_sub(1, Ordering::Relaxed);
+            self.metrics.evicted(self.len());
         }
         true
     }

@@ -32,6 +32,7 @@ pub(super) fn spawn(
                 _ = ticks.tick() => {
                     let Some(store) = store.upgrade() else { break };
                     let removed = store.sweep(clock.now());
+                    store.metrics.keys(store.len());
                     if removed > 0 {
                         tracing::trace!(target: "traffik", removed, remaining = store.len(), "swept expired keys");
                     }
