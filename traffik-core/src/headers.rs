@@ -116,8 +116,9 @@ impl Header {
 pub struct Headers {
     headers: Vec<Header>,
     policy: Option<Cow<'static, str>>,
-    /// Whether a refusal in shadow mode gets the headers of a refusal (else none).
-    on_shadow_refusals: bool,
+    /// Whether a refusal in shadow mode gets the headers of a refusal (`None`: not set, which
+    /// is no; a per-call set overrides the throttle's).
+    on_shadow_refusals: Option<bool>,
 }
 
 impl Headers {
@@ -201,10 +202,14 @@ impl Headers {
     /// let count = |headers: &Headers| { let mut n = 0; headers.render(&shadow, None, |_, _| n += 1); n };
     /// assert_eq!(count(&Headers::always()), 0);
     /// assert_eq!(count(&Headers::always().on_shadow_refusals(true)), 3);
+    /// // A per-call override decides either way.
+    /// let throttle = Headers::always().on_shadow_refusals(true);
+    /// assert_eq!(count(&Headers::none().on_shadow_refusals(false).merged_over(&throttle)), 0);
+    /// assert_eq!(count(&Headers::none().merged_over(&throttle)), 3);
     /// ```
     #[must_use]
     pub fn on_shadow_refusals(mut self, send: bool) -> Self {
-        self.on_shadow_refusals = send;
+        self.on_shadow_refusals = Some(send);
         self
     }
 
@@ -232,7 +237,9 @@ impl Headers {
         if self.policy.is_some() {
             merged.policy.clone_from(&self.policy);
         }
-        merged.on_shadow_refusals |= self.on_shadow_refusals;
+        if self.on_shadow_refusals.is_some() {
+            merged.on_shadow_refusals = self.on_shadow_refusals;
+        }
         merged
     }
 
@@ -256,7 +263,7 @@ impl Headers {
         mut emit: impl FnMut(&str, &str),
     ) {
         let shadow = decision.is_shadow_throttled();
-        if shadow && !self.on_shadow_refusals {
+        if shadow && self.on_shadow_refusals != Some(true) {
             return;
         }
         let throttled = shadow || decision.is_throttled();

@@ -37,9 +37,14 @@ pub use trip::Trip;
 ///   close the breaker; one failed probe opens it again for a whole recovery timeout.
 ///
 /// **What counts as a failure:** by default the errors that mean the backend is down
-/// ([`BackendError::is_transient`]: a timeout, a lost connection, a read-only replica, …). A
-/// typed data error (`WrongType`), a denied permission or an unsupported rate proves the
-/// backend answered: it counts as a success. [`failure_if`] chooses otherwise.
+/// ([`BackendError::is_outage`]: a timeout, a lost connection, a read-only replica, …). A
+/// typed data error (`WrongType`), a denied permission, an unsupported rate or a busy lock
+/// proves the backend answered: it counts as a success. [`failure_if`] chooses otherwise.
+///
+/// **Cancelled calls** (the caller's future dropped, say by an outer timeout) count as neither
+/// success nor failure, and a cancelled probe frees its slot. So keep the backend's own
+/// timeout (Redis's `command_timeout`) below any deadline around the request, or a hung
+/// backend is never seen to fail.
 ///
 /// **What passes through:** decisions ([`decide`](Backend::decide),
 /// [`decide_all`](Backend::decide_all) and their synchronous forms), refunds and reads
@@ -160,7 +165,7 @@ impl<B: Backend> CircuitBreaker<B> {
                 half_open_probes: 1,
                 success_threshold: 2,
             },
-            failure_if: BackendError::is_transient,
+            failure_if: BackendError::is_outage,
             shared: Arc::new(Shared {
                 name: ArcSwap::from_pointee(backend.clone()),
                 backend,
@@ -213,7 +218,7 @@ impl<B: Backend> CircuitBreaker<B> {
         self
     }
 
-    /// Which errors count as failures (default [`BackendError::is_transient`]); the others
+    /// Which errors count as failures (default [`BackendError::is_outage`]); the others
     /// count as successes, since the backend answered.
     #[must_use]
     pub fn failure_if(mut self, failure: fn(&BackendError) -> bool) -> Self {

@@ -195,6 +195,27 @@ impl BackendError {
         }
     }
 
+    /// Whether the error says the backend is down or failing over: [transient](Self::is_transient)
+    /// but not a busy lock (a lock that would block or timed out proves the store answered; the
+    /// key is only contended). What a [`CircuitBreaker`](super::CircuitBreaker) counts as a
+    /// failure and what a [`Fallback`](super::Fallback) falls back on, by default.
+    ///
+    /// ```
+    /// use traffik_core::backend::{BackendError, LockError};
+    ///
+    /// let down = BackendError::ReadOnly { backend: "redis".into(), operation: "decide" };
+    /// assert!(down.is_outage());
+    /// let busy = BackendError::Lock {
+    ///     backend: "redis".into(),
+    ///     source: LockError::WouldBlock { name: "app:k:lock".into() },
+    /// };
+    /// assert!(busy.is_transient() && !busy.is_outage());
+    /// ```
+    #[must_use]
+    pub fn is_outage(&self) -> bool {
+        self.is_transient() && !matches!(self, BackendError::Lock { .. })
+    }
+
     /// Names `key` in a [`WrongType`](Self::WrongType) error that did not know it.
     #[cfg(feature = "redis")]
     pub(crate) fn on_key(self, key: &str) -> Self {

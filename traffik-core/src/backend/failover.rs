@@ -36,7 +36,7 @@ pub fn failover<P: Backend, F: Backend>(primary: P, fallback: F) -> FailoverBuil
     FailoverBuilder {
         breaker: CircuitBreaker::new(Retry::new(primary)),
         fallback,
-        fall_back_if: BackendError::is_transient,
+        fall_back_if: BackendError::is_outage,
     }
 }
 
@@ -71,7 +71,7 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
         self
     }
 
-    /// Which errors send a call to the fallback (default [`BackendError::is_transient`], which
+    /// Which errors send a call to the fallback (default [`BackendError::is_outage`], which
     /// includes an open breaker).
     #[must_use]
     pub fn fall_back_if(mut self, fall_back: fn(&BackendError) -> bool) -> Self {

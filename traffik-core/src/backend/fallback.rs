@@ -20,9 +20,9 @@ use crate::{ConfigError, Decision, MaybeReady, Millis, Rate, StrategyStat};
 /// [`failover`](super::failover), which builds the three together).
 ///
 /// - **On which errors:** by default those meaning the primary is down
-///   ([`BackendError::is_transient`], which includes an open circuit breaker). A typed data
-///   error (a key of another type) or an unsupported rate is returned as it is: the fallback
-///   would hide a mistake. [`fall_back_if`](Self::fall_back_if) chooses otherwise.
+///   ([`BackendError::is_outage`], which includes an open circuit breaker, not a busy lock).
+///   A typed data error (a key of another type) or an unsupported rate is returned as it is:
+///   the fallback would hide a mistake. [`fall_back_if`](Self::fall_back_if) chooses otherwise.
 /// - **Accuracy:** state does not carry over. The fallback starts from its own state (empty at
 ///   first), so during an outage a client gets the fallback's limit on top of what it used on
 ///   the primary, and with a local fallback **each instance of a fleet limits on its own: the
@@ -69,14 +69,14 @@ impl<P: Backend, F: Backend> Fallback<P, F> {
         Fallback {
             primary,
             fallback,
-            fall_back_if: BackendError::is_transient,
+            fall_back_if: BackendError::is_outage,
             created: Instant::now(),
             last_warning: AtomicU64::new(0),
         }
     }
 
     /// Which of the primary's errors send a call to the fallback (default
-    /// [`BackendError::is_transient`]).
+    /// [`BackendError::is_outage`]).
     #[must_use]
     pub fn fall_back_if(mut self, fall_back: fn(&BackendError) -> bool) -> Self {
         self.fall_back_if = fall_back;

@@ -203,8 +203,9 @@ where
 }
 
 /// The reports of a batch in the limits' order. The limits not decided yet (key-value
-/// strategies, and after a refusal whatever was not reached) are decided one by one: charged
-/// while nothing has refused, only checked once something has.
+/// strategies, shadow limits, and after a refusal whatever was not reached) are decided one by
+/// one: charged while nothing has refused, only checked once something has. Shadow limits go
+/// last, so a later refusal cannot leave them charged for a refused request.
 async fn finish<C, R>(
     limits: &[Limit<'_, C>],
     prepared: &[Prepared],
@@ -215,24 +216,46 @@ where
     C: ?Sized + Send + Sync + 'static,
     R: Report,
 {
-    let mut reports = Vec::with_capacity(limits.len());
-    for ((decision, limit), prepared) in decisions.into_iter().zip(limits).zip(prepared) {
+    let mut reports: Vec<Option<R>> = Vec::with_capacity(limits.len());
+    let mut shadows = Vec::new();
+    for (index, (decision, prepared)) in decisions.into_iter().zip(prepared).enumerate() {
+        let limit = &limits[index];
         let report = match decision {
             Some(decision) => {
                 limit.throttle.count(Mode::Consume, &decision);
-                report(prepared, decision)
+                Some(report(prepared, decision))
+            }
+            None if limit.throttle.is_shadow_mode() => {
+                shadows.push(index);
+                None
             }
             None => {
-                let mode = if refused { Mode::Peek } else { Mode::Consume };
-                let report: R =
-                    HitFuture::new(limit.throttle, limit.connection, limit.options, mode).await?;
+                let report: R = decide_one(limit, refused).await?;
                 refused |= report.decision().is_throttled();
-                report
+                Some(report)
             }
         };
         reports.push(report);
     }
-    Ok(reports)
+    for index in shadows {
+        reports[index] = Some(decide_one(&limits[index], refused).await?);
+    }
+    Ok(reports.into_iter().flatten().collect())
+}
+
+/// One limit of a batch decided on its own: charged, or only checked once the batch refused
+/// (and then counted in the metrics as the check it is not: it stands for a hit).
+async fn decide_one<C, R>(limit: &Limit<'_, C>, refused: bool) -> Result<R, ThrottleError>
+where
+    C: ?Sized + Send + Sync + 'static,
+    R: Report,
+{
+    let mode = if refused { Mode::Peek } else { Mode::Consume };
+    let report: R = HitFuture::new(limit.throttle, limit.connection, limit.options, mode).await?;
+    if refused {
+        limit.throttle.count(Mode::Consume, &report.decision());
+    }
+    Ok(report)
 }
 
 /// A decided limit's report.

@@ -959,3 +959,40 @@ async fn a_shadow_limit_in_a_batch_never_undoes_the_other_charges() {
     }
     assert_eq!(real.stat("a").await.unwrap().unwrap().hits_remaining, 7);
 }
+
+#[tokio::test]
+async fn a_shadow_limit_is_decided_after_a_key_value_limit_that_refuses_the_batch() {
+    let setup = Setup::new();
+    setup.registry.set_default_backend(memory(&setup.clock));
+    // Written first, but decided last: the key-value limit's refusal comes before it.
+    let shadow = setup
+        .throttle("batch-shadow-first", "10/min")
+        .shadow_mode(true)
+        .build()
+        .unwrap();
+    let counted = setup
+        .throttle("batch-key-value", "1/min")
+        .key_value_strategy(crate::testing::Counter)
+        .build()
+        .unwrap();
+    let limits = || {
+        [
+            Limit::new(&shadow, "a", HitOptions::new()),
+            Limit::new(&counted, "a", HitOptions::new()),
+        ]
+    };
+    let first = hit_all(&limits()).await.unwrap();
+    assert!(first.iter().all(Decision::is_allowed));
+    let second = hit_all(&limits()).await.unwrap();
+    assert!(second[1].is_throttled());
+    assert!(
+        second[0].is_allowed(),
+        "checked, not charged: {:?}",
+        second[0]
+    );
+    assert_eq!(
+        shadow.stat("a").await.unwrap().unwrap().hits_remaining,
+        9,
+        "the refused request charged the shadow limit"
+    );
+}

@@ -119,7 +119,7 @@ impl Machine {
                 generation: self.generation,
                 probe: false,
             }),
-            BreakerState::HalfOpen if self.probes_in_flight < settings.half_open_probes => {
+            BreakerState::HalfOpen if self.probes_in_flight < settings.half_open_probes.max(1) => {
                 self.probes_in_flight += 1;
                 Ok(Pass {
                     generation: self.generation,
@@ -148,7 +148,7 @@ impl Machine {
             return match health {
                 Health::Up => {
                     self.probe_successes += 1;
-                    (self.probe_successes >= settings.success_threshold)
+                    (self.probe_successes >= settings.success_threshold.max(1))
                         .then(|| self.enter(BreakerState::Closed, now, false))
                         .flatten()
                 }
@@ -167,7 +167,9 @@ impl Machine {
                 } else {
                     0
                 };
-                self.consecutive_failures >= threshold
+                // A threshold of 0 (a breaker used without `build`) opens on a failure, never
+                // on a success.
+                failed && self.consecutive_failures >= threshold.max(1)
             }
             Trip::FailureRatio {
                 ratio,
@@ -180,7 +182,7 @@ impl Machine {
                     0
                 };
                 let (calls, failure_ratio) = self.window.record(now, window, failed);
-                failed && calls >= f64::from(min_calls) && failure_ratio >= ratio
+                failed && calls >= f64::from(min_calls.max(1)) && failure_ratio >= ratio
             }
         };
         if trips {
@@ -196,10 +198,13 @@ impl Machine {
         self.enter(BreakerState::Open, now, true)
     }
 
-    /// An operator closes the breaker (counts start again).
+    /// An operator closes the breaker; its counts start again, also when it was closed.
     pub(super) fn force_close(&mut self, now: Instant) -> Option<Transition> {
         self.forced_open = false;
-        self.enter(BreakerState::Closed, now, true)
+        let transition = self.enter(BreakerState::Closed, now, true);
+        self.consecutive_failures = 0;
+        self.window.clear();
+        transition
     }
 
     fn enter(&mut self, to: BreakerState, now: Instant, forced: bool) -> Option<Transition> {
@@ -385,5 +390,68 @@ mod tests {
             "no change, nothing to log"
         );
         assert!(machine.admit(&settings, much_later, &mut None).is_ok());
+    }
+
+    #[test]
+    fn force_close_forgets_the_counts_also_when_closed() {
+        let settings = settings(Trip::ConsecutiveFailures(3));
+        let now = Instant::now();
+        let mut machine = Machine::new();
+        call(&mut machine, &settings, now, Health::Down);
+        call(&mut machine, &settings, now, Health::Down);
+        assert_eq!(machine.consecutive_failures(), 2);
+        assert_eq!(
+            machine.force_close(now),
+            None,
+            "already closed: nothing to log"
+        );
+        assert_eq!(machine.consecutive_failures(), 0);
+        call(&mut machine, &settings, now, Health::Down);
+        assert_eq!(
+            machine.state(),
+            BreakerState::Closed,
+            "the count started again"
+        );
+    }
+
+    #[test]
+    fn zero_settings_of_an_unbuilt_breaker_count_as_the_least_that_works() {
+        let zero = Settings {
+            trip: Trip::ConsecutiveFailures(0),
+            recovery_timeout: Duration::from_secs(1),
+            half_open_probes: 0,
+            success_threshold: 0,
+        };
+        let start = Instant::now();
+        let mut machine = Machine::new();
+        call(&mut machine, &zero, start, Health::Up);
+        assert_eq!(
+            machine.state(),
+            BreakerState::Closed,
+            "a success never opens it"
+        );
+        call(&mut machine, &zero, start, Health::Down);
+        assert_eq!(machine.state(), BreakerState::Open);
+        // After the recovery timeout one probe passes and its success closes the breaker.
+        let later = start + Duration::from_secs(2);
+        call(&mut machine, &zero, later, Health::Up);
+        assert_eq!(machine.state(), BreakerState::Closed);
+
+        let ratio = Settings {
+            trip: Trip::FailureRatio {
+                ratio: 0.5,
+                window: Duration::ZERO,
+                min_calls: 0,
+            },
+            ..zero
+        };
+        let mut machine = Machine::new();
+        call(&mut machine, &ratio, start, Health::Up);
+        call(&mut machine, &ratio, start, Health::Down);
+        assert_eq!(
+            machine.state(),
+            BreakerState::Open,
+            "no division by a zero window"
+        );
     }
 }

@@ -65,6 +65,8 @@ pub(super) struct FailureWindow {
 impl FailureWindow {
     /// Counts a call at `now`; returns the estimated calls and failure ratio over the window.
     pub(super) fn record(&mut self, now: Instant, window: Duration, failed: bool) -> (f64, f64) {
+        // A zero window (a breaker used without `build`) counts as the shortest one.
+        let window = window.max(Duration::from_nanos(1));
         let started = *self.started.get_or_insert(now);
         let elapsed = now.saturating_duration_since(started);
         if elapsed >= window {

@@ -7,7 +7,7 @@ use redis::sentinel::SentinelNodeConnectionInfo;
 use super::connection::Connections;
 use super::error::{RedisConnectError, invalid_setting};
 use super::lock::Redlock;
-use super::target::{SentinelTarget, Target, Timeouts, node_at};
+use super::target::{SentinelTarget, Target, Timeouts, node_at, redacted};
 use super::{Inner, RedisBackend};
 use crate::OnError;
 use crate::backend::{BackendSettings, LockOptions};
@@ -30,7 +30,6 @@ pub enum TimeSource {
 /// [`from_cluster_client`](RedisBackend::from_cluster_client), and `from_pool` with the
 /// `redis-deadpool` feature). The settings below apply to every one, except where a setting
 /// says otherwise.
-#[derive(Debug)]
 #[must_use = "a builder does nothing until `connect` is awaited"]
 pub struct RedisBackendBuilder {
     target: Target,
@@ -43,6 +42,24 @@ pub struct RedisBackendBuilder {
     require_noeviction: bool,
     /// A sentinel-only setting used on another kind of backend (refused at connect).
     misplaced: Option<&'static str>,
+}
+
+impl std::fmt::Debug for RedisBackendBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // URLs without their passwords: a builder ends up in logs.
+        let redlock: Vec<String> = self.redlock.iter().map(|url| redacted(url)).collect();
+        f.debug_struct("RedisBackendBuilder")
+            .field("target", &self.target)
+            .field("settings", &self.settings)
+            .field("connections", &self.connections)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("time", &self.time)
+            .field("redlock", &redlock)
+            .field("require_noeviction", &self.require_noeviction)
+            .field("misplaced", &self.misplaced)
+            .finish()
+    }
 }
 
 /// How often a backend on Redis Sentinel asks the sentinels for the master by default.

@@ -4,7 +4,8 @@
 //! The `redis` crate's `SentinelClient` finds the master once; a connection to it stays on that
 //! address, and after a failover the old master (a replica now) answers writes with `READONLY`,
 //! or is gone. So a watcher task asks the sentinels again, every check interval and at once when
-//! a reply suggests a failover (`READONLY`, a dropped, refused or timed-out connection), and when
+//! a reply suggests a failover (`READONLY`, a dropped or refused connection) or a call was given
+//! up before its reply (the command timeout against a frozen master), and when
 //! they name another master it connects to it and swaps it in. Calls in flight finish on the
 //! connection they started on: during the switch a few calls fail with the usual typed errors
 //! (`ReadOnly`, `Unavailable`, `Timeout`, all transient), and none is retried here.
@@ -136,7 +137,9 @@ impl ConnectionLike for SentinelConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
             let mut connection = self.current();
+            let unanswered = WakeIfUnanswered::new(&self.shared.wake);
             let reply = connection.req_packed_command(cmd).await;
+            unanswered.answered();
             self.observe(&reply);
             reply
         })
@@ -150,9 +153,11 @@ impl ConnectionLike for SentinelConnection {
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
             let mut connection = self.current();
+            let unanswered = WakeIfUnanswered::new(&self.shared.wake);
             let reply = connection
                 .req_packed_commands(pipeline, offset, count)
                 .await;
+            unanswered.answered();
             self.observe(&reply);
             reply
         })
@@ -160,6 +165,31 @@ impl ConnectionLike for SentinelConnection {
 
     fn get_db(&self) -> i64 {
         self.shared.master.load().connection.get_db()
+    }
+}
+
+/// Wakes the watcher if a call is dropped before its reply: the backend's command timeout
+/// (or the caller) gave up on a master that did not answer, which may be a frozen or
+/// partitioned master the sentinels have already replaced.
+struct WakeIfUnanswered<'a> {
+    wake: Option<&'a Notify>,
+}
+
+impl<'a> WakeIfUnanswered<'a> {
+    fn new(wake: &'a Notify) -> Self {
+        WakeIfUnanswered { wake: Some(wake) }
+    }
+
+    fn answered(mut self) {
+        self.wake = None;
+    }
+}
+
+impl Drop for WakeIfUnanswered<'_> {
+    fn drop(&mut self) {
+        if let Some(wake) = self.wake {
+            wake.notify_one();
+        }
     }
 }
 

@@ -262,5 +262,10 @@ mod tests {
         assert_eq!(redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         let shown = format!("{:?}", Target::Node("redis://:pa@ss@h:1".to_owned()));
         assert!(!shown.contains("pa"), "{shown}");
+        let builder = crate::RedisBackend::builder("redis://app:secret1@10.0.0.1:6379")
+            .redlock(["redis://app:secret2@10.0.0.2:6379", "redis://10.0.0.3:6379"]);
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("10.0.0.2:6379"), "{shown}");
     }
 }
