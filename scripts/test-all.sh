@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the suite needs, as "command:package" pairs: the Redis tests start their own
 # redis-server processes (build a cluster with redis-cli, and run a sentinel as
-# `redis-server <conf> --sentinel`, so the separate redis-sentinel package is not needed).
-needs=("redis-server:redis-server" "redis-cli:redis-tools")
+# `redis-server <conf> --sentinel`, so the separate redis-sentinel package is not needed); the
+# Memcached tests start their own memcached processes.
+needs=("redis-server:redis-server" "redis-cli:redis-tools" "memcached:memcached")
 
 missing=()
 for pair in "${needs[@]+"${needs[@]}"}"; do

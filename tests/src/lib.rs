@@ -5,6 +5,7 @@
 //! backend's own expiry clock).
 
 pub mod contract;
+pub mod memcached_server;
 pub mod redis_sentinel;
 pub mod redis_server;
 pub mod sequence;

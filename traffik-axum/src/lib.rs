@@ -23,6 +23,8 @@
 //! | `memory` | yes | the in-memory backend ([`MemoryBackend`](traffik_core::MemoryBackend)) |
 //! | `redis` | no | the Redis backend, single node and cluster (`traffik_core::RedisBackend`) |
 //! | `redis-tls` | no | `rediss://` URLs for the Redis backend |
+//! | `redis-deadpool` | no | `RedisBackend::from_pool`, on the application's `deadpool-redis` pool |
+//! | `memcached` | no | the Memcached backend, one or more servers (`traffik_core::MemcachedBackend`) |
 //! | `resilience` | yes | backend wrappers for failures (`Retry`, `CircuitBreaker`, `Fallback`, `failover`, in the prelude) |
 //! | `macros` | yes | the [`throttled`](macro@throttled) attribute |
 //! | `ws` | no | WebSocket throttling: the handshake and every message (`traffik_axum::ws`) |
@@ -125,6 +127,8 @@ pub mod __private {
 
 /// What most applications need, in one import.
 pub mod prelude {
+    #[cfg(feature = "memcached")]
+    pub use traffik_core::MemcachedBackend;
     pub use traffik_core::backend::Backend;
     #[cfg(feature = "resilience")]
     pub use traffik_core::backend::{CircuitBreaker, Fallback, Retry, failover};
@@ -153,6 +157,10 @@ pub mod prelude {
 #[cfg(all(doctest, feature = "redis"))]
 #[doc = include_str!("../../docs/redis.md")]
 struct RedisGuideDoctests;
+
+#[cfg(all(doctest, feature = "memcached"))]
+#[doc = include_str!("../../docs/memcached.md")]
+struct MemcachedGuideDoctests;
 
 #[cfg(all(doctest, feature = "ws"))]
 #[doc = include_str!("../../docs/websocket.md")]

@@ -40,6 +40,8 @@ mod fallback;
 mod key_value;
 mod key_value_backend;
 mod lock;
+#[cfg(feature = "memcached")]
+pub mod memcached;
 #[cfg(feature = "memory")]
 pub mod memory;
 #[cfg(feature = "redis")]

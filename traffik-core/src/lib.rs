@@ -31,6 +31,7 @@
 //! | `redis` | no | `RedisBackend`: single node, Redis Cluster or Redis Sentinel (or the application's own client or connection), one Lua script per decision |
 //! | `redis-tls` | no | `rediss://` URLs for the Redis backend (rustls) |
 //! | `redis-deadpool` | no | `RedisBackend::from_pool`: the Redis backend on the application's own `deadpool-redis` pool |
+//! | `memcached` | no | `MemcachedBackend`: one or more memcached servers on a consistent hash, every strategy by compare-and-swap |
 //! | `resilience` | yes | backend wrappers for failures: `backend::Retry` (backoff and jitter), `CircuitBreaker`, `Fallback`, `failover` |
 //!
 //! Without features the crate still holds [`Rate`] and its parser, every strategy, the
@@ -65,6 +66,8 @@ pub mod telemetry;
 pub mod testing;
 pub mod throttle;
 
+#[cfg(feature = "memcached")]
+pub use backend::memcached::{MemcachedBackend, MemcachedBackendBuilder};
 #[cfg(feature = "memory")]
 pub use backend::memory::{MemoryBackend, MemoryBackendBuilder};
 #[cfg(feature = "redis")]

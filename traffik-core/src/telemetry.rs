@@ -60,6 +60,8 @@ mod decisions;
 pub mod names;
 mod span;
 
+#[cfg(feature = "memcached")]
+pub(crate) use backend::cas_retry;
 pub(crate) use backend::{LatencyHistograms, backend_error, on_error_action};
 pub(crate) use decisions::DecisionMetrics;
 pub(crate) use span::DecisionSpan;
@@ -104,6 +106,11 @@ pub fn describe_metrics() {
         names::MEMORY_EVICTIONS,
         Unit::Count,
         "Live keys an in-memory backend evicted because it was full."
+    );
+    metrics::describe_counter!(
+        names::CAS_RETRIES,
+        Unit::Count,
+        "Compare-and-swap writes lost to a concurrent writer on the same key, by backend."
     );
     metrics::describe_counter!(
         names::BREAKER_TRANSITIONS,

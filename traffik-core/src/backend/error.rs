@@ -112,6 +112,21 @@ pub enum BackendError {
         /// The breaker's state (`open`, or `half-open` with every probe in flight).
         state: super::BreakerState,
     },
+    /// Every compare-and-swap attempt on a key lost to a concurrent writer (the Memcached
+    /// backend, which decides by reading the state, applying the strategy, and writing back
+    /// only if nothing changed). Nothing was admitted. Transient: the key is contended, the
+    /// store answered, so it is not an outage.
+    #[error(
+        "backend `{backend}`: key `{key}` changed under each of {attempts} compare-and-swap attempts"
+    )]
+    Contention {
+        /// The backend's name.
+        backend: String,
+        /// The key.
+        key: String,
+        /// How many times the decision was tried.
+        attempts: u32,
+    },
     /// A lock could not be taken or released.
     #[error("backend `{backend}`: {source}")]
     Lock {
@@ -149,7 +164,8 @@ impl BackendError {
             | BackendError::Timeout { .. }
             | BackendError::ReadOnly { .. }
             | BackendError::OutOfMemory { .. }
-            | BackendError::CircuitOpen { .. } => true,
+            | BackendError::CircuitOpen { .. }
+            | BackendError::Contention { .. } => true,
             BackendError::Lock { source, .. } => {
                 matches!(
                     source,
@@ -165,8 +181,8 @@ impl BackendError {
     }
 
     /// The error's kind in `snake_case`: `closed`, `unavailable`, `timeout`, `wrong_type`,
-    /// `invalid_reply`, `unsupported`, `read_only`, `out_of_memory`, `denied`, `circuit_open`
-    /// or `lock`. The `kind` label of `traffik_backend_errors_total` (see
+    /// `invalid_reply`, `unsupported`, `read_only`, `out_of_memory`, `denied`, `circuit_open`,
+    /// `contention` or `lock`. The `kind` label of `traffik_backend_errors_total` (see
     /// [`telemetry`](crate::telemetry)); a bounded set, unlike the message.
     ///
     /// ```
@@ -191,12 +207,13 @@ impl BackendError {
             BackendError::OutOfMemory { .. } => "out_of_memory",
             BackendError::Denied { .. } => "denied",
             BackendError::CircuitOpen { .. } => "circuit_open",
+            BackendError::Contention { .. } => "contention",
             BackendError::Lock { .. } => "lock",
         }
     }
 
     /// Whether the error says the backend is down or failing over: [transient](Self::is_transient)
-    /// but not a busy lock (a lock that would block or timed out proves the store answered; the
+    /// but not a busy lock or a lost compare-and-swap race (those prove the store answered; the
     /// key is only contended). What a [`CircuitBreaker`](super::CircuitBreaker) counts as a
     /// failure and what a [`Fallback`](super::Fallback) falls back on, by default.
     ///
@@ -213,7 +230,11 @@ impl BackendError {
     /// ```
     #[must_use]
     pub fn is_outage(&self) -> bool {
-        self.is_transient() && !matches!(self, BackendError::Lock { .. })
+        self.is_transient()
+            && !matches!(
+                self,
+                BackendError::Lock { .. } | BackendError::Contention { .. }
+            )
     }
 
     /// Names `key` in a [`WrongType`](Self::WrongType) error that did not know it.
@@ -308,6 +329,15 @@ impl BackendError {
             BackendError::CircuitOpen { backend, state } => BackendError::CircuitOpen {
                 backend: backend.clone(),
                 state: *state,
+            },
+            BackendError::Contention {
+                backend,
+                key,
+                attempts,
+            } => BackendError::Contention {
+                backend: backend.clone(),
+                key: key.clone(),
+                attempts: *attempts,
             },
         }
     }

@@ -15,6 +15,12 @@ pub(crate) fn backend_error(backend: &str, error: &BackendError) {
         .increment(1);
 }
 
+/// Counts one lost compare-and-swap race (only under contention: registered on each call).
+#[cfg(feature = "memcached")]
+pub(crate) fn cas_retry(backend: &'static str) {
+    metrics::counter!(super::names::CAS_RETRIES, BACKEND => backend).increment(1);
+}
+
 /// Counts what an on-error policy made of a failure: the decision it returned (failed open or
 /// closed), or the error it raised.
 pub(crate) fn on_error_action<E>(uid: &str, result: &Result<Decision, E>) {

@@ -33,6 +33,11 @@ pub const MEMORY_KEYS: &str = "traffik_memory_keys";
 /// [`NAMESPACE`].
 pub const MEMORY_EVICTIONS: &str = "traffik_memory_evictions_total";
 
+/// Counter: compare-and-swap writes lost to a concurrent writer on the same key (each one read
+/// again and retried, or, past the backend's attempts, a `Contention` error). Label
+/// [`BACKEND`] (`memcached`).
+pub const CAS_RETRIES: &str = "traffik_cas_retries_total";
+
 /// Counter: circuit-breaker transitions. Labels [`BREAKER`], [`FROM`] and [`TO`] (`closed`,
 /// `open`, `half-open`).
 pub const BREAKER_TRANSITIONS: &str = "traffik_circuit_breaker_transitions_total";
