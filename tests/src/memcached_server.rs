@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 pub struct MemcachedServer {
     child: Option<Child>,
     port: u16,
+    /// Arguments added to the defaults (`-C`: no compare-and-swap).
+    extra: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -31,9 +33,15 @@ pub fn command(port: u16, line: &str) -> std::io::Result<String> {
 impl MemcachedServer {
     /// A fresh server (64 MB, loopback only).
     pub fn start() -> MemcachedServer {
+        MemcachedServer::start_with(&[])
+    }
+
+    /// A fresh server with `extra` arguments after the defaults (e.g. `-C`, no CAS).
+    pub fn start_with(extra: &[&str]) -> MemcachedServer {
         let mut server = MemcachedServer {
             child: None,
             port: free_port(),
+            extra: extra.iter().map(|&arg| arg.to_owned()).collect(),
         };
         server.launch();
         server
@@ -48,6 +56,7 @@ impl MemcachedServer {
         let child = Command::new("memcached")
             .args(["-l", "127.0.0.1", "-p", &self.port.to_string(), "-U", "0"])
             .args(["-m", "64", "-c", "1024", "-u", "root"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -410,3 +410,84 @@ fn text_command(port: u16, line: &str) -> Vec<String> {
     }
     lines
 }
+
+/// memcached's clock ticks once a second: an item must outlive its state however late in a
+/// tick it was written. On real time (memcached's expiry cannot be faked): a fixed window of 3
+/// per second, hit every 10 ms for a little over 3 s, never admits more than 3 in one window.
+#[tokio::test]
+async fn an_item_outlives_its_state_on_memcached_s_clock() {
+    let server = MemcachedServer::start();
+    let throttle = Throttle::builder("ticks", "3/s")
+        .registry(&ThrottleRegistry::new())
+        .backend(backend(&[server.url()], "ticks"))
+        .on_error(OnError::Raise)
+        .build()
+        .unwrap();
+    let mut admitted: std::collections::BTreeMap<u64, u32> = std::collections::BTreeMap::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(3_200) {
+        let decision = throttle.hit("client").await.unwrap();
+        if decision.is_allowed() {
+            let second = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            *admitted.entry(second).or_default() += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(admitted.len() >= 3, "{admitted:?}");
+    assert!(
+        admitted.values().all(|&count| count <= 3),
+        "a window admitted more than 3: {admitted:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_reset_before_any_decision_leaves_a_working_namespace() {
+    let server = MemcachedServer::start();
+    let backend = backend(&[server.url()], "fresh");
+    // No generation stored yet: the reset writes one, with traffik's flags.
+    backend.reset().await.unwrap();
+    let throttle = on(&backend, "fresh", "1/min", OnError::Raise);
+    assert!(throttle.hit("a").await.unwrap().is_allowed());
+    assert!(throttle.hit("a").await.unwrap().is_throttled());
+    // The same after the server lost everything (a restart).
+    let mut server = server;
+    server.restart();
+    // The pool's connections died with the server: the first commands fail, typed, until new
+    // ones are open.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Err(error) = backend.reset().await {
+        assert!(matches!(error, BackendError::Unavailable { .. }), "{error}");
+        assert!(Instant::now() < deadline, "never reconnected");
+    }
+    assert!(
+        throttle.hit("a").await.unwrap().is_allowed(),
+        "a new generation"
+    );
+    backend.reset().await.unwrap();
+    assert!(
+        throttle.hit("a").await.unwrap().is_allowed(),
+        "and the next one"
+    );
+}
+
+#[tokio::test]
+async fn a_server_without_compare_and_swap_is_refused() {
+    let server = MemcachedServer::start_with(&["-C"]);
+    let backend = backend(&[server.url()], "nocas");
+    let throttle = on(&backend, "nocas", "5/min", OnError::Raise);
+    // The first decision creates the key (no token needed); the second would need one.
+    let _ = throttle.hit("a").await;
+    match throttle.hit("a").await.unwrap_err() {
+        ThrottleError::Backend { source, .. } => {
+            assert!(
+                matches!(source, BackendError::InvalidReply { .. }),
+                "{source}"
+            );
+            assert!(source.to_string().contains("-C"), "{source}");
+        }
+        other => panic!("{other}"),
+    }
+}

@@ -7,6 +7,8 @@
 //!   store's lock. This is how custom stores get every strategy.
 //! - [`RedisBackend`](crate::RedisBackend) (feature `redis`): one Lua script per decision,
 //!   single node or Redis Cluster.
+//! - [`MemcachedBackend`](crate::MemcachedBackend) (feature `memcached`): compare-and-swap
+//!   around the strategy, one or more servers.
 //! - Any other store implements [`Backend`] with its own atomic step, or [`KeyValueStore`] to
 //!   run every strategy through [`KeyValueBackend`].
 //!
@@ -131,34 +133,64 @@ pub struct KeyedHit<'a> {
 }
 
 /// [`Backend::decide_all`] one key at a time: every hit checked ([`Mode::Peek`]), then, if
-/// every one admits, every hit consumed in turn. Nothing is stored when a check refuses; a
-/// concurrent decision between the two steps can still make a later hit refuse after earlier
-/// ones were stored.
+/// every one admits, each charged in turn. Nothing is stored when a check refuses. When a
+/// charge is refused anyway (a concurrent decision emptied that limit after the check) or
+/// fails, the batch stops there: the charges made before it are returned
+/// ([`Backend::refund`]; a refund that fails is logged and the charge stays), and the batch
+/// reports the checks with that refusal (or returns the error). Concurrent decisions can see
+/// the earlier charges between the charge and the refund.
 pub(crate) async fn check_then_decide<B: Backend + ?Sized>(
     backend: &B,
     hits: &[KeyedHit<'_>],
     mode: Mode,
 ) -> Result<Vec<Decision>, BackendError> {
-    let mut decisions = Vec::with_capacity(hits.len());
+    let mut checked = Vec::with_capacity(hits.len());
     for hit in hits {
-        decisions.push(
+        checked.push(
             backend
                 .decide(hit.key, hit.strategy, hit.hit, Mode::Peek)
                 .await?,
         );
     }
-    if mode == Mode::Peek || decisions.iter().any(Decision::is_throttled) {
-        return Ok(decisions);
+    if mode == Mode::Peek || checked.iter().any(Decision::is_throttled) {
+        return Ok(checked);
     }
-    decisions.clear();
+    let mut charged = Vec::with_capacity(hits.len());
+    for (index, hit) in hits.iter().enumerate() {
+        match backend
+            .decide(hit.key, hit.strategy, hit.hit, Mode::Consume)
+            .await
+        {
+            Ok(decision) if decision.is_throttled() => {
+                refund_all(backend, &hits[..index]).await;
+                checked[index] = decision;
+                return Ok(checked);
+            }
+            Ok(decision) => charged.push(decision),
+            Err(error) => {
+                refund_all(backend, &hits[..index]).await;
+                return Err(error);
+            }
+        }
+    }
+    Ok(charged)
+}
+
+/// Returns the charges of `hits` (made just now), logging the ones that cannot be.
+async fn refund_all<B: Backend + ?Sized>(backend: &B, hits: &[KeyedHit<'_>]) {
     for hit in hits {
-        decisions.push(
-            backend
-                .decide(hit.key, hit.strategy, hit.hit, Mode::Consume)
-                .await?,
-        );
+        if let Err(error) = backend
+            .refund(hit.key, hit.strategy, hit.hit, hit.hit.now)
+            .await
+        {
+            tracing::warn!(
+                target: "traffik",
+                backend = backend.name(),
+                %error,
+                "a charge of a refused batch could not be returned"
+            );
+        }
     }
-    Ok(decisions)
 }
 
 /// Where throttle state lives. Each backend runs a strategy's transition on a key atomically:
@@ -218,10 +250,12 @@ pub trait Backend: Send + Sync + Debug + 'static {
     /// the limits of one request that share this backend ([`crate::throttle::hit_all`]).
     ///
     /// The in-memory, Redis and key-value backends do it atomically (locks held on every key,
-    /// one script, or every key's lock). The default, for backends that do not override it,
-    /// checks every hit ([`Mode::Peek`]) and then consumes them in turn: nothing is stored
-    /// when one refuses, but a concurrent decision on the same keys between the two steps can
-    /// make a later hit refuse after earlier ones were stored. Override it to be atomic.
+    /// one script, or every key's lock). The default, for backends that do not override it
+    /// (Memcached among them), checks every hit ([`Mode::Peek`]) and then consumes them in
+    /// turn: nothing is stored when one refuses; when a concurrent decision makes a later
+    /// charge refuse after the check, the earlier charges are refunded
+    /// ([`refund`](Self::refund)), so they count only between the charge and the refund.
+    /// Override it to be atomic.
     fn decide_all<'a>(
         &'a self,
         hits: &'a [KeyedHit<'a>],
@@ -305,3 +339,6 @@ pub trait Backend: Send + Sync + Debug + 'static {
         None
     }
 }
+
+#[cfg(all(test, feature = "memory"))]
+mod tests;

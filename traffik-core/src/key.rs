@@ -241,12 +241,18 @@ fn push_component(out: &mut String, text: &str) {
     if out.len() - start + (bytes.len() - run.min(bytes.len())) > MAX_ESCAPED_LEN {
         out.truncate(start);
         out.push('#');
-        for byte in Sha256::digest(bytes) {
-            let _ = write!(out, "{byte:02x}");
-        }
+        push_sha256_hex(out, bytes);
         return;
     }
     out.push_str(&text[run..]);
+}
+
+/// Appends the SHA-256 of `bytes` to `out`, as 64 lowercase hex digits: how a key part too long
+/// (or, for a store with narrow keys, a whole key) is replaced.
+pub(crate) fn push_sha256_hex(out: &mut String, bytes: &[u8]) {
+    for byte in Sha256::digest(bytes) {
+        let _ = write!(out, "{byte:02x}");
+    }
 }
 
 fn validate_name(kind: &'static str, name: &str) -> Result<(), String> {

@@ -19,8 +19,9 @@
 //!   [`reset`](Backend::reset) moves to the next one in O(1); see
 //!   [`generation_refresh`](MemcachedBackendBuilder::generation_refresh).
 //! - **Batches** ([`Backend::decide_all`]) are checked on every key, then charged key by key:
-//!   memcached has no multi-key transaction. A concurrent request can still empty a limit
-//!   between the check and the charge, as across two backends.
+//!   memcached has no multi-key transaction. When a concurrent request empties a limit between
+//!   the check and its charge, the batch is refused and the charges made before it are
+//!   refunded (they count for others only in between).
 //!
 //! The client is `async-memcached` (meta protocol, memcached 1.6 or later), pooled per server
 //! by `deadpool` (`docs/decisions/0014-memcached-client.md`).
@@ -30,6 +31,7 @@ mod cas;
 mod commands;
 mod error;
 mod generation;
+mod key;
 mod pool;
 mod ring;
 
@@ -122,8 +124,9 @@ impl MemcachedBackend {
     }
 
     /// How many compare-and-swap writes (decisions and refunds) lost to a concurrent writer
-    /// and were tried again, since this backend was built (shared by its clones). Divided by
-    /// the decisions made, it is the retries per decision; a recorder sees the same count as
+    /// since this backend was built (shared by its clones): each was read and tried again, or,
+    /// on the last attempt, ended in `BackendError::Contention`. Divided by the decisions made,
+    /// it is the retries per decision; a recorder sees the same count as
     /// `traffik_cas_retries_total{backend="memcached"}`.
     #[must_use]
     pub fn lost_races(&self) -> u64 {

@@ -88,6 +88,8 @@ impl Ready {
 ///   (one round trip; a client's keys share their hash tag, so they are in one cluster slot),
 ///   a key-value store takes every key's lock. No concurrent request can slip between the
 ///   check of one limit and the charge of another, whatever order the limits are written in.
+///   Memcached has no multi-key transaction: it checks every limit, then charges them one by
+///   one, and refunds the earlier charges if a concurrent request made a later one refuse.
 /// - Limits on several backends are first checked on each, then charged backend by backend: a
 ///   refusal found by the check charges nothing. A concurrent request that empties a limit
 ///   between the check and the charge can still refuse after another backend was charged

@@ -45,8 +45,9 @@ impl MemcachedBackendBuilder {
         self
     }
 
-    /// The most connections per server (default 16). Each decision holds one for its reads
-    /// and writes, so this bounds the decisions in flight per server.
+    /// The most connections per server (default 16). Each command (a decision's read, then
+    /// its write) checks one out for its round trip, so this bounds the commands in flight per
+    /// server; a command waiting for a free one counts that wait in its `command_timeout`.
     pub fn connections(mut self, connections: usize) -> Self {
         self.connections = connections;
         self

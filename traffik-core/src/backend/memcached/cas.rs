@@ -30,7 +30,14 @@ impl Inner {
                 .as_ref()
                 .and_then(|stored| stored.live_state(hit.now));
             let transition = strategy.apply_encoded(read, &hit);
-            if mode == Mode::Peek || transition.state.as_deref() == read {
+            // Nothing to write when only looking, or when the state and its expiry are what is
+            // stored (a refusal that changes nothing); a new expiry alone (the rate changed) is
+            // written, as the in-memory backend recomputes it on every charge.
+            let unchanged = transition.state.as_deref() == read
+                && (read.is_none()
+                    || stored.as_ref().and_then(commands::Stored::expires_at)
+                        == transition.expires_at);
+            if mode == Mode::Peek || unchanged {
                 return Ok(transition.decision);
             }
             let written = match (&transition.state, transition.expires_at, &stored) {
@@ -115,7 +122,8 @@ impl Inner {
         Ok(stat)
     }
 
-    fn contention(&self, key: &str) -> BackendError {
+    /// The error of a decision (or generation change) that lost every attempt.
+    pub(super) fn contention(&self, key: &str) -> BackendError {
         BackendError::Contention {
             backend: NAME.to_owned(),
             key: key.to_owned(),

@@ -30,6 +30,11 @@ impl Stored {
         (expires_at > now).then_some(state)
     }
 
+    /// The expiry (ms, caller's clock) written with the state.
+    pub(super) fn expires_at(&self) -> Option<Millis> {
+        self.value.split_once(';')?.0.parse().ok()
+    }
+
     /// The strategy state, live or not (a refund: the state itself tells whether the charge
     /// still counts, as on the in-memory backend).
     pub(super) fn state(&self) -> Option<&str> {
@@ -103,9 +108,15 @@ impl Inner {
         if found.flags != Some(FLAGS) {
             return Err(foreign(key, "a value traffik did not write", operation));
         }
-        let cas = found
-            .cas
-            .ok_or_else(|| invalid_reply(operation, "no compare-and-swap token".to_owned()))?;
+        // A server started with `-C` (no CAS) answers `c0`, and `ms … C0` would then store
+        // whatever is there: decisions would race silently. Refuse it.
+        let cas = found.cas.filter(|&cas| cas != 0).ok_or_else(|| {
+            invalid_reply(
+                operation,
+                "no compare-and-swap token (is memcached running with CAS disabled, `-C`?)"
+                    .to_owned(),
+            )
+        })?;
         let value = String::from_utf8(found.data.unwrap_or_default())
             .map_err(|_| foreign(key, "a value that is not text", operation))?;
         Ok(Some(Stored { value, cas }))
@@ -168,47 +179,54 @@ impl Inner {
         .await
     }
 
-    /// `ma <key> N0 J<initial> v`: adds 1 to the number at `key` (created holding `initial`,
-    /// never expiring, when missing) and returns it.
+    /// `ma <key> v`: adds 1 to the number at `key` and returns it; `None` when there is no
+    /// number there (the key is not created: see `bump_generation`).
     pub(super) async fn increment(
         &self,
         server: usize,
         key: &str,
-        initial: u64,
         operation: &'static str,
-    ) -> Result<u64, BackendError> {
-        let key = key.to_owned();
-        let initial = format!("J{initial}");
+    ) -> Result<Option<u64>, BackendError> {
+        let owned = key.to_owned();
         let found = self
             .on_server(server, operation, move |client| {
                 Box::pin(async move {
-                    client
-                        .meta_increment(
-                            key.as_bytes(),
-                            false,
-                            None,
-                            None,
-                            Some(&["N0", initial.as_str(), "v"]),
-                        )
+                    match client
+                        .meta_increment(owned.as_bytes(), false, None, None, Some(&["v"]))
                         .await
+                    {
+                        Ok(found) => Ok(Some(found)),
+                        Err(Error::Protocol(Status::NotFound)) => Ok(None),
+                        Err(error) => Err(error),
+                    }
                 })
             })
             .await?;
+        let Some(found) = found else {
+            return Ok(None);
+        };
         found
             .and_then(|found| found.data)
             .and_then(|data| String::from_utf8(data).ok())
             .and_then(|text| text.trim().parse().ok())
+            .map(Some)
             .ok_or_else(|| invalid_reply(operation, "the increment returned no number".to_owned()))
     }
 }
 
 /// The `T` flag for a state that expires at `expires_at` (ms, caller's clock) when it is `now`
-/// (same clock): whole seconds, rounded up (memcached's resolution); over 30 days, memcached's
-/// absolute form (a Unix time, from this machine's clock), at most 2038-01-19 (memcached reads
-/// the flag as a signed 32-bit number; a later time would expire the item at once). The value
-/// carries its own expiry in ms, so an item kept longer than its state lives is read as gone.
+/// (same clock): whole seconds, rounded up, **plus one**. Memcached's clock ticks once a second
+/// and an item expires when that clock reaches its set time plus the TTL, so an item written
+/// late in a tick with `T1` can vanish a moment later; one second more keeps every item at
+/// least as long as its state lives (the value carries its exact expiry in ms, so living longer
+/// changes nothing). Over 30 days, memcached's absolute form (a Unix time, from this machine's
+/// clock), at most 2038-01-19 (memcached reads the flag as a signed 32-bit number; a later time
+/// would expire the item at once).
 pub(super) fn ttl_flag(expires_at: Millis, now: Millis) -> String {
-    let seconds = expires_at.saturating_sub(now).max(1).div_ceil(1_000);
+    let seconds = expires_at
+        .saturating_sub(now)
+        .div_ceil(1_000)
+        .saturating_add(1);
     if seconds <= THIRTY_DAYS_SECS {
         return format!("T{seconds}");
     }
@@ -230,18 +248,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ttls_round_up_to_seconds_and_turn_absolute_past_30_days() {
+    fn ttls_round_up_add_a_second_and_turn_absolute_past_30_days() {
         assert_eq!(ttl_flag(1_000, 1_000), "T1", "at least one second");
-        assert_eq!(ttl_flag(2_001, 1_000), "T2");
-        assert_eq!(ttl_flag(61_000, 1_000), "T60");
+        assert_eq!(
+            ttl_flag(1_001, 1_000),
+            "T2",
+            "a part of a second, and one more"
+        );
+        assert_eq!(ttl_flag(2_001, 1_000), "T3");
+        assert_eq!(ttl_flag(61_000, 1_000), "T61");
         let thirty_days_ms = THIRTY_DAYS_SECS * 1_000;
-        assert_eq!(ttl_flag(thirty_days_ms, 0), format!("T{THIRTY_DAYS_SECS}"));
-        let absolute: u64 = ttl_flag(thirty_days_ms + 1_000, 0)[1..].parse().unwrap();
+        assert_eq!(
+            ttl_flag(thirty_days_ms - 1_000, 0),
+            format!("T{THIRTY_DAYS_SECS}"),
+            "30 days is still relative"
+        );
+        let absolute: u64 = ttl_flag(thirty_days_ms, 0)[1..].parse().unwrap();
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_secs();
-        assert!(absolute >= unix + THIRTY_DAYS_SECS, "{absolute}");
+        assert!(absolute > unix + THIRTY_DAYS_SECS, "{absolute}");
         assert!(absolute <= unix + THIRTY_DAYS_SECS + 5, "{absolute}");
         assert_eq!(
             ttl_flag(u64::MAX, 0),

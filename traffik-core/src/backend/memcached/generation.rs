@@ -6,14 +6,9 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-
 use super::Inner;
 use super::commands::Written;
 use crate::backend::BackendError;
-
-/// The longest key memcached takes.
-const MAX_KEY_LEN: usize = 250;
 
 /// The generation last read, and when.
 #[derive(Debug)]
@@ -99,40 +94,48 @@ impl Inner {
                 return Ok(generation);
             }
         }
-        Err(BackendError::Contention {
-            backend: super::NAME.to_owned(),
-            key: key.clone(),
-            attempts: self.cas_attempts,
-        })
+        Err(self.contention(key))
     }
 
     /// Moves the namespace to a new generation: every key of the old one is forgotten (and
-    /// expires in memcached on its own).
+    /// expires in memcached on its own). With no generation stored (none yet, evicted, or a
+    /// restarted server) it writes a fresh one, with traffik's flags (`ma` with `N` would
+    /// create the key without them, and every later read would refuse it).
     pub(super) async fn bump_generation(&self) -> Result<(), BackendError> {
         let key = &self.generation.key;
         let server = self.ring.server_for(key);
-        let generation = self
-            .increment(server, key, fresh(), "reset the namespace")
-            .await?;
-        self.generation.remember(generation);
-        Ok(())
+        for _ in 0..self.cas_attempts {
+            if let Some(generation) = self.increment(server, key, "reset the namespace").await? {
+                self.generation.remember(generation);
+                return Ok(());
+            }
+            let generation = fresh();
+            let created = self
+                .write(
+                    server,
+                    key,
+                    &generation.to_string(),
+                    "T0",
+                    None,
+                    "reset the namespace",
+                )
+                .await?;
+            if created == Written::Done {
+                self.generation.remember(generation);
+                return Ok(());
+            }
+        }
+        Err(self.contention(key))
     }
 
-    /// The server holding `key` and the key memcached stores it under: `g{generation}:{key}`,
-    /// or, when that is longer than memcached takes or holds a byte its protocol cannot carry,
-    /// `h:{SHA-256 of it}` (the namespace and generation are inside what is hashed).
+    /// The server holding `key` and the key memcached stores it under
+    /// ([`stored_key`](super::key::stored_key)). The server is chosen from `key` alone, so a
+    /// reset moves no key to another server.
     pub(super) async fn locate(&self, key: &str) -> Result<(usize, String), BackendError> {
         let generation = self.generation().await?;
-        let server = self.ring.server_for(key);
-        let stored = format!("g{generation}:{key}");
-        if stored.len() <= MAX_KEY_LEN && stored.bytes().all(|byte| (0x21..0x7f).contains(&byte)) {
-            return Ok((server, stored));
-        }
-        let mut hashed = String::from("h:");
-        for byte in Sha256::digest(stored.as_bytes()) {
-            use std::fmt::Write as _;
-            let _ = write!(hashed, "{byte:02x}");
-        }
-        Ok((server, hashed))
+        Ok((
+            self.ring.server_for(key),
+            super::key::stored_key(generation, key),
+        ))
     }
 }
