@@ -107,6 +107,11 @@ impl RedisServer {
         self.port
     }
 
+    /// The process id (for `/proc/<pid>/stat`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server runs").id()
+    }
+
     /// `redis://127.0.0.1:{port}`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)

@@ -62,6 +62,8 @@ mod span;
 
 #[cfg(feature = "memcached")]
 pub(crate) use backend::cas_retry;
+#[cfg(feature = "redis")]
+pub(crate) use backend::deny_cache_hit;
 pub(crate) use backend::{LatencyHistograms, backend_error, on_error_action};
 pub(crate) use decisions::DecisionMetrics;
 pub(crate) use span::DecisionSpan;
@@ -111,6 +113,11 @@ pub fn describe_metrics() {
         names::CAS_RETRIES,
         Unit::Count,
         "Compare-and-swap writes lost to a concurrent writer on the same key, by backend."
+    );
+    metrics::describe_counter!(
+        names::DENY_CACHE_HITS,
+        Unit::Count,
+        "Decisions a Redis backend's local deny cache answered without a Redis call."
     );
     metrics::describe_counter!(
         names::BREAKER_TRANSITIONS,

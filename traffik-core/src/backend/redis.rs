@@ -35,6 +35,7 @@
 
 mod builder;
 mod connection;
+mod deny_cache;
 mod error;
 mod lock;
 #[cfg(feature = "redis-deadpool")]
@@ -89,6 +90,8 @@ struct Inner {
     settings: BackendSettings,
     command_timeout: Duration,
     time: TimeSource,
+    /// Refusals kept locally (`RedisBackendBuilder::deny_cache`).
+    deny_cache: Option<deny_cache::DenyCache>,
     redlock: Option<Redlock>,
     closed: AtomicBool,
     /// How far Redis's clock runs ahead of this host's (ms), measured at connect: deadlines
@@ -578,6 +581,9 @@ impl RedisBackend {
                 invocation.invoke_async(&mut connection).await
             })
             .await?;
+        if let Some(cache) = &self.inner.deny_cache {
+            cache.forget(key);
+        }
         Ok(if returned == 1 {
             Refund::Returned
         } else {
@@ -585,7 +591,43 @@ impl RedisBackend {
         })
     }
 
+    /// The decision on `key`: from the deny cache when it holds this very hit's refusal, else
+    /// from Redis (and a refusal is kept for the next identical hits).
     async fn decide_any(
+        &self,
+        key: &str,
+        strategy: &dyn DynStrategy,
+        hit: Hit<'_>,
+        mode: Mode,
+    ) -> Result<Decision, BackendError> {
+        let cached = self.inner.deny_cache.as_ref().and_then(|cache| {
+            Native::of(strategy, &hit)
+                .filter(deny_cache::cacheable)
+                .map(|native| (cache, native))
+        });
+        let Some((cache, native)) = cached else {
+            return self.decide_uncached(key, strategy, hit, mode).await;
+        };
+        let sent = match self.inner.time {
+            TimeSource::Caller => deny_cache::At::Caller(hit.now),
+            TimeSource::Server => deny_cache::At::Server(std::time::Instant::now()),
+        };
+        if let Some(refused) = cache.refused(key, &native, hit.cost, sent) {
+            crate::telemetry::deny_cache_hit(NAME);
+            return Ok(refused);
+        }
+        let decision = self.decide_uncached(key, strategy, hit, mode).await?;
+        if decision.is_throttled() {
+            cache.remember(key, &native, hit.cost, sent, &decision);
+        } else {
+            // Another hit on the key went through: a refusal kept for it would report a stale
+            // `remaining`.
+            cache.forget(key);
+        }
+        Ok(decision)
+    }
+
+    async fn decide_uncached(
         &self,
         key: &str,
         strategy: &dyn DynStrategy,
@@ -680,7 +722,12 @@ impl Backend for RedisBackend {
     fn reset(&self) -> BackendFuture<'_, ()> {
         MaybeReady::boxed(async move {
             self.ensure_open()?;
-            reset::clear_namespace(self).await
+            let cleared = reset::clear_namespace(self).await;
+            // After the keys are gone: a refusal kept meanwhile came from the old state.
+            if let Some(cache) = &self.inner.deny_cache {
+                cache.clear();
+            }
+            cleared
         })
     }
 
@@ -745,6 +792,14 @@ impl fmt::Debug for RedisBackend {
             .field("connections", &self.inner.connections.count())
             .field("command_timeout", &self.inner.command_timeout)
             .field("time", &self.inner.time)
+            .field(
+                "deny_cache",
+                &self
+                    .inner
+                    .deny_cache
+                    .as_ref()
+                    .map(deny_cache::DenyCache::capacity),
+            )
             .field("redlock", &self.inner.redlock)
             .finish_non_exhaustive()
     }

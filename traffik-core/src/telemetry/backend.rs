@@ -21,6 +21,12 @@ pub(crate) fn cas_retry(backend: &'static str) {
     metrics::counter!(super::names::CAS_RETRIES, BACKEND => backend).increment(1);
 }
 
+/// Counts one decision answered by a Redis backend's deny cache.
+#[cfg(feature = "redis")]
+pub(crate) fn deny_cache_hit(backend: &'static str) {
+    metrics::counter!(super::names::DENY_CACHE_HITS, BACKEND => backend).increment(1);
+}
+
 /// Counts what an on-error policy made of a failure: the decision it returned (failed open or
 /// closed), or the error it raised.
 pub(crate) fn on_error_action<E>(uid: &str, result: &Result<Decision, E>) {

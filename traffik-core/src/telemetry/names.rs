@@ -38,6 +38,10 @@ pub const MEMORY_EVICTIONS: &str = "traffik_memory_evictions_total";
 /// [`BACKEND`] (`memcached`).
 pub const CAS_RETRIES: &str = "traffik_cas_retries_total";
 
+/// Counter: decisions a Redis backend's local deny cache answered without a Redis call (a
+/// refusal Redis made, repeated until its wait is over). Label [`BACKEND`] (`redis`).
+pub const DENY_CACHE_HITS: &str = "traffik_deny_cache_hits_total";
+
 /// Counter: circuit-breaker transitions. Labels [`BREAKER`], [`FROM`] and [`TO`] (`closed`,
 /// `open`, `half-open`).
 pub const BREAKER_TRANSITIONS: &str = "traffik_circuit_breaker_transitions_total";

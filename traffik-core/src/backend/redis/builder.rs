@@ -38,6 +38,7 @@ pub struct RedisBackendBuilder {
     connect_timeout: Duration,
     command_timeout: Duration,
     time: TimeSource,
+    deny_cache: usize,
     redlock: Vec<String>,
     require_noeviction: bool,
     /// A sentinel-only setting used on another kind of backend (refused at connect).
@@ -99,6 +100,7 @@ impl RedisBackendBuilder {
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_millis(500),
             time: TimeSource::Server,
+            deny_cache: 0,
             require_noeviction: false,
             redlock: Vec::new(),
             misplaced: None,
@@ -145,6 +147,20 @@ impl RedisBackendBuilder {
     /// Which clock decisions read (default [`TimeSource::Server`]).
     pub fn time_source(mut self, time: TimeSource) -> Self {
         self.time = time;
+        self
+    }
+
+    /// Keeps up to `capacity` refusals in this process and refuses the same hit again, without
+    /// a Redis call, until its wait is over (default 0: off). Exact: an entry answers only a
+    /// hit identical to the refused one (same key, strategy parameters and cost), for no
+    /// longer than Redis's own wait counted from when the call was sent, so it never refuses
+    /// what Redis would admit; a refund or `reset` by this backend forgets the entries it
+    /// touches. A refund or reset by *another* instance is seen when the cached wait ends.
+    /// Not used for the adaptive strategy (its limit moves with demand), for custom strategies
+    /// without a script, or for several limits decided as one. Each entry is about 200 bytes
+    /// plus its key. See `docs/redis.md` ("Local deny cache") and decision 0015.
+    pub fn deny_cache(mut self, capacity: usize) -> Self {
+        self.deny_cache = capacity;
         self
     }
 
@@ -286,6 +302,8 @@ impl RedisBackendBuilder {
             settings,
             command_timeout: self.command_timeout,
             time: self.time,
+            deny_cache: (self.deny_cache > 0)
+                .then(|| super::deny_cache::DenyCache::new(self.deny_cache)),
             redlock,
             closed: std::sync::atomic::AtomicBool::new(false),
             skew_ms,
