@@ -158,8 +158,8 @@ impl RunArgs {
             let scenarios: Vec<&str> = scenarios.iter().map(|s| s.name()).collect();
             return Err(BenchError::Usage(format!(
                 "none of the targets ({}) runs any of the scenarios ({}): HTTP targets run \
-                 HTTP scenarios, ws-* targets ws-* scenarios, and axum, ws-axum and \
-                 tower-governor only the sustained ones",
+                 HTTP scenarios, ws-* targets ws-* scenarios, and axum, ws-axum, \
+                 tower-governor and tower-rate-limit-redis only the sustained ones",
                 targets.join(", "),
                 scenarios.join(", ")
             )));

@@ -39,7 +39,7 @@ pub struct ServerConfig {
     pub target: Target,
     /// The limit (`"100/min"`).
     pub rate: String,
-    /// Redis URL, for [`Target::TraffikRedis`].
+    /// Redis URL, for the targets on Redis ([`Target::uses_redis`]).
     pub redis_url: Option<String>,
 }
 
@@ -184,6 +184,10 @@ pub async fn router(config: &ServerConfig) -> Result<Router, BenchError> {
                 .route(TEST_PATH, get(ok))
                 .layer(GovernorLayer::new(governor))
         }
+        Target::TowerRateLimitRedis => {
+            let layer = tower_rate_limit_redis_layer(config).await?;
+            Router::new().route(TEST_PATH, get(ok)).layer(layer)
+        }
         Target::WsAxum => Router::new().route(
             WS_PATH,
             get(|upgrade: WebSocketUpgrade| async move { upgrade.on_upgrade(echo) }),
@@ -205,6 +209,59 @@ pub async fn router(config: &ServerConfig) -> Result<Router, BenchError> {
         }
     };
     Ok(app.merge(health))
+}
+
+/// Keys `tower-rate-limit-redis` by the `X-Client-ID` header (400 without one).
+#[derive(Clone)]
+struct ClientIdResolver;
+
+impl tower_rate_limit_redis::KeyResolver for ClientIdResolver {
+    type Key = String;
+    type ErrorBody = axum::body::Body;
+
+    fn key<T>(&self, request: &Request<T>) -> Result<String, http::Response<axum::body::Body>> {
+        request
+            .headers()
+            .get(CLIENT_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .map(|client| format!("tower-rate-limit-redis:{client}"))
+            .ok_or_else(|| {
+                let mut response = http::Response::new(axum::body::Body::empty());
+                *response.status_mut() = http::StatusCode::BAD_REQUEST;
+                response
+            })
+    }
+}
+
+/// `tower-rate-limit-redis`'s layer for `config`'s rate: a burst of the rate's limit (at most
+/// `u16::MAX`, its largest) refilled at one per `period / limit`, which it cannot take below
+/// 1 ms: the never-refusing rate becomes a burst of 65,535 and 1,000 per second per client,
+/// which the sustained scenario's clients stay under.
+async fn tower_rate_limit_redis_layer(
+    config: &ServerConfig,
+) -> Result<tower_rate_limit_redis::RateLimitLayer<ClientIdResolver>, BenchError> {
+    let url = config
+        .redis_url
+        .as_deref()
+        .ok_or_else(|| target_error(config.target, "needs a Redis URL"))?;
+    let rate: Rate = config
+        .rate
+        .parse()
+        .map_err(|error| target_error(config.target, error))?;
+    let connection = redis_peer::Client::open(url)
+        .map_err(|error| target_error(config.target, error))?
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|error| target_error(config.target, error))?;
+    let capacity = u16::try_from(rate.limit()).unwrap_or(u16::MAX).max(1);
+    let interval = (rate.period() / u32::from(capacity)).max(Duration::from_millis(1));
+    Ok(tower_rate_limit_redis::RateLimitLayer::builder()
+        .conn(connection)
+        .key_resolver(ClientIdResolver)
+        .capacity(capacity)
+        .emission_interval(interval)
+        .timeout(Duration::from_millis(500))
+        .build())
 }
 
 /// Serves `config`'s app on `listener` until the process is stopped.

@@ -23,6 +23,9 @@ pub enum Target {
     TraffikRedis,
     /// `tower_governor`'s `GovernorLayer` (GCRA, keyed by `X-Client-ID`).
     TowerGovernor,
+    /// `tower-rate-limit-redis`'s `RateLimitLayer`: GCRA in one Lua script on Redis (the same
+    /// `redis-server`), keyed by `X-Client-ID`.
+    TowerRateLimitRedis,
     /// The Python library Traffik: FastAPI + uvicorn, `Depends(HTTPThrottle)`, in-memory.
     #[allow(clippy::doc_markdown)] // clap's `--help` text for the value, shown as written
     Python,
@@ -46,19 +49,21 @@ pub enum Limiter {
     None,
     /// A fixed window with exact counts (traffik, the Python library): every scenario.
     FixedWindow,
-    /// GCRA refilling continuously (`tower_governor`): only the never-refusing scenarios,
+    /// GCRA refilling continuously (`tower_governor`, `tower-rate-limit-redis`): only the
+    /// never-refusing scenarios,
     /// since the correctness scenarios' expected counts are those of a fixed window.
     Gcra,
 }
 
 impl Target {
     /// Every target.
-    pub const ALL: [Target; 11] = [
+    pub const ALL: [Target; 12] = [
         Target::Axum,
         Target::TraffikExtractor,
         Target::TraffikLayer,
         Target::TraffikRedis,
         Target::TowerGovernor,
+        Target::TowerRateLimitRedis,
         Target::Python,
         Target::PythonMiddleware,
         Target::PythonRedis,
@@ -76,6 +81,7 @@ impl Target {
             Target::TraffikLayer => "traffik-layer",
             Target::TraffikRedis => "traffik-redis",
             Target::TowerGovernor => "tower-governor",
+            Target::TowerRateLimitRedis => "tower-rate-limit-redis",
             Target::Python => "python",
             Target::PythonMiddleware => "python-middleware",
             Target::PythonRedis => "python-redis",
@@ -99,7 +105,7 @@ impl Target {
     pub fn limiter(self) -> Limiter {
         match self {
             Target::Axum | Target::WsAxum => Limiter::None,
-            Target::TowerGovernor => Limiter::Gcra,
+            Target::TowerGovernor | Target::TowerRateLimitRedis => Limiter::Gcra,
             _ => Limiter::FixedWindow,
         }
     }
@@ -116,7 +122,10 @@ impl Target {
     /// Keeps its state in Redis (the harness starts a `redis-server`).
     #[must_use]
     pub fn uses_redis(self) -> bool {
-        matches!(self, Target::TraffikRedis | Target::PythonRedis)
+        matches!(
+            self,
+            Target::TraffikRedis | Target::TowerRateLimitRedis | Target::PythonRedis
+        )
     }
 
     /// Whether this target takes part in `scenario`: same protocol, and a limiter that the
@@ -183,6 +192,10 @@ mod tests {
             assert_eq!(Target::Axum.runs(scenario), scenario == Scenario::Sustained);
             assert_eq!(
                 Target::TowerGovernor.runs(scenario),
+                scenario == Scenario::Sustained
+            );
+            assert_eq!(
+                Target::TowerRateLimitRedis.runs(scenario),
                 scenario == Scenario::Sustained
             );
             assert_eq!(

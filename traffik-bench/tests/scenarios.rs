@@ -154,3 +154,35 @@ async fn python_targets_are_not_served_in_process() {
         "{bad_rate}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_targets_serve_on_a_real_redis() {
+    let redis = traffik_tests::redis_server::RedisServer::start();
+    for target in [Target::TraffikRedis, Target::TowerRateLimitRedis] {
+        let address = server::spawn(&ServerConfig {
+            target,
+            rate: Scenario::Sustained.rate().to_owned(),
+            redis_url: Some(redis.url()),
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{target}: {error}"));
+        let tally = load::run(Scenario::Sustained, address, &options("redis"))
+            .await
+            .expect("the scenario runs");
+        assert!(tally.allowed > 0, "{target}");
+        assert_eq!(
+            (tally.throttled, tally.errors),
+            (0, 0),
+            "{target}: {:?}",
+            tally.first_error
+        );
+        let error = server::spawn(&ServerConfig {
+            target,
+            rate: "1/s".to_owned(),
+            redis_url: None,
+        })
+        .await
+        .expect_err("no Redis URL");
+        assert!(error.to_string().contains("Redis URL"), "{target}: {error}");
+    }
+}
