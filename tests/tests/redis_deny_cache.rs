@@ -123,16 +123,20 @@ async fn on_redis_time_a_flood_is_answered_locally_and_admits_the_same() {
     let before = server.calls("evalsha");
     let started = Instant::now();
     let (mut allowed, mut hits) = (0_u64, 0_u64);
+    // About 1 000 hits a second, 200× the limit.
     while started.elapsed() < Duration::from_millis(1_500) {
         hits += 1;
         allowed += u64::from(flooded.hit("flooder").await.unwrap().is_allowed());
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let calls = server.calls("evalsha") - before;
     // 1.5 s spans 2 or 3 windows of Redis's clock.
     assert!((10..=15).contains(&allowed), "{allowed} admitted");
     assert!(hits > 20 * allowed, "the client flooded: {hits} hits");
+    // Per window: its admissions, the refusal that is kept, and the hits of the last 1 ms and
+    // 0.1 % of the wait, which the cache leaves to Redis (at most a few at this pace).
     assert!(
-        calls <= allowed + 3 + 1,
+        calls <= allowed + 3 * 5,
         "{calls} Redis calls for {hits} hits and {allowed} admissions"
     );
 }
@@ -170,5 +174,12 @@ async fn refunds_and_resets_forget_what_was_kept() {
     assert!(
         limited.hit("a").await.unwrap().is_allowed(),
         "the reset was seen"
+    );
+    assert!(limited.hit("a").await.unwrap().is_throttled(), "kept again");
+    backend.close().await.unwrap();
+    // A closed backend answers nothing from the cache: the on-error policy decides.
+    assert!(
+        !limited.hit("a").await.unwrap().is_throttled(),
+        "the closed backend failed, and the default policy let the hit through"
     );
 }

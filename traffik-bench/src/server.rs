@@ -235,8 +235,9 @@ impl tower_rate_limit_redis::KeyResolver for ClientIdResolver {
 
 /// `tower-rate-limit-redis`'s layer for `config`'s rate: a burst of the rate's limit (at most
 /// `u16::MAX`, its largest) refilled at one per `period / limit`, which it cannot take below
-/// 1 ms: the never-refusing rate becomes a burst of 65,535 and 1,000 per second per client,
-/// which the sustained scenario's clients stay under.
+/// 1 ms: the never-refusing rate (and `unlimited`) becomes a burst of 65,535 and 1,000 per
+/// second per client, which the sustained scenario's clients stay under (a refusal would show
+/// as an inexact row).
 async fn tower_rate_limit_redis_layer(
     config: &ServerConfig,
 ) -> Result<tower_rate_limit_redis::RateLimitLayer<ClientIdResolver>, BenchError> {
@@ -253,8 +254,20 @@ async fn tower_rate_limit_redis_layer(
         .get_multiplexed_async_connection()
         .await
         .map_err(|error| target_error(config.target, error))?;
-    let capacity = u16::try_from(rate.limit()).unwrap_or(u16::MAX).max(1);
-    let interval = (rate.period() / u32::from(capacity)).max(Duration::from_millis(1));
+    let (capacity, interval) = if rate.is_unlimited() {
+        (u16::MAX, Duration::from_millis(1))
+    } else {
+        let capacity = u16::try_from(rate.limit()).unwrap_or(u16::MAX).max(1);
+        let interval = (rate.period() / u32::from(capacity)).max(Duration::from_millis(1));
+        (capacity, interval)
+    };
+    // Its emission interval is a u32 of ms (it panics past that).
+    if interval.as_millis() > u128::from(u32::MAX) {
+        return Err(target_error(
+            config.target,
+            "an emission interval over u32::MAX ms is more than tower-rate-limit-redis takes",
+        ));
+    }
     Ok(tower_rate_limit_redis::RateLimitLayer::builder()
         .conn(connection)
         .key_resolver(ClientIdResolver)

@@ -9,7 +9,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use traffik_core::strategy::{FixedWindow, Gcra, Hit, Strategy};
+use traffik_core::strategy::{
+    FixedWindow, Gcra, Hit, Strategy, WindowState, decode_state, encode_state,
+};
 use traffik_core::{Clock, Context, Rate, SystemClock};
 
 fn parts(c: &mut Criterion) {
@@ -78,6 +80,27 @@ fn parts(c: &mut Criterion) {
             now += 1;
             black_box(Gcra::new().apply(&mut gcra, &Hit::new(now, rate, 1, &context)))
         });
+    });
+    group.finish();
+
+    // What a backend that stores text (Redis's verification, memcached, key-value stores) pays
+    // to read a state.
+    let mut group = c.benchmark_group("state decode");
+    let window_text = encode_state::<FixedWindow>(&WindowState {
+        window: 1_764_000_000,
+        count: 17,
+    });
+    group.bench_function("fixed window", |b| {
+        b.iter(|| black_box(decode_state::<FixedWindow>(black_box(&window_text))))
+    });
+    let mut gcra_state = None;
+    Gcra::new().apply(
+        &mut gcra_state,
+        &Hit::new(1_764_000_000_000, rate, 1, &context),
+    );
+    let gcra_text = encode_state::<Gcra>(&gcra_state.expect("a state"));
+    group.bench_function("gcra", |b| {
+        b.iter(|| black_box(decode_state::<Gcra>(black_box(&gcra_text))))
     });
     group.finish();
 }

@@ -428,6 +428,12 @@ impl RedisBackend {
         else {
             return crate::backend::check_then_decide(self, hits, mode).await;
         };
+        // The script may charge these keys: what the deny cache kept for them may be stale.
+        if let Some(cache) = &self.inner.deny_cache {
+            for hit in hits {
+                cache.forget(hit.key);
+            }
+        }
         let mut members = Vec::with_capacity(hits.len());
         for (hit, native) in hits.iter().zip(natives) {
             self.check_exact(&native, &hit.hit)?;
@@ -576,15 +582,17 @@ impl RedisBackend {
             },
             self.deadline(),
         );
-        let returned: u8 = self
+        let returned: Result<u8, BackendError> = self
             .call("refund", key, |mut connection| async move {
                 invocation.invoke_async(&mut connection).await
             })
-            .await?;
+            .await;
+        // Even a failed refund may have run (a timeout): a refusal kept for the key may be
+        // too long now.
         if let Some(cache) = &self.inner.deny_cache {
             cache.forget(key);
         }
-        Ok(if returned == 1 {
+        Ok(if returned? == 1 {
             Refund::Returned
         } else {
             Refund::Lapsed
@@ -608,6 +616,8 @@ impl RedisBackend {
         let Some((cache, native)) = cached else {
             return self.decide_uncached(key, strategy, hit, mode).await;
         };
+        self.ensure_open()?;
+        let ticket = cache.ticket(key);
         let sent = match self.inner.time {
             TimeSource::Caller => deny_cache::At::Caller(hit.now),
             TimeSource::Server => deny_cache::At::Server(std::time::Instant::now()),
@@ -618,7 +628,7 @@ impl RedisBackend {
         }
         let decision = self.decide_uncached(key, strategy, hit, mode).await?;
         if decision.is_throttled() {
-            cache.remember(key, &native, hit.cost, sent, &decision);
+            cache.remember(key, &native, hit.cost, (sent, ticket), &decision);
         } else {
             // Another hit on the key went through: a refusal kept for it would report a stale
             // `remaining`.
@@ -734,6 +744,9 @@ impl Backend for RedisBackend {
     fn close(&self) -> BackendFuture<'_, ()> {
         // Nothing is deleted: state outlives this process (other instances share it).
         self.inner.closed.store(true, Ordering::Release);
+        if let Some(cache) = &self.inner.deny_cache {
+            cache.clear();
+        }
         self.inner.connections.close();
         MaybeReady::ready(Ok(()))
     }

@@ -56,6 +56,13 @@ pub fn encode_state<S: Strategy>(state: &S::State) -> String {
 /// strategy's state, [`StateDecodeError::Version`] when it was written with another
 /// [`Strategy::STATE_VERSION`].
 pub fn decode_state<S: Strategy>(text: &str) -> Result<S::State, StateDecodeError> {
+    // The common case in one typed pass (no intermediate JSON tree); a failure takes the path
+    // below, which tells a wrong version from malformed text.
+    if let Ok((version, state)) = serde_json::from_str::<(u32, S::State)>(text)
+        && version == S::STATE_VERSION
+    {
+        return Ok(state);
+    }
     let (version, state): (u32, serde_json::Value) =
         serde_json::from_str(text).map_err(|source| StateDecodeError::Malformed {
             strategy: S::NAME,

@@ -150,15 +150,17 @@ impl RedisBackendBuilder {
         self
     }
 
-    /// Keeps up to `capacity` refusals in this process and refuses the same hit again, without
-    /// a Redis call, until its wait is over (default 0: off). Exact: an entry answers only a
-    /// hit identical to the refused one (same key, strategy parameters and cost), for no
-    /// longer than Redis's own wait counted from when the call was sent, so it never refuses
-    /// what Redis would admit; a refund or `reset` by this backend forgets the entries it
-    /// touches. A refund or reset by *another* instance is seen when the cached wait ends.
-    /// Not used for the adaptive strategy (its limit moves with demand), for custom strategies
-    /// without a script, or for several limits decided as one. Each entry is about 200 bytes
-    /// plus its key. See `docs/redis.md` ("Local deny cache") and decision 0015.
+    /// Keeps up to `capacity` refusals (rounded up to a multiple of 16) in this process and
+    /// refuses the same hit again, without a Redis call, until its wait is over (default 0:
+    /// off). Exact: an entry answers only a hit identical to the refused one (same key,
+    /// strategy parameters and cost), for no longer than Redis's own wait (counted from when
+    /// the call was sent, less 1 ms and 0.1 % on Redis's clock), so it never refuses what Redis
+    /// would admit; a refund, `reset`, batch or admitted hit through this backend forgets the
+    /// entries it touches. A refund or reset by *another* instance is seen when the cached
+    /// wait ends. Not used for the adaptive strategy (its limit moves with demand), for custom
+    /// strategies without a script, or for several limits decided in one script. Each entry
+    /// is about 200 bytes plus its key. See `docs/redis.md` ("Local deny cache") and decision
+    /// 0015.
     pub fn deny_cache(mut self, capacity: usize) -> Self {
         self.deny_cache = capacity;
         self

@@ -4,16 +4,20 @@
 //! **Exact**: an entry answers only a hit identical to the refused one (the same key, the same
 //! strategy parameters, the same cost) and only until the refusal's wait ends. Without a
 //! refund, nothing makes a refused hit admissible sooner than its wait (other hits only
-//! consume), so the cache never refuses what Redis would admit, and it never admits at all. The
-//! wait is counted from the moment the call was *sent*: Redis decided later than that, so the
-//! entry ends no later than Redis's own wait would.
+//! consume), so the cache never refuses what Redis would admit, and it never admits at all. On
+//! Redis's clock the wait is counted from the moment the call was *sent* (Redis decided later),
+//! less 1 ms (`TIME` is read in whole ms, rounded down) and 0.1 % of the wait (Redis's clock
+//! may be slewed against this host's monotonic one), so the entry ends no later than Redis's
+//! own wait. A forget or clear between sending a call and keeping its refusal wins: each shard
+//! has a generation, and a refusal decided before the shard changed is not kept.
 //!
-//! Not seen: a refund or a `reset` made by another instance (this instance's own forget the
-//! entry). Each is visible at the end of the cached wait at the latest.
+//! Not seen: a refund or a `reset` made by another instance, or another instance deciding the
+//! key with other parameters (a rate changed mid-deploy). Each is visible at the end of the
+//! cached wait at the latest.
 //!
-//! **Bounded**: at most `capacity` entries, in 16 shards; a full shard first drops its ended
-//! entries, and when none has ended the new refusal is simply not cached (the next hit asks
-//! Redis, as without a cache).
+//! **Bounded**: at most `capacity` entries (rounded up to a multiple of 16), in 16 shards; a
+//! full shard drops its ended entries once its earliest entry has ended, and until then the
+//! new refusal is simply not cached (the next hit asks Redis, as without a cache).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -37,13 +41,29 @@ pub(super) enum At {
 }
 
 impl At {
-    /// `self + wait`.
-    fn after(self, wait: Duration) -> At {
+    /// When a refusal with `wait`, decided at `self` (or, on Redis's clock, after `self`), ends
+    /// for certain: on the caller's clock exactly `self + wait`; on Redis's, 1 ms and 0.1 % of
+    /// the wait sooner (`None` when that leaves nothing to keep).
+    fn after(self, wait: Duration) -> Option<At> {
         match self {
-            At::Server(instant) => At::Server(instant + wait),
-            At::Caller(ms) => {
-                At::Caller(ms.saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)))
+            At::Server(instant) => {
+                let margin = Duration::from_millis(1) + wait / 1_000;
+                let kept = wait.checked_sub(margin).filter(|kept| !kept.is_zero())?;
+                Some(At::Server(instant + kept))
             }
+            At::Caller(ms) => {
+                let wait = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                (wait > 0).then(|| At::Caller(ms.saturating_add(wait)))
+            }
+        }
+    }
+
+    /// Whether `self` comes before `other` (on the same clock).
+    fn before(self, other: At) -> bool {
+        match (self, other) {
+            (At::Server(a), At::Server(b)) => a < b,
+            (At::Caller(a), At::Caller(b)) => a < b,
+            _ => false,
         }
     }
 
@@ -73,8 +93,18 @@ struct Entry {
     refused: Decision,
 }
 
-/// One shard: refusals by storage key.
-type Shard = HashMap<Box<str>, Entry>;
+/// One shard: refusals by storage key, its generation (moved on by every forget and clear),
+/// and the earliest end of its entries (a full shard is swept only once that has passed).
+#[derive(Debug, Default)]
+struct Shard {
+    entries: HashMap<Box<str>, Entry>,
+    generation: u64,
+    earliest: Option<At>,
+}
+
+/// What [`DenyCache::ticket`] hands out before a call: the shard's generation then.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ticket(u64);
 
 /// Refusals by storage key.
 #[derive(Debug)]
@@ -88,7 +118,7 @@ impl DenyCache {
     /// A cache of at most `capacity` refusals (`capacity` ≥ 1).
     pub(super) fn new(capacity: usize) -> DenyCache {
         DenyCache {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
             hasher: RandomState::new(),
         }
@@ -116,12 +146,12 @@ impl DenyCache {
         now: At,
     ) -> Option<Decision> {
         let mut shard = self.shard(key);
-        let entry = shard.get(key)?;
+        let entry = shard.entries.get(key)?;
         if entry.native != *native || entry.cost != cost {
             return None;
         }
         let Some(left) = entry.until.left(now) else {
-            shard.remove(key);
+            shard.entries.remove(key);
             return None;
         };
         let passed = entry.wait.saturating_sub(left);
@@ -132,31 +162,58 @@ impl DenyCache {
         })
     }
 
+    /// Taken before a call to Redis, and given back to [`remember`](Self::remember) with its
+    /// answer: a forget or clear in between makes the answer too old to keep.
+    pub(super) fn ticket(&self, key: &str) -> Ticket {
+        Ticket(self.shard(key).generation)
+    }
+
     /// Keeps `decision` if it is a refusal with a wait, for hits like this one (`sent`: when
-    /// the call that decided it was sent, or the hit's `now` on the caller's clock).
+    /// the call that decided it was sent, or the hit's `now` on the caller's clock), unless the
+    /// shard changed since `ticket` was taken.
     pub(super) fn remember(
         &self,
         key: &str,
         native: &Native,
         cost: u64,
-        sent: At,
+        (sent, ticket): (At, Ticket),
         decision: &Decision,
     ) {
         let Outcome::Throttled { wait } = decision.outcome else {
             return;
         };
-        if wait.is_zero() {
+        let Some(until) = sent.after(wait) else {
+            return;
+        };
+        let mut shard = self.shard(key);
+        if shard.generation != ticket.0 {
             return;
         }
-        let until = sent.after(wait);
-        let mut shard = self.shard(key);
-        if shard.len() >= self.per_shard && !shard.contains_key(key) {
-            shard.retain(|_, entry| entry.until.left(sent).is_some());
-            if shard.len() >= self.per_shard {
+        if shard.entries.len() >= self.per_shard && !shard.entries.contains_key(key) {
+            // Sweep only once something has ended: a full shard of live refusals stays as it
+            // is, at no cost, and this refusal is not kept.
+            if !shard.earliest.is_some_and(|earliest| earliest.before(sent)) {
+                return;
+            }
+            shard
+                .entries
+                .retain(|_, entry| entry.until.left(sent).is_some());
+            shard.earliest = shard
+                .entries
+                .values()
+                .map(|entry| entry.until)
+                .reduce(|a, b| if a.before(b) { a } else { b });
+            if shard.entries.len() >= self.per_shard {
                 return;
             }
         }
-        shard.insert(
+        if !shard
+            .earliest
+            .is_some_and(|earliest| earliest.before(until))
+        {
+            shard.earliest = Some(until);
+        }
+        shard.entries.insert(
             key.into(),
             Entry {
                 native: *native,
@@ -168,15 +225,21 @@ impl DenyCache {
         );
     }
 
-    /// Forgets `key` (a refund on it may admit sooner).
+    /// Forgets `key` (a refund on it may admit sooner, another decision changed it), and
+    /// whatever calls in flight on its shard would bring back.
     pub(super) fn forget(&self, key: &str) {
-        self.shard(key).remove(key);
+        let mut shard = self.shard(key);
+        shard.generation += 1;
+        shard.entries.remove(key);
     }
 
-    /// Forgets everything (a reset).
+    /// Forgets everything (a reset, a close), and whatever calls in flight would bring back.
     pub(super) fn clear(&self) {
         for shard in &*self.shards {
-            shard.lock().unwrap_or_else(PoisonError::into_inner).clear();
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            shard.generation += 1;
+            shard.entries.clear();
+            shard.earliest = None;
         }
     }
 
@@ -185,7 +248,13 @@ impl DenyCache {
     fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|shard| shard.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .map(|shard| {
+                shard
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entries
+                    .len()
+            })
             .sum()
     }
 }
@@ -206,6 +275,12 @@ mod tests {
         limit: 5,
     };
 
+    /// Takes a ticket and keeps `decision` with it at once (no call in between).
+    fn keep(cache: &DenyCache, key: &str, native: &Native, cost: u64, at: At, decision: &Decision) {
+        let ticket = cache.ticket(key);
+        cache.remember(key, native, cost, (at, ticket), decision);
+    }
+
     fn refusal(wait_ms: u64) -> Decision {
         Decision {
             outcome: Outcome::Throttled {
@@ -220,7 +295,7 @@ mod tests {
     #[test]
     fn a_refusal_answers_the_same_hit_until_its_wait_ends_and_no_longer() {
         let cache = DenyCache::new(100);
-        cache.remember("k", &WINDOW, 1, At::Caller(10_000), &refusal(400));
+        keep(&cache, "k", &WINDOW, 1, At::Caller(10_000), &refusal(400));
         let at = |ms| cache.refused("k", &WINDOW, 1, At::Caller(ms));
         assert_eq!(at(10_000), Some(refusal(400)));
         let later = at(10_300).expect("still refused");
@@ -248,7 +323,7 @@ mod tests {
     #[test]
     fn only_an_identical_hit_is_answered() {
         let cache = DenyCache::new(100);
-        cache.remember("k", &WINDOW, 2, At::Caller(0), &refusal(400));
+        keep(&cache, "k", &WINDOW, 2, At::Caller(0), &refusal(400));
         assert_eq!(
             cache.refused("k", &WINDOW, 1, At::Caller(1)),
             None,
@@ -278,39 +353,43 @@ mod tests {
             outcome: Outcome::Allowed,
             ..refusal(0)
         };
-        cache.remember("a", &WINDOW, 1, At::Caller(0), &allowed);
-        cache.remember("b", &WINDOW, 1, At::Caller(0), &refusal(0));
+        keep(&cache, "a", &WINDOW, 1, At::Caller(0), &allowed);
+        keep(&cache, "b", &WINDOW, 1, At::Caller(0), &refusal(0));
         assert_eq!(cache.len(), 0);
     }
 
     #[test]
-    fn on_redis_time_the_wait_runs_from_when_the_call_was_sent() {
+    fn on_redis_time_the_wait_runs_from_when_the_call_was_sent_less_a_margin() {
         let cache = DenyCache::new(100);
         let sent = Instant::now();
-        cache.remember("k", &WINDOW, 1, At::Server(sent), &refusal(50));
+        // 2 000 ms, less 1 ms (TIME's rounding) and 2 ms (0.1 % for clock slew).
+        keep(&cache, "k", &WINDOW, 1, At::Server(sent), &refusal(2_000));
+        let halfway = At::Server(sent + Duration::from_millis(1_000));
         let left = cache
-            .refused(
-                "k",
-                &WINDOW,
-                1,
-                At::Server(sent + Duration::from_millis(20)),
-            )
+            .refused("k", &WINDOW, 1, halfway)
             .map(|decision| decision.outcome);
-        assert_eq!(
-            left,
-            Some(Outcome::Throttled {
-                wait: Duration::from_millis(30)
-            })
-        );
-        assert_eq!(
-            cache.refused(
-                "k",
-                &WINDOW,
-                1,
-                At::Server(sent + Duration::from_millis(50))
-            ),
-            None
-        );
+        let expected = Outcome::Throttled {
+            wait: Duration::from_millis(997),
+        };
+        assert_eq!(left, Some(expected));
+        let at_end = At::Server(sent + Duration::from_millis(1_997));
+        assert_eq!(cache.refused("k", &WINDOW, 1, at_end), None);
+        // A wait no longer than the margin is not kept at all.
+        keep(&cache, "short", &WINDOW, 1, At::Server(sent), &refusal(1));
+        assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn a_refusal_decided_before_a_forget_or_clear_is_not_kept() {
+        let cache = DenyCache::new(100);
+        let ticket = cache.ticket("k");
+        cache.forget("k"); // a refund landed while the call was out
+        cache.remember("k", &WINDOW, 1, (At::Caller(0), ticket), &refusal(400));
+        assert_eq!(cache.refused("k", &WINDOW, 1, At::Caller(1)), None);
+        let ticket = cache.ticket("k");
+        cache.clear(); // a reset
+        cache.remember("k", &WINDOW, 1, (At::Caller(0), ticket), &refusal(400));
+        assert_eq!(cache.len(), 0);
     }
 
     #[test]
@@ -318,12 +397,26 @@ mod tests {
         let cache = DenyCache::new(16);
         assert_eq!(cache.capacity(), 16);
         for i in 0..1_000 {
-            cache.remember(&format!("k{i}"), &WINDOW, 1, At::Caller(0), &refusal(100));
+            keep(
+                &cache,
+                &format!("k{i}"),
+                &WINDOW,
+                1,
+                At::Caller(0),
+                &refusal(100),
+            );
         }
         assert!(cache.len() <= 16, "{}", cache.len());
         // Once those have ended, new refusals replace them.
         for i in 0..1_000 {
-            cache.remember(&format!("n{i}"), &WINDOW, 1, At::Caller(200), &refusal(100));
+            keep(
+                &cache,
+                &format!("n{i}"),
+                &WINDOW,
+                1,
+                At::Caller(200),
+                &refusal(100),
+            );
         }
         assert!(cache.len() <= 16);
         assert!((0..1_000).any(|i| {
@@ -336,8 +429,8 @@ mod tests {
     #[test]
     fn forget_and_clear() {
         let cache = DenyCache::new(100);
-        cache.remember("a", &WINDOW, 1, At::Caller(0), &refusal(100));
-        cache.remember("b", &WINDOW, 1, At::Caller(0), &refusal(100));
+        keep(&cache, "a", &WINDOW, 1, At::Caller(0), &refusal(100));
+        keep(&cache, "b", &WINDOW, 1, At::Caller(0), &refusal(100));
         cache.forget("a");
         assert_eq!(cache.refused("a", &WINDOW, 1, At::Caller(1)), None);
         cache.clear();
