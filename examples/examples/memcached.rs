@@ -2,10 +2,12 @@
 //! budget per client.
 //!
 //! ```text
-//! memcached -p 11211 &                              # or any memcached 1.6+; MEMCACHED_URL says where
+//! memcached -p 11211 -u memcache &   # or any memcached 1.6+; MEMCACHED_URL says where
+//! cargo build -p traffik-examples --example memcached
 //! TRAFFIK_ADDR=127.0.0.1:3000 cargo run -p traffik-examples --example memcached &
 //! TRAFFIK_ADDR=127.0.0.1:3001 cargo run -p traffik-examples --example memcached &
-//! for port in 3000 3001 3000 3001 3000 3001; do curl -s -o /dev/null -w "%{http_code}\n" http://127.0.0.1:$port/; done
+//! sleep 2   # until both print "listening"
+//! for port in 3000 3001 3000 3001 3000 3001; do curl -s -o /dev/null -w "%{http_code} " http://127.0.0.1:$port/; done
 //! # 200 200 200 200 200 429: five per 10 s, shared by both instances
 //! ```
 //!

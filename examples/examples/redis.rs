@@ -3,9 +3,11 @@
 //!
 //! ```text
 //! redis-server --port 6379 &                        # or any Redis; REDIS_URL says where
+//! cargo build -p traffik-examples --example redis
 //! TRAFFIK_ADDR=127.0.0.1:3000 cargo run -p traffik-examples --example redis &
 //! TRAFFIK_ADDR=127.0.0.1:3001 cargo run -p traffik-examples --example redis &
-//! for port in 3000 3001 3000 3001 3000 3001; do curl -s -o /dev/null -w "%{http_code}\n" http://127.0.0.1:$port/; done
+//! sleep 2   # until both print "listening"
+//! for port in 3000 3001 3000 3001 3000 3001; do curl -s -o /dev/null -w "%{http_code} " http://127.0.0.1:$port/; done
 //! # 200 200 200 200 200 429: five per 10 s, shared by both instances
 //! ```
 //!

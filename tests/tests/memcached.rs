@@ -355,6 +355,10 @@ async fn bad_input_is_a_typed_error() {
                 matches!(source, BackendError::Unavailable { .. }),
                 "{source}"
             );
+            assert!(
+                source.to_string().contains("server 127.0.0.1:1"),
+                "the error names the server: {source}"
+            );
         }
         other => panic!("{other}"),
     }

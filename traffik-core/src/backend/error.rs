@@ -28,7 +28,7 @@ pub enum BackendError {
         source: BoxError,
     },
     /// The operation took longer than allowed.
-    #[error("backend `{backend}` timed out after {after:?} during {operation}")]
+    #[error("backend `{backend}` timed out after {after:?} trying to {operation}")]
     Timeout {
         /// The backend's name.
         backend: String,
@@ -52,7 +52,7 @@ pub enum BackendError {
     },
     /// The backend answered with something the operation cannot use (a reply of the wrong
     /// shape, or a native decision that disagrees with the strategy's own transition).
-    #[error("backend `{backend}` gave an invalid reply during {operation}: {reason}")]
+    #[error("backend `{backend}` gave an invalid reply when asked to {operation}: {reason}")]
     InvalidReply {
         /// The backend's name.
         backend: String,

@@ -79,7 +79,8 @@ impl Inner {
                 .map_err(|error| from_client(operation, error, after))
         };
         match tokio::time::timeout(after, work).await {
-            Ok(result) => result,
+            Ok(result) => result
+                .map_err(|error| super::error::on_server(error, &self.servers[server].address)),
             Err(_) => Err(timeout(operation, after)),
         }
     }

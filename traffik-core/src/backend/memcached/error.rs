@@ -104,3 +104,42 @@ pub(super) fn invalid(reason: impl Into<String>) -> ConfigError {
         reason: reason.into(),
     }
 }
+
+/// A client error with the server it came from (a fleet with several servers needs to know
+/// which one is down).
+#[derive(Debug)]
+struct OnServer {
+    address: String,
+    source: crate::backend::BoxError,
+}
+
+impl std::fmt::Display for OnServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "server {}: {}", self.address, self.source)
+    }
+}
+
+impl std::error::Error for OnServer {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// Names the server in an `Unavailable` error (the others name no connection).
+pub(super) fn on_server(error: BackendError, address: &str) -> BackendError {
+    match error {
+        BackendError::Unavailable {
+            backend,
+            operation,
+            source,
+        } => BackendError::Unavailable {
+            backend,
+            operation,
+            source: Box::new(OnServer {
+                address: address.to_owned(),
+                source,
+            }),
+        },
+        other => other,
+    }
+}

@@ -56,6 +56,7 @@ impl std::fmt::Debug for RedisBackendBuilder {
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("time", &self.time)
+            .field("deny_cache", &self.deny_cache)
             .field("redlock", &redlock)
             .field("require_noeviction", &self.require_noeviction)
             .field("misplaced", &self.misplaced)
