@@ -495,3 +495,87 @@ async fn a_server_without_compare_and_swap_is_refused() {
         other => panic!("{other}"),
     }
 }
+
+#[tokio::test]
+async fn a_closed_backend_fails_every_decision_with_a_typed_error() {
+    let server = MemcachedServer::start();
+    let backend = backend(&[server.url()], "closed");
+    let raising = on(&backend, "closed", "5/min", OnError::Raise);
+    assert!(raising.hit("a").await.unwrap().is_allowed());
+    backend.close().await.unwrap();
+    match raising.hit("a").await.unwrap_err() {
+        ThrottleError::Backend { source, .. } => {
+            assert!(matches!(source, BackendError::Closed { .. }), "{source}");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(matches!(
+        backend.reset().await,
+        Err(BackendError::Closed { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_restarted_memcached_resets_each_client_once() {
+    let mut server = MemcachedServer::start();
+    let backend = MemcachedBackend::builder([server.url()])
+        .namespace("once")
+        .generation_refresh(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let limited = on(&backend, "once", "5/hour", OnError::Raise);
+    for _ in 0..5 {
+        assert!(limited.hit("a").await.unwrap().is_allowed());
+    }
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut allowed = 0;
+    while allowed == 0 {
+        assert!(Instant::now() < deadline, "never reconnected");
+        if let Ok(decision) = limited.hit("a").await {
+            allowed += usize::from(decision.is_allowed());
+        }
+    }
+    for _ in 0..4 {
+        assert!(
+            limited.hit("a").await.unwrap().is_allowed(),
+            "the state the restart lost"
+        );
+    }
+    // Past the generation's refresh: the generation key is written again as this backend knew
+    // it, so the budget spent since the restart still counts.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        limited.hit("a").await.unwrap().is_throttled(),
+        "the restart reset the client a second time"
+    );
+}
+
+#[tokio::test]
+async fn reset_repairs_a_generation_key_that_is_not_a_generation() {
+    let server = MemcachedServer::start();
+    let backend = MemcachedBackend::builder([server.url()])
+        .namespace("garbled")
+        .generation_refresh(Duration::ZERO)
+        .build()
+        .unwrap();
+    let limited = on(&backend, "garbled", "5/min", OnError::Raise);
+    assert!(limited.hit("a").await.unwrap().is_allowed());
+    let stored = text_command(
+        server.port(),
+        "set garbled:traffik-generation 1953654379 0 3\r\nabc",
+    );
+    assert_eq!(stored[0], "STORED");
+    match limited.hit("a").await.unwrap_err() {
+        ThrottleError::Backend { source, .. } => {
+            assert!(matches!(source, BackendError::WrongType { .. }), "{source}");
+        }
+        other => panic!("{other}"),
+    }
+    backend
+        .reset()
+        .await
+        .expect("reset replaces what it cannot read");
+    assert!(limited.hit("a").await.unwrap().is_allowed());
+    assert_eq!(limited.stat("a").await.unwrap().unwrap().hits_remaining, 4);
+}

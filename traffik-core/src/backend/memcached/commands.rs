@@ -25,8 +25,18 @@ impl Stored {
     /// past its expiry on the caller's clock is treated as gone, exactly as the in-memory
     /// backend does.
     pub(super) fn live_state(&self, now: Millis) -> Option<&str> {
-        let (expires_at, state) = self.value.split_once(';')?;
-        let expires_at: Millis = expires_at.parse().ok()?;
+        let Some((expires_at, state)) = self
+            .value
+            .split_once(';')
+            .and_then(|(expires_at, state)| Some((expires_at.parse::<Millis>().ok()?, state)))
+        else {
+            tracing::warn!(
+                target: "traffik",
+                backend = super::NAME,
+                "an unreadable stored value (not `expiry;state`) treated as absent"
+            );
+            return None;
+        };
         (expires_at > now).then_some(state)
     }
 
@@ -173,6 +183,26 @@ impl Inner {
                 {
                     Ok(_) => Ok(Written::Done),
                     Err(Error::Protocol(Status::Exists | Status::NotFound)) => Ok(Written::Lost),
+                    Err(error) => Err(error),
+                }
+            })
+        })
+        .await
+    }
+
+    /// `md <key>`: deletes whatever is at `key` (a value that is not traffik's, where the
+    /// backend must write its own).
+    pub(super) async fn delete_any(
+        &self,
+        server: usize,
+        key: &str,
+        operation: &'static str,
+    ) -> Result<(), BackendError> {
+        let key = key.to_owned();
+        self.on_server(server, operation, move |client| {
+            Box::pin(async move {
+                match client.meta_delete(key.as_bytes(), false, None, None).await {
+                    Ok(_) | Err(Error::Protocol(Status::NotFound)) => Ok(()),
                     Err(error) => Err(error),
                 }
             })
