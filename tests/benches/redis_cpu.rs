@@ -1,16 +1,23 @@
 //! Redis CPU time per decision: what sets how many decisions one Redis core serves a fleet.
 //!
 //! ```text
-//! cargo bench -p traffik-tests --bench redis_cpu             # 200 000 decisions per row
-//! cargo bench -p traffik-tests --bench redis_cpu -- 50000    # fewer
+//! cargo bench -p traffik-tests --bench redis_cpu                    # 200 000 decisions per row
+//! cargo bench -p traffik-tests --bench redis_cpu -- 50000           # fewer
+//! cargo bench -p traffik-tests --bench redis_cpu -- --instructions  # under callgrind (valgrind)
+//! cargo bench -p traffik-tests --bench redis_cpu -- --tasks=64      # 64 tasks instead of 32
 //! ```
 //!
-//! One `redis-server` started here; for each row, 32 concurrent tasks make the decisions on
+//! One `redis-server` started here; for each row, 32 concurrent tasks (or `--tasks=N`) make the decisions on
 //! random keys out of 1 000, and the row is `redis-server`'s own CPU time over the row (user +
-//! system, from `/proc/<pid>/stat`) divided by the decisions. In the same run:
+//! system, from `/proc/<pid>/stat`) divided by the decisions: the median of 3 rounds, which
+//! interleave the rows. With `--instructions`, `redis-server` runs under callgrind and the row
+//! is the instructions it executed per decision (10 000 decisions, one round): repeatable to
+//! about 0.1 % (Redis's own timed work, its cron and expiry cycle, is in the count), where CPU
+//! time moves by ±15 % on this machine. In the same run:
 //!
-//! - every built-in strategy through `RedisBackend::decide` (one multiplexed connection, Redis's
-//!   clock), at 1 000 per second per key (the hits are admitted: every decision writes);
+//! - every built-in strategy through `RedisBackend::decide` (one multiplexed connection, Redis
+//!   `TIME`), at 1 000 per second per key (the hits are admitted: every decision writes), and
+//!   GCRA and the fixed window on the fleet clock and on the caller's clock;
 //! - the peer: go-redis/redis_rate's GCRA script (v10 `allowN`: `TIME`, `GET`, float math,
 //!   `SET EX`), transcribed, with `EVALSHA` on one multiplexed connection;
 //! - the floor: a script doing only `TIME` + `GET` + `SET PX`.
@@ -23,6 +30,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
+use traffik_core::backend::redis::TimeSource;
 use traffik_core::backend::{Backend, Mode};
 use traffik_core::strategy::{
     Adaptive, DynStrategy, FixedWindow, Gcra, Hit, LeakyBucket, LeakyBucketWithQueue, Priority,
@@ -32,6 +40,7 @@ use traffik_core::strategy::{
 use traffik_core::{Context, Rate, RedisBackend};
 use traffik_tests::redis_server::RedisServer;
 
+/// Concurrent tasks (`--tasks=N` to change).
 const TASKS: u64 = 32;
 const KEYS: u64 = 1_000;
 
@@ -117,29 +126,50 @@ fn next(state: &mut u64) -> u64 {
     *state % KEYS
 }
 
-/// What a row measured.
-struct Row {
-    cpu_us: f64,
-    per_second: f64,
+/// What a row costs Redis: CPU time from `/proc` (noisy), or instructions under callgrind
+/// (deterministic).
+enum Meter<'a> {
+    Cpu(u32),
+    Instructions(&'a RedisServer),
 }
 
-/// Runs `total` decisions from [`TASKS`] tasks (`decide(task, key number)`), measuring
-/// `redis-server`'s CPU over them.
+impl Meter<'_> {
+    fn start(&self) -> u64 {
+        match self {
+            Meter::Cpu(pid) => cpu_ticks(*pid),
+            Meter::Instructions(server) => {
+                server.zero_instructions();
+                0
+            }
+        }
+    }
+
+    /// The cost since `start` (µs of CPU, or instructions).
+    #[allow(clippy::cast_precision_loss)] // figures for a table
+    fn since(&self, start: u64) -> f64 {
+        match self {
+            Meter::Cpu(pid) => (cpu_ticks(*pid) - start) as f64 / ticks_per_second() * 1e6,
+            Meter::Instructions(server) => server.instructions() as f64,
+        }
+    }
+}
+
+/// One decision on the key with this number.
+type Decide = Arc<dyn Fn(u64) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// Runs `total` decisions from `tasks` tasks on random keys: Redis's cost per decision, and
+/// decisions per second.
 #[allow(clippy::cast_precision_loss)] // figures for a table
-async fn measure<F, Fut>(pid: u32, total: u64, decide: F) -> Row
-where
-    F: Fn(u64, u64) -> Fut + Send + Sync + Clone + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    let before = cpu_ticks(pid);
+async fn measure(meter: &Meter<'_>, tasks: u64, total: u64, decide: &Decide) -> (f64, f64) {
+    let before = meter.start();
     let started = Instant::now();
     let mut handles = Vec::new();
-    for task in 0..TASKS {
-        let decide = decide.clone();
+    for task in 0..tasks {
+        let decide = Arc::clone(decide);
         handles.push(tokio::spawn(async move {
             let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ (task + 1);
-            for _ in 0..total / TASKS {
-                decide(task, next(&mut state)).await;
+            for _ in 0..total / tasks {
+                decide(next(&mut state)).await;
             }
         }));
     }
@@ -147,12 +177,13 @@ where
         handle.await.expect("task ends");
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu_seconds = (cpu_ticks(pid) - before) as f64 / ticks_per_second();
-    let decided = (total / TASKS * TASKS) as f64;
-    Row {
-        cpu_us: cpu_seconds * 1e6 / decided,
-        per_second: decided / elapsed,
-    }
+    let decided = (total / tasks * tasks) as f64;
+    (meter.since(before) / decided, decided / elapsed)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn strategies() -> Vec<(&'static str, Arc<dyn DynStrategy>)> {
@@ -183,118 +214,140 @@ fn strategies() -> Vec<(&'static str, Arc<dyn DynStrategy>)> {
     ]
 }
 
-#[allow(clippy::too_many_lines)] // one table, row by row
+/// Decisions through `backend`.
+fn traffik_decide(backend: &Arc<RedisBackend>, strategy: &Arc<dyn DynStrategy>) -> Decide {
+    let (backend, strategy) = (Arc::clone(backend), Arc::clone(strategy));
+    Arc::new(move |key: u64| {
+        let (backend, strategy) = (Arc::clone(&backend), Arc::clone(&strategy));
+        Box::pin(async move {
+            let context = Context::new();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(0));
+            let hit = Hit::new(now, Rate::per_second(1_000), 1, &context);
+            let key = format!("traffik:cpu:{{{key:06}}}:{}", strategy.name());
+            backend
+                .decide(&key, strategy.as_ref(), hit, Mode::Consume)
+                .await
+                .expect("the backend answers");
+        })
+    })
+}
+
 fn main() {
+    let instructions = std::env::args().any(|arg| arg == "--instructions");
     let total: u64 = std::env::args()
         .skip(1)
         .find_map(|arg| arg.parse().ok())
-        .unwrap_or(200_000);
-    let server = RedisServer::start();
-    let pid = server.pid();
+        .unwrap_or(if instructions { 10_000 } else { 200_000 });
+    let rounds = if instructions { 1 } else { 3 };
+    let tasks = std::env::args()
+        .find_map(|arg| arg.strip_prefix("--tasks=")?.parse().ok())
+        .unwrap_or(TASKS);
+    let server = if instructions {
+        RedisServer::start_under_callgrind()
+    } else {
+        RedisServer::start()
+    };
+    let meter = if instructions {
+        Meter::Instructions(&server)
+    } else {
+        Meter::Cpu(server.pid())
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a runtime");
-    let backend = Arc::new(
-        runtime
-            .block_on(RedisBackend::builder(server.url()).connect())
-            .expect("connects"),
-    );
     let client = redis::Client::open(server.url()).expect("a client");
     let connection = runtime
         .block_on(client.get_multiplexed_async_connection())
         .expect("connects");
+    let on_clock = |time: TimeSource| {
+        Arc::new(
+            runtime
+                .block_on(
+                    RedisBackend::builder(server.url())
+                        .time_source(time)
+                        .connect(),
+                )
+                .expect("connects"),
+        )
+    };
+    let clocks = [
+        ("", on_clock(TimeSource::Server)),
+        (", fleet clock", on_clock(TimeSource::Fleet)),
+        (", the caller's clock", on_clock(TimeSource::Caller)),
+    ];
 
-    let peer_decide = script_decide(REDIS_RATE, "rate", &[1_000, 1_000, 1, 1], &connection);
-    runtime.block_on(measure(pid, total / 10, peer_decide.clone())); // warm-up
-    let peer = runtime.block_on(measure(pid, total, peer_decide));
-    let floor = runtime.block_on(measure(
-        pid,
-        total,
+    let mut rows: Vec<(String, Decide)> = Vec::new();
+    for (index, (clock, backend)) in clocks.iter().enumerate() {
+        // Every strategy on the default clock; GCRA and the fixed window on the others.
+        let count = if index == 0 { usize::MAX } else { 2 };
+        for (name, strategy) in strategies().into_iter().take(count) {
+            rows.push((
+                format!("traffik {name}{clock}"),
+                traffik_decide(backend, &strategy),
+            ));
+        }
+    }
+    let peer = "redis_rate's GCRA script (peer)".to_owned();
+    rows.push((
+        peer.clone(),
+        script_decide(REDIS_RATE, "rate", &[1_000, 1_000, 1, 1], &connection),
+    ));
+    rows.push((
+        "`TIME` + `GET` + `SET PX` (floor)".to_owned(),
         script_decide(FLOOR, "floor", &[], &connection),
     ));
-
-    let floor_no_time = runtime.block_on(measure(
-        pid,
-        total,
+    rows.push((
+        "`GET` + `SET PX` (floor without `TIME`)".to_owned(),
         script_decide(FLOOR_NO_TIME, "floor2", &[1_700_000_000_000], &connection),
     ));
-    let caller_clock = Arc::new(
-        runtime
-            .block_on(
-                RedisBackend::builder(server.url())
-                    .time_source(traffik_core::backend::redis::TimeSource::Caller)
-                    .connect(),
-            )
-            .expect("connects"),
-    );
+
+    for (_, decide) in &rows {
+        runtime.block_on(measure(&meter, tasks, total / 10, decide)); // warm-up: loads the scripts
+    }
+    // Rounds interleave the rows, so a noisy spell falls on all of them; each row's median.
+    let mut costs = vec![Vec::new(); rows.len()];
+    let mut rates = vec![Vec::new(); rows.len()];
+    for _ in 0..rounds {
+        for (index, (_, decide)) in rows.iter().enumerate() {
+            let (cost, rate) = runtime.block_on(measure(&meter, tasks, total, decide));
+            costs[index].push(cost);
+            rates[index].push(rate);
+        }
+    }
+    let costs: Vec<f64> = costs.into_iter().map(median).collect();
+    let peer_cost = costs[rows
+        .iter()
+        .position(|(name, _)| *name == peer)
+        .expect("the peer")];
 
     let mut table = String::new();
+    let unit = if instructions {
+        "Redis instructions per decision"
+    } else {
+        "Redis CPU per decision (µs)"
+    };
     let _ = writeln!(
         table,
-        "| what | Redis CPU per decision (µs) | decisions/s | ÷ redis_rate's script |"
+        "| what | {unit} | decisions/s | ÷ redis_rate's script |"
     );
     let _ = writeln!(table, "|---|---:|---:|---:|");
-    let mut rows: Vec<(String, Arc<RedisBackend>, Arc<dyn DynStrategy>)> = strategies()
-        .into_iter()
-        .map(|(name, strategy)| (format!("traffik {name}"), Arc::clone(&backend), strategy))
-        .collect();
-    for (name, strategy) in strategies().into_iter().take(2) {
-        rows.push((
-            format!("traffik {name}, caller's clock"),
-            Arc::clone(&caller_clock),
-            strategy,
-        ));
-    }
-    for (name, backend, strategy) in rows {
-        let decide = {
-            let (backend, strategy) = (Arc::clone(&backend), Arc::clone(&strategy));
-            move |_, key: u64| {
-                let (backend, strategy) = (Arc::clone(&backend), Arc::clone(&strategy));
-                async move {
-                    let context = Context::new();
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(0));
-                    let hit = Hit::new(now, Rate::per_second(1_000), 1, &context);
-                    let key = format!("traffik:cpu:{{{key:06}}}:{}", strategy.name());
-                    backend
-                        .decide(&key, strategy.as_ref(), hit, Mode::Consume)
-                        .await
-                        .expect("the backend answers");
-                }
-            }
+    for (index, (name, _)) in rows.iter().enumerate() {
+        let rate = median(rates[index].clone());
+        let cost = if instructions {
+            format!("{:.0}", costs[index])
+        } else {
+            format!("{:.1}", costs[index])
         };
-        runtime.block_on(measure(pid, total / 10, decide.clone())); // warm-up
-        let row = runtime.block_on(measure(pid, total, decide));
         let _ = writeln!(
             table,
-            "| {name} | {:.1} | {:.0} | {:.2}× |",
-            row.cpu_us,
-            row.per_second,
-            row.cpu_us / peer.cpu_us
+            "| {name} | {cost} | {rate:.0} | {:.2}× |",
+            costs[index] / peer_cost
         );
     }
-    let _ = writeln!(
-        table,
-        "| redis_rate's GCRA script (peer) | {:.1} | {:.0} | 1.00× |",
-        peer.cpu_us, peer.per_second
-    );
-    let _ = writeln!(
-        table,
-        "| `TIME` + `GET` + `SET PX` (floor) | {:.1} | {:.0} | {:.2}× |",
-        floor.cpu_us,
-        floor.per_second,
-        floor.cpu_us / peer.cpu_us
-    );
-    let _ = writeln!(
-        table,
-        "| `GET` + `SET PX` (floor without `TIME`) | {:.1} | {:.0} | {:.2}× |",
-        floor_no_time.cpu_us,
-        floor_no_time.per_second,
-        floor_no_time.cpu_us / peer.cpu_us
-    );
     print!("{table}");
 }
 
@@ -304,9 +357,9 @@ fn script_decide(
     prefix: &'static str,
     args: &'static [u64],
     connection: &redis::aio::MultiplexedConnection,
-) -> impl Fn(u64, u64) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + Clone + 'static {
+) -> Decide {
     let (script, connection) = (Arc::new(redis::Script::new(source)), connection.clone());
-    move |_, key| {
+    Arc::new(move |key| {
         let (script, mut connection) = (Arc::clone(&script), connection.clone());
         Box::pin(async move {
             let mut invocation = script.key(format!("{prefix}:{{{key:06}}}"));
@@ -318,5 +371,5 @@ fn script_decide(
                 .await
                 .expect("the script runs");
         })
-    }
+    })
 }

@@ -14,6 +14,8 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     extra: Vec<String>,
+    /// Runs under callgrind (`start_under_callgrind`).
+    callgrind: bool,
 }
 
 /// A port free now on 127.0.0.1, with `port + 10000` (the cluster bus) free too.
@@ -64,6 +66,16 @@ impl RedisServer {
 
     /// A node started with extra arguments (e.g. `--requirepass`).
     pub fn start_with(extra: &[&str]) -> RedisServer {
+        Self::start_as(extra, false)
+    }
+
+    /// A node running under valgrind's callgrind, for counting the instructions Redis executes
+    /// (`zero_instructions`, `instructions`): deterministic where CPU time is noisy.
+    pub fn start_under_callgrind() -> RedisServer {
+        Self::start_as(&[], true)
+    }
+
+    fn start_as(extra: &[&str], callgrind: bool) -> RedisServer {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("traffik-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a scratch directory");
@@ -72,13 +84,27 @@ impl RedisServer {
             port,
             dir,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            callgrind,
         };
         server.launch();
         server
     }
 
     fn launch(&mut self) {
-        let child = Command::new(binary("redis-server"))
+        let mut process = if self.callgrind {
+            let mut valgrind = Command::new("valgrind");
+            valgrind
+                .arg("--tool=callgrind")
+                .arg(format!(
+                    "--callgrind-out-file={}/callgrind.out.%p",
+                    self.dir.display()
+                ))
+                .arg(binary("redis-server"));
+            valgrind
+        } else {
+            Command::new(binary("redis-server"))
+        };
+        let child = process
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .args(["--loglevel", "warning", "--daemonize", "no"])
@@ -105,6 +131,59 @@ impl RedisServer {
     /// The port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Sets callgrind's counts to zero (a server from `start_under_callgrind`).
+    pub fn zero_instructions(&self) {
+        self.callgrind_control("-z");
+    }
+
+    /// The instructions Redis executed since `zero_instructions` (a server from
+    /// `start_under_callgrind`), from a dump callgrind writes now.
+    pub fn instructions(&self) -> u64 {
+        let dumps = || -> Vec<PathBuf> {
+            std::fs::read_dir(&self.dir)
+                .map(|entries| {
+                    entries
+                        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                        .filter(|path| path.to_string_lossy().contains("callgrind.out"))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for dump in dumps() {
+            let _ = std::fs::remove_file(dump);
+        }
+        self.callgrind_control("-d");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            for dump in dumps() {
+                let text = std::fs::read_to_string(&dump).unwrap_or_default();
+                if let Some(total) = text
+                    .lines()
+                    .find_map(|line| {
+                        line.strip_prefix("totals:")
+                            .or(line.strip_prefix("summary:"))
+                    })
+                    .and_then(|total| total.split_whitespace().next())
+                    .and_then(|total| total.parse().ok())
+                {
+                    return total;
+                }
+            }
+            assert!(Instant::now() < deadline, "callgrind wrote no dump");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn callgrind_control(&self, flag: &str) {
+        let status = Command::new("callgrind_control")
+            .arg(flag)
+            .arg(self.pid().to_string())
+            .stdout(Stdio::null())
+            .status()
+            .expect("callgrind_control runs");
+        assert!(status.success(), "callgrind_control {flag} failed");
     }
 
     /// The process id (for `/proc/<pid>/stat`).

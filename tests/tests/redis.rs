@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use traffik_core::backend::redis::RedisConnectError;
+use traffik_core::backend::redis::{RedisConnectError, TimeSource};
 use traffik_core::backend::{Backend, BackendError, KeyValueStore, LockError, LockOptions};
 use traffik_core::strategy::{
     FixedWindow, Gcra, Hit, Refund, SlidingWindowLog, Strategy, TokenBucket,
@@ -1147,6 +1147,7 @@ async fn a_script_flush_reloads_each_script_once() {
 async fn decisions_whose_callers_gave_up_change_nothing() {
     let server = RedisServer::start();
     let backend = RedisBackend::builder(server.url())
+        .time_source(TimeSource::Server)
         .namespace("deadline")
         .command_timeout(Duration::from_millis(200))
         .connect()
@@ -1350,4 +1351,65 @@ async fn a_retried_backend_hides_a_dropped_connection() {
         TRANSIENT.load(Ordering::SeqCst) >= 1,
         "the first attempt failed and was retried"
     );
+}
+
+/// Redis's clock (ms) by `TIME`.
+async fn redis_ms(connection: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let (seconds, micros): (u64, u64) = redis::cmd("TIME").query_async(connection).await.unwrap();
+    seconds * 1_000 + micros / 1_000
+}
+
+/// The fleet clock (`TimeSource::Fleet`) sends Redis's clock as estimated in the
+/// instance: the `now` a decision ran on lies between Redis's `TIME` read just before and just
+/// after it, give or take the stated bound (half a round trip, and a millisecond of rounding),
+/// for two instances alike, so a fleet decides on one clock.
+#[tokio::test]
+async fn the_fleet_clock_is_redis_s_clock_within_its_bound() {
+    let server = RedisServer::start();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let backend = RedisBackend::builder(server.url())
+            .time_source(TimeSource::Fleet)
+            .namespace("clock")
+            .connect()
+            .await
+            .unwrap();
+        instances.push(on(&backend, "clock", "1/s", Gcra::new()));
+    }
+    for round in 0..40 {
+        let throttle = &instances[round % 2];
+        let before = redis_ms(&mut connection).await;
+        assert!(
+            throttle
+                .hit(&format!("c{round}"))
+                .await
+                .unwrap()
+                .is_allowed()
+        );
+        let after = redis_ms(&mut connection).await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("clock:*c{round}*"))
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        let stored: String = redis::cmd("GET")
+            .arg(&keys[0])
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        // A first hit at 1/s leaves the theoretical arrival time one emission interval on.
+        let tat: u64 = stored
+            .split("\"tat\":")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|tat| tat.parse().ok())
+            .unwrap_or_else(|| panic!("no tat in {stored}"));
+        let now = tat - 1_000;
+        assert!(
+            before.saturating_sub(2) <= now && now <= after + 2,
+            "round {round}: decided at {now} ms, Redis read {before}..{after} ms"
+        );
+    }
 }

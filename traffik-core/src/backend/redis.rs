@@ -8,8 +8,9 @@
 //!   `apply` on it for the decision's details (remaining, wait, reset), so the numbers in
 //!   headers are exactly what the in-memory backend would give. `stat` and `check` are one
 //!   read-only script call.
-//! - **One clock.** Scripts read Redis `TIME` ([`TimeSource::Server`]), so every app instance
-//!   decides on the same time.
+//! - **One clock.** Every app instance decides on Redis's clock: read by each script
+//!   ([`TimeSource::Server`], the default), or estimated in the instance and sent with each
+//!   decision ([`TimeSource::Fleet`], which spares Redis a `TIME` call per decision).
 //! - **Keys** are `{namespace}:{uid}:{{identity}}…`: the identity is a hash tag, so every key
 //!   of a decision is in one cluster slot. Each key expires (`PX`) when its state stops
 //!   meaning anything.
@@ -37,6 +38,7 @@ mod builder;
 mod connection;
 mod deny_cache;
 mod error;
+mod fleet_clock;
 mod lock;
 #[cfg(feature = "redis-deadpool")]
 mod pool;
@@ -94,9 +96,10 @@ struct Inner {
     deny_cache: Option<deny_cache::DenyCache>,
     redlock: Option<Redlock>,
     closed: AtomicBool,
-    /// How far Redis's clock runs ahead of this host's (ms), measured at connect: deadlines
-    /// are sent on Redis's clock.
-    skew_ms: i64,
+    /// Redis's clock, estimated here: `now` under [`TimeSource::Fleet`], and deadlines.
+    clock: fleet_clock::FleetClock,
+    /// The key whose node the clock is read on.
+    clock_key: String,
 }
 
 impl RedisBackend {
@@ -255,26 +258,70 @@ impl RedisBackend {
         self.inner.connections.is_cluster()
     }
 
-    /// The `now` argument of scripts: the caller's time or Redis `TIME`.
+    /// The `now` argument of scripts: the caller's time, the estimate of Redis's clock, or
+    /// `None` for Redis `TIME`.
     fn now(&self, hit: &Hit<'_>) -> Option<Millis> {
         match self.inner.time {
             TimeSource::Caller => Some(hit.now),
+            TimeSource::Fleet => Some(self.inner.clock.now_ms()),
             TimeSource::Server => None,
         }
     }
 
+    /// Refreshes the estimate of Redis's clock every [`fleet_clock::REFRESH`] until the backend
+    /// is dropped or closed (started by `connect`).
+    fn keep_clock(&self) {
+        let backend = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(fleet_clock::REFRESH);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The first tick is at once: the estimate `connect` took is fresh.
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(inner) = backend.upgrade() else {
+                    return;
+                };
+                if inner.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                let mut handle = inner.connections.handle();
+                inner
+                    .clock
+                    .refresh(&mut handle, &inner.clock_key, inner.command_timeout)
+                    .await;
+            }
+        });
+    }
+
+    /// The longest a key is kept past its state's meaning under [`TimeSource::Fleet`] (a day):
+    /// bounds the `PX` a script computes whatever the command timeout.
+    const LONGEST_KEEP_MS: u64 = 86_400_000;
+
     /// When a script sent now must have run, or change nothing: the command timeout from now,
-    /// on Redis's clock (this host's wall clock plus the offset measured at connect; Redis
-    /// compares it with its own `TIME`; see `docs/redis.md` for what a later drift does).
-    fn deadline(&self) -> u64 {
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| {
-                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-            });
+    /// on Redis's clock (as estimated here, plus how far the estimate may be behind; Redis
+    /// compares it with its own `TIME`). Under [`TimeSource::Fleet`], whose scripts read no
+    /// `TIME` to compare it with, none: keys are kept a command timeout (and the estimate's
+    /// uncertainty) past their state's meaning instead, so a call that runs later than the
+    /// `now` it carries still finds the state.
+    fn deadline(&self) -> scripts::Deadline {
         let timeout = u64::try_from(self.inner.command_timeout.as_millis()).unwrap_or(u64::MAX);
-        wall.saturating_add(timeout)
-            .saturating_add_signed(self.inner.skew_ms)
+        let margin = timeout
+            .saturating_add(self.inner.clock.uncertainty_ms())
+            .saturating_add(1);
+        if self.inner.time == TimeSource::Fleet {
+            return scripts::Deadline::Keep(margin.min(Self::LONGEST_KEEP_MS));
+        }
+        scripts::Deadline::At(self.inner.clock.now_ms().saturating_add(margin))
+    }
+
+    /// How long past its state's meaning a key written now is kept (ms): see
+    /// [`deadline`](Self::deadline).
+    fn keep_ms(&self) -> u64 {
+        match self.deadline() {
+            scripts::Deadline::Keep(ms) => ms,
+            scripts::Deadline::At(_) => 0,
+        }
     }
 
     fn ensure_open(&self) -> Result<(), BackendError> {
@@ -391,9 +438,12 @@ impl RedisBackend {
             .arg(if after.is_empty() { "0" } else { "1" })
             .arg(after);
         match target {
-            Some((state, expires_at)) => invocation
-                .arg(state)
-                .arg(expires_at.saturating_sub(now).max(1)),
+            Some((state, expires_at)) => invocation.arg(state).arg(
+                expires_at
+                    .saturating_sub(now)
+                    .max(1)
+                    .saturating_add(self.keep_ms()),
+            ),
             None => invocation.arg("").arg(1),
         };
         let written: u8 = self
@@ -575,6 +625,10 @@ impl RedisBackend {
                 // command timeout: all the script can place it by.
                 slack: match self.inner.time {
                     TimeSource::Caller => 0,
+                    // The estimate may have moved between the charge and now: by its
+                    // uncertainty and a millisecond of rounding at each end, and by the drift
+                    // a refresh corrects (at most 2.5 ms).
+                    TimeSource::Fleet => 2 * (self.inner.clock.uncertainty_ms() + 1) + 3,
                     TimeSource::Server => {
                         u64::try_from(self.inner.command_timeout.as_millis()).unwrap_or(u64::MAX)
                     }
@@ -618,9 +672,9 @@ impl RedisBackend {
         };
         self.ensure_open()?;
         let ticket = cache.ticket(key);
-        let sent = match self.inner.time {
-            TimeSource::Caller => deny_cache::At::Caller(hit.now),
-            TimeSource::Server => deny_cache::At::Server(std::time::Instant::now()),
+        let sent = match self.now(&hit) {
+            Some(now) => deny_cache::At::Sent(now),
+            None => deny_cache::At::Server(std::time::Instant::now()),
         };
         if let Some(refused) = cache.refused(key, &native, hit.cost, sent) {
             crate::telemetry::deny_cache_hit(NAME);

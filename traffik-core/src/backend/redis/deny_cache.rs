@@ -30,19 +30,19 @@ use crate::{Decision, Millis, Outcome};
 const SHARDS: usize = 16;
 
 /// A time on the clock decisions run on: this host's monotonic clock for decisions on Redis
-/// `TIME` (waits are durations from when the call was sent), the hit's own `now` (ms) on the
-/// caller's clock.
+/// `TIME` (waits are durations from when the call was sent), else the `now` (ms) sent with the
+/// decision (the caller's clock, or the estimate of Redis's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum At {
     /// Decisions on Redis `TIME`.
     Server(Instant),
-    /// Decisions on the caller's clock (ms).
-    Caller(Millis),
+    /// Decisions on a `now` sent with them (ms).
+    Sent(Millis),
 }
 
 impl At {
     /// When a refusal with `wait`, decided at `self` (or, on Redis's clock, after `self`), ends
-    /// for certain: on the caller's clock exactly `self + wait`; on Redis's, 1 ms and 0.1 % of
+    /// for certain: on a sent clock exactly `self + wait`; on Redis's, 1 ms and 0.1 % of
     /// the wait sooner (`None` when that leaves nothing to keep).
     fn after(self, wait: Duration) -> Option<At> {
         match self {
@@ -51,9 +51,9 @@ impl At {
                 let kept = wait.checked_sub(margin).filter(|kept| !kept.is_zero())?;
                 Some(At::Server(instant + kept))
             }
-            At::Caller(ms) => {
+            At::Sent(ms) => {
                 let wait = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-                (wait > 0).then(|| At::Caller(ms.saturating_add(wait)))
+                (wait > 0).then(|| At::Sent(ms.saturating_add(wait)))
             }
         }
     }
@@ -62,7 +62,7 @@ impl At {
     fn before(self, other: At) -> bool {
         match (self, other) {
             (At::Server(a), At::Server(b)) => a < b,
-            (At::Caller(a), At::Caller(b)) => a < b,
+            (At::Sent(a), At::Sent(b)) => a < b,
             _ => false,
         }
     }
@@ -73,7 +73,7 @@ impl At {
             (At::Server(until), At::Server(now)) => {
                 Some(until.saturating_duration_since(now)).filter(|left| !left.is_zero())
             }
-            (At::Caller(until), At::Caller(now)) => {
+            (At::Sent(until), At::Sent(now)) => {
                 (until > now).then(|| Duration::from_millis(until - now))
             }
             _ => None,
@@ -295,8 +295,8 @@ mod tests {
     #[test]
     fn a_refusal_answers_the_same_hit_until_its_wait_ends_and_no_longer() {
         let cache = DenyCache::new(100);
-        keep(&cache, "k", &WINDOW, 1, At::Caller(10_000), &refusal(400));
-        let at = |ms| cache.refused("k", &WINDOW, 1, At::Caller(ms));
+        keep(&cache, "k", &WINDOW, 1, At::Sent(10_000), &refusal(400));
+        let at = |ms| cache.refused("k", &WINDOW, 1, At::Sent(ms));
         assert_eq!(at(10_000), Some(refusal(400)));
         let later = at(10_300).expect("still refused");
         assert_eq!(
@@ -323,9 +323,9 @@ mod tests {
     #[test]
     fn only_an_identical_hit_is_answered() {
         let cache = DenyCache::new(100);
-        keep(&cache, "k", &WINDOW, 2, At::Caller(0), &refusal(400));
+        keep(&cache, "k", &WINDOW, 2, At::Sent(0), &refusal(400));
         assert_eq!(
-            cache.refused("k", &WINDOW, 1, At::Caller(1)),
+            cache.refused("k", &WINDOW, 1, At::Sent(1)),
             None,
             "another cost"
         );
@@ -334,16 +334,16 @@ mod tests {
             limit: 50,
         };
         assert_eq!(
-            cache.refused("k", &other_rate, 2, At::Caller(1)),
+            cache.refused("k", &other_rate, 2, At::Sent(1)),
             None,
             "another rate"
         );
         assert_eq!(
-            cache.refused("j", &WINDOW, 2, At::Caller(1)),
+            cache.refused("j", &WINDOW, 2, At::Sent(1)),
             None,
             "another key"
         );
-        assert!(cache.refused("k", &WINDOW, 2, At::Caller(1)).is_some());
+        assert!(cache.refused("k", &WINDOW, 2, At::Sent(1)).is_some());
     }
 
     #[test]
@@ -353,8 +353,8 @@ mod tests {
             outcome: Outcome::Allowed,
             ..refusal(0)
         };
-        keep(&cache, "a", &WINDOW, 1, At::Caller(0), &allowed);
-        keep(&cache, "b", &WINDOW, 1, At::Caller(0), &refusal(0));
+        keep(&cache, "a", &WINDOW, 1, At::Sent(0), &allowed);
+        keep(&cache, "b", &WINDOW, 1, At::Sent(0), &refusal(0));
         assert_eq!(cache.len(), 0);
     }
 
@@ -384,11 +384,11 @@ mod tests {
         let cache = DenyCache::new(100);
         let ticket = cache.ticket("k");
         cache.forget("k"); // a refund landed while the call was out
-        cache.remember("k", &WINDOW, 1, (At::Caller(0), ticket), &refusal(400));
-        assert_eq!(cache.refused("k", &WINDOW, 1, At::Caller(1)), None);
+        cache.remember("k", &WINDOW, 1, (At::Sent(0), ticket), &refusal(400));
+        assert_eq!(cache.refused("k", &WINDOW, 1, At::Sent(1)), None);
         let ticket = cache.ticket("k");
         cache.clear(); // a reset
-        cache.remember("k", &WINDOW, 1, (At::Caller(0), ticket), &refusal(400));
+        cache.remember("k", &WINDOW, 1, (At::Sent(0), ticket), &refusal(400));
         assert_eq!(cache.len(), 0);
     }
 
@@ -402,7 +402,7 @@ mod tests {
                 &format!("k{i}"),
                 &WINDOW,
                 1,
-                At::Caller(0),
+                At::Sent(0),
                 &refusal(100),
             );
         }
@@ -414,14 +414,14 @@ mod tests {
                 &format!("n{i}"),
                 &WINDOW,
                 1,
-                At::Caller(200),
+                At::Sent(200),
                 &refusal(100),
             );
         }
         assert!(cache.len() <= 16);
         assert!((0..1_000).any(|i| {
             cache
-                .refused(&format!("n{i}"), &WINDOW, 1, At::Caller(250))
+                .refused(&format!("n{i}"), &WINDOW, 1, At::Sent(250))
                 .is_some()
         }));
     }
@@ -429,10 +429,10 @@ mod tests {
     #[test]
     fn forget_and_clear() {
         let cache = DenyCache::new(100);
-        keep(&cache, "a", &WINDOW, 1, At::Caller(0), &refusal(100));
-        keep(&cache, "b", &WINDOW, 1, At::Caller(0), &refusal(100));
+        keep(&cache, "a", &WINDOW, 1, At::Sent(0), &refusal(100));
+        keep(&cache, "b", &WINDOW, 1, At::Sent(0), &refusal(100));
         cache.forget("a");
-        assert_eq!(cache.refused("a", &WINDOW, 1, At::Caller(1)), None);
+        assert_eq!(cache.refused("a", &WINDOW, 1, At::Sent(1)), None);
         cache.clear();
         assert_eq!(cache.len(), 0);
     }

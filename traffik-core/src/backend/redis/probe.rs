@@ -16,30 +16,25 @@ use crate::key::namespace_prefix;
 static PROBE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/probe.lua")));
 
 /// What `connect` checks on the first connection before it answers Ok: [`prove`]s it (an
-/// out-of-memory server is accepted with a warning: refusals still answer), logs a clock
-/// offset, and reads the eviction policy (refused when `require_noeviction`). Returns how far
-/// Redis's clock runs ahead of this host's (ms).
+/// out-of-memory server is accepted with a warning: refusals still answer), and reads the
+/// eviction policy (refused when `require_noeviction`).
 pub(super) async fn inspect(
     connection: &mut Handle,
     namespace: &str,
     after: Duration,
     require_noeviction: bool,
-) -> Result<i64, RedisConnectError> {
-    let skew_ms = match prove(connection, namespace, after).await {
-        Ok(skew) => {
-            log_skew(skew);
-            skew
-        }
+) -> Result<(), RedisConnectError> {
+    match prove(connection, namespace, after).await {
+        Ok(()) => {}
         Err(RedisConnectError::Backend(BackendError::OutOfMemory { .. })) => {
             tracing::warn!(
                 target: "traffik",
                 backend = NAME,
                 "Redis is out of memory at connect: decisions that store will fail with OutOfMemory until memory is freed"
             );
-            0
         }
         Err(error) => return Err(error),
-    };
+    }
     match eviction(connection, after).await {
         Eviction::Evicts(policy) if require_noeviction => {
             return Err(RedisConnectError::Evicting { policy });
@@ -52,21 +47,18 @@ pub(super) async fn inspect(
         ),
         Eviction::Unbounded | Eviction::Refused => {}
     }
-    Ok(skew_ms)
+    Ok(())
 }
 
 /// Proves `connection` can decide on `namespace`'s keys: authentication, ACL permissions for
 /// `EVALSHA`, `SCRIPT LOAD` and every command inside the scripts, script loading. A failure
 /// names its cause (`NOAUTH`, `WRONGPASS`, `NOPERM` with the command) as
 /// [`BackendError::Denied`](crate::backend::BackendError::Denied).
-///
-/// Returns how far Redis's clock is from this host's (ms, positive when Redis is ahead),
-/// estimated from the middle of the round trip.
 async fn prove(
     connection: &mut Handle,
     namespace: &str,
     after: Duration,
-) -> Result<i64, RedisConnectError> {
+) -> Result<(), RedisConnectError> {
     // No throttle key looks like this: theirs always carry a `{identity}` hash tag.
     let key = format!("{}traffik-connect-probe", namespace_prefix(namespace));
     // `SCRIPT LOAD` first, always: a cached script would skip it, and a user without it would
@@ -78,12 +70,8 @@ async fn prove(
         Err(_) => return Err(timeout("connect", after).into()),
     }
     let probe = PROBE.key(&key);
-    let sent = wall_ms();
     match tokio::time::timeout(after, probe.invoke_async::<i64>(connection)).await {
-        Ok(Ok(redis_ms)) => {
-            let middle = i64::try_from(sent / 2 + wall_ms() / 2).unwrap_or(i64::MAX);
-            Ok(redis_ms.saturating_sub(middle))
-        }
+        Ok(Ok(_)) => Ok(()),
         Ok(Err(error)) => {
             Err(with_namespace(from_redis("connect", error, after), namespace).into())
         }
@@ -107,29 +95,6 @@ fn with_namespace(error: BackendError, namespace: &str) -> BackendError {
             ),
         },
         other => other,
-    }
-}
-
-/// This host's wall clock, in ms since the Unix epoch.
-fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
-}
-
-/// Logs (once, at connect) how far Redis's clock is from this host's when it is more than a
-/// second: decisions' deadlines are sent on Redis's clock (corrected by this offset), so it
-/// matters only if it changes later.
-fn log_skew(skew_ms: i64) {
-    if skew_ms.unsigned_abs() > 1_000 {
-        tracing::warn!(
-            target: "traffik",
-            backend = NAME,
-            skew_ms,
-            "Redis's clock is {skew_ms} ms from this host's; decisions' deadlines are corrected for it, but a clock that is stepped later (NTP) shifts them: synchronise the clocks"
-        );
     }
 }
 

@@ -1,10 +1,14 @@
 //! The Lua scripts, loaded once per process and run by SHA (`EVALSHA`, reloaded on `NOSCRIPT`).
 //!
-//! A decision script is `lua/clock.lua` (the clock, the integer helpers, state decoding and
-//! storing), then `lua/single.lua` (one key's state, `load`/`save`/`reply`), then one strategy's
-//! transition, mirroring its Rust `apply`. A refund script is `lua/clock.lua`, `lua/refund.lua`
-//! and one strategy's `lua/refund/…`, mirroring its Rust `refund`. The multi-limit script runs every transition, each
-//! wrapped as a function of its key's state, under `lua/multi.lua`: all or nothing.
+//! A decision script is `lua/clock.lua` (`now`), `lua/deadline.lua` (the caller's deadline), the
+//! shared functions it calls (`lua/integer/…`, `lua/state/…`), one strategy's transition as a
+//! function of the key's stored text (mirroring its Rust `apply`), then `lua/single.lua` (read,
+//! decide, store, reply). A refund script is the clock, the deadline, the functions it calls,
+//! `lua/refund.lua` and one strategy's `lua/refund/…`, mirroring its Rust `refund`. The
+//! multi-limit script runs every transition under `lua/multi.lua`: all or nothing.
+//!
+//! Only the functions a script calls are in it: every function a script defines is a closure
+//! made on each run, which costs Redis CPU on every decision.
 
 use std::fmt::Write;
 use std::sync::LazyLock;
@@ -47,38 +51,87 @@ const REFUNDS: [&str; 8] = [
 ];
 
 const CLOCK: &str = include_str!("lua/clock.lua");
+const DEADLINE: &str = include_str!("lua/deadline.lua");
+/// The functions scripts share, by name, each in its own file; a function comes after those it
+/// calls. A script holds only those it calls ([`with_functions`]).
+const FUNCTIONS: [(&str, &str); 7] = [
+    ("idiv", include_str!("lua/integer/idiv.lua")),
+    ("ceil_div", include_str!("lua/integer/ceil_div.lua")),
+    ("int", include_str!("lua/integer/int.lua")),
+    ("rescale", include_str!("lua/integer/rescale.lua")),
+    ("ms_to_gain", include_str!("lua/integer/ms_to_gain.lua")),
+    ("decode", include_str!("lua/state/decode.lua")),
+    ("store", include_str!("lua/state/store.lua")),
+];
+
+/// `head`, then the [`FUNCTIONS`] that `body` calls (and those they call, in their order
+/// there), then `body`.
+fn with_functions(head: &[&str], body: &str) -> String {
+    let mut calling = body.to_owned();
+    let mut included = [false; FUNCTIONS.len()];
+    for (index, (name, text)) in FUNCTIONS.iter().enumerate().rev() {
+        if calls(&calling, name) {
+            included[index] = true;
+            calling.push_str(text);
+        }
+    }
+    let mut script = head.concat();
+    for ((_, text), _) in FUNCTIONS.iter().zip(included).filter(|(_, used)| *used) {
+        script.push_str(text);
+    }
+    script.push_str(body);
+    script
+}
+
+/// Whether `text` calls the function `name` (`name(` not inside a longer name).
+fn calls(text: &str, name: &str) -> bool {
+    let call = format!("{name}(");
+    text.match_indices(&call).any(|(at, _)| {
+        !text[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|before| before.is_alphanumeric() || before == '_' || before == '.')
+    })
+}
 
 /// One refund script per strategy, in [`TRANSITIONS`] order.
 static REFUND: LazyLock<[Script; 8]> = LazyLock::new(|| {
-    REFUNDS.map(|refund| Script::new(&[CLOCK, include_str!("lua/refund.lua"), refund].concat()))
-});
-
-/// One script per strategy, in [`TRANSITIONS`] order.
-static SINGLE: LazyLock<[Script; 8]> = LazyLock::new(|| {
-    TRANSITIONS.map(|(_, transition)| {
-        Script::new(&[CLOCK, include_str!("lua/single.lua"), transition].concat())
+    REFUNDS.map(|refund| {
+        Script::new(&with_functions(
+            &[CLOCK, DEADLINE],
+            &[include_str!("lua/refund.lua"), refund].concat(),
+        ))
     })
 });
 
+/// One script per strategy, in [`TRANSITIONS`] order.
+static SINGLE: LazyLock<[Script; 8]> =
+    LazyLock::new(|| TRANSITIONS.map(|(_, transition)| Script::new(&single_source(transition))));
+
+fn single_source(transition: &str) -> String {
+    with_functions(
+        &[CLOCK, DEADLINE],
+        &format!(
+            "local function transition(stored, cost, ARGV)\n{transition}end\n{}",
+            include_str!("lua/single.lua")
+        ),
+    )
+}
+
 /// Several limits as one: every transition as a function of its key's state.
-static MULTI: LazyLock<Script> = LazyLock::new(|| {
-    let mut text = String::from(CLOCK);
-    text.push_str("local run = {}\n");
+static MULTI: LazyLock<Script> = LazyLock::new(|| Script::new(&multi_source()));
+
+fn multi_source() -> String {
+    let mut body = String::from("local run = {}\n");
     for (name, transition) in TRANSITIONS {
         let _ = write!(
-            text,
-            "run['{name}'] = function(stored, cost, ARGV)\n\
-             local version = tonumber(ARGV[3])\n\
-             local function load() return decode(stored, version) end\n\
-             local saved\n\
-             local function save(json, expires_at) saved = {{json, expires_at}} end\n\
-             local function reply(admitted) return admitted, saved end\n\
-             {transition}\nend\n"
+            body,
+            "run['{name}'] = function(stored, cost, ARGV)\n{transition}end\n"
         );
     }
-    text.push_str(include_str!("lua/multi.lua"));
-    Script::new(&text)
-});
+    body.push_str(include_str!("lua/multi.lua"));
+    with_functions(&[CLOCK, DEADLINE], &body)
+}
 
 /// Reads a key and the clock in one read-only call (`stat`, `check`): `{now, the state}`.
 pub(super) static READ: LazyLock<Script> = LazyLock::new(|| Script::new(&read_source()));
@@ -106,9 +159,28 @@ pub(super) static REPAIR: LazyLock<Script> =
 pub(super) static UNLOCK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/unlock.lua")));
 
-/// The `now` argument: the caller's time, or empty for Redis `TIME`.
+/// The `now` argument (ms), empty for none: `now` is then read from Redis `TIME`.
 pub(super) fn now_arg(now: Option<u64>) -> String {
     now.map_or_else(String::new, |now| now.to_string())
+}
+
+/// The last argument of a script that writes (`lua/deadline.lua`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Deadline {
+    /// Past this moment (ms, Redis's clock) the script changes nothing.
+    At(u64),
+    /// No deadline; every key written is kept this many ms past its state's meaning, for calls
+    /// that run later than the `now` they carry.
+    Keep(u64),
+}
+
+impl Deadline {
+    fn arg(self) -> String {
+        match self {
+            Deadline::At(deadline) => deadline.to_string(),
+            Deadline::Keep(ms) => format!("+{ms}"),
+        }
+    }
 }
 
 /// The position of `native`'s transition in [`TRANSITIONS`].
@@ -188,22 +260,21 @@ fn parameters(native: &Native) -> Vec<String> {
     }
 }
 
-/// The invocation of `native`'s script on `key`, changing nothing past `deadline` (ms on the
-/// caller's wall clock).
+/// The invocation of `native`'s script on `key`, bounded by `deadline`.
 pub(super) fn decision(
     native: &Native,
     key: &str,
     now: Option<u64>,
     cost: u64,
     version: u32,
-    deadline: u64,
+    deadline: Deadline,
 ) -> ScriptInvocation<'static> {
     let mut invocation = SINGLE[transition_of(native)].key(key);
     invocation.arg(now_arg(now)).arg(cost).arg(version);
     for parameter in parameters(native) {
         invocation.arg(parameter);
     }
-    invocation.arg(deadline);
+    invocation.arg(deadline.arg());
     invocation
 }
 
@@ -223,7 +294,7 @@ pub(super) fn refund(
     cost: u64,
     version: u32,
     charged: ChargeTime,
-    deadline: u64,
+    deadline: Deadline,
 ) -> ScriptInvocation<'static> {
     let mut invocation = REFUND[transition_of(native)].key(key);
     invocation
@@ -235,7 +306,7 @@ pub(super) fn refund(
     for parameter in parameters(native) {
         invocation.arg(parameter);
     }
-    invocation.arg(deadline);
+    invocation.arg(deadline.arg());
     invocation
 }
 
@@ -251,7 +322,7 @@ pub(super) struct Member<'a> {
 pub(super) fn decisions(
     members: &[Member<'_>],
     now: Option<u64>,
-    deadline: u64,
+    deadline: Deadline,
 ) -> ScriptInvocation<'static> {
     let mut invocation = MULTI.prepare_invoke();
     invocation.arg(now_arg(now)).arg(members.len());
@@ -267,7 +338,7 @@ pub(super) fn decisions(
             invocation.arg(parameter);
         }
     }
-    invocation.arg(deadline);
+    invocation.arg(deadline.arg());
     invocation
 }
 
@@ -285,6 +356,55 @@ mod tests {
         hashes.sort_unstable();
         hashes.dedup();
         assert_eq!(hashes.len(), 12);
+    }
+
+    /// The names of the shared functions a script defines (before its transition).
+    fn functions_in(script: &str) -> Vec<&str> {
+        let helpers = script
+            .split("local function transition")
+            .next()
+            .unwrap_or(script);
+        helpers
+            .split("local function ")
+            .skip(1)
+            .filter_map(|rest| rest.split('(').next())
+            .filter(|name| *name != "transition")
+            .collect()
+    }
+
+    #[test]
+    fn a_script_holds_only_the_functions_it_calls() {
+        let gcra = single_source(TRANSITIONS[6].1);
+        assert_eq!(functions_in(&gcra), ["idiv"]);
+        let fixed_window = single_source(TRANSITIONS[0].1);
+        assert_eq!(functions_in(&fixed_window), ["idiv"]);
+        // `rescale` calls `ceil_div`, which calls `idiv`: both come first.
+        let token_bucket = single_source(TRANSITIONS[3].1);
+        assert_eq!(
+            functions_in(&token_bucket),
+            ["idiv", "ceil_div", "rescale", "ms_to_gain"]
+        );
+        let log = single_source(TRANSITIONS[2].1);
+        assert_eq!(functions_in(&log), ["idiv", "ceil_div", "int", "decode"]);
+        assert!(functions_in(&multi_source()).contains(&"store"));
+        let refund = REFUNDS[3];
+        let refund = with_functions(
+            &[CLOCK, DEADLINE],
+            &[include_str!("lua/refund.lua"), refund].concat(),
+        );
+        assert!(functions_in(&refund).contains(&"store"));
+        assert!(
+            !gcra.contains("cjson"),
+            "GCRA reads its state without cjson"
+        );
+    }
+
+    #[test]
+    fn a_call_is_a_whole_name() {
+        assert!(calls("x = idiv(a, b)", "idiv"));
+        assert!(!calls("x = my_idiv(a, b)", "idiv"));
+        assert!(!calls("x = string.int(a)", "int"));
+        assert!(!calls("x = idiv", "idiv"));
     }
 
     #[test]

@@ -4,26 +4,31 @@ local period, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
 local floor_limit, step = tonumber(ARGV[6]), tonumber(ARGV[7])
 local threshold, reduction = tonumber(ARGV[8]), tonumber(ARGV[9])
 local unsettled_windows = tonumber(ARGV[10])
-local state = load()
+local version, was, kept_count, kept_demand, kept_limit
+if stored then
+  version, was, kept_count, kept_demand, kept_limit = string.match(stored,
+    '^%[(%d+),{"window":(%-?%d+),"count":(%-?%d+),"demand":(%-?%d+),"limit":(%-?%d+)}%]$')
+end
 local window = idiv(now, period)
 local count, demand, effective = 0, 0, limit
-if state then
-  local current = math.min(math.max(state.limit, floor_limit), limit)
-  if window <= state.window then
-    window, count, demand, effective = state.window, state.count, state.demand, current
+if version == ARGV[3] then
+  was = tonumber(was)
+  local current = math.min(math.max(tonumber(kept_limit), floor_limit), limit)
+  if window <= was then
+    window, count, demand, effective = was, tonumber(kept_count), tonumber(kept_demand), current
   else
     local following
-    if state.demand > threshold * current then
+    if tonumber(kept_demand) > threshold * current then
       following = math.max(math.floor(current * reduction), floor_limit)
     else
       following = math.min(current + step, limit)
     end
-    local idle = window - state.window - 1
+    local idle = window - was - 1
     effective = math.min(following + idle * step, limit)
   end
 end
 if cost > limit then
-  return reply(false)
+  return false
 end
 demand = demand + cost
 local admitted = cost <= effective - count
@@ -34,6 +39,6 @@ local windows = unsettled_windows
 if effective >= limit and demand <= threshold * effective then
   windows = 1
 end
-save('{"window":' .. int(window) .. ',"count":' .. int(count) .. ',"demand":' .. int(demand) .. ',"limit":' .. int(effective) .. '}',
-  (window + windows) * period)
-return reply(admitted)
+return admitted,
+  string.format('[%s,{"window":%d,"count":%d,"demand":%d,"limit":%d}]', ARGV[3], window, count, demand, effective),
+  (window + windows) * period

@@ -1,24 +1,25 @@
 -- Fixed window (also tiered and priority, whose effective limit the client computes).
 -- ARGV[4] period ms, ARGV[5] limit. Mirrors `fixed_window::step`.
 local period, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
-local state = load()
-local window, count
-if state and now < (state.window + 1) * period then
-  window, count = state.window, state.count
-else
+local version, window, count
+if stored then
+  version, window, count = string.match(stored, '^%[(%d+),{"window":(%-?%d+),"count":(%-?%d+)}%]$')
+end
+local fresh = version ~= ARGV[3]
+if not fresh then
+  window, count = tonumber(window), tonumber(count)
+  fresh = now >= (window + 1) * period
+end
+if fresh then
   window, count = idiv(now, period), 0
-  state = nil
 end
-local json = function()
-  return '{"window":' .. int(window) .. ',"count":' .. int(count) .. '}'
-end
-if cost <= limit - count then
+local admitted = cost <= limit - count
+if admitted then
   count = count + cost
-  save(json(), (window + 1) * period)
-  return reply(true)
+elseif not fresh then
+  return false
 end
-if not state then
-  -- The window rolled over: the new, empty window is the state, as in `apply`.
-  save(json(), (window + 1) * period)
-end
-return reply(false)
+-- Admitted, or refused as the window rolled over: the new, empty window is the state, as in
+-- `apply`.
+return admitted, string.format('[%s,{"window":%d,"count":%d}]', ARGV[3], window, count),
+  (window + 1) * period

@@ -1,7 +1,7 @@
 -- Leaky bucket with a FIFO queue. ARGV[4] scaled units per unit, ARGV[5] scaled units drained
 -- per ms, ARGV[6] capacity (units).
 local per_unit, per_ms, capacity = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local state = load()
+local state = decode(stored, ARGV[3])
 local queue, updated = {}, now
 if state then
   queue, updated = state.queue, state.updated
@@ -34,14 +34,13 @@ local function persist()
   for i, entry in ipairs(live) do
     parts[i] = '[' .. int(entry[1]) .. ',' .. int(entry[2]) .. ']'
   end
-  save('{"queue":[' .. table.concat(parts, ',') .. '],"per_unit":' .. int(per_unit) .. ',"updated":' .. int(at) .. '}',
-    at + ms_to_gain(queued, per_ms))
+  return '[' .. ARGV[3] .. ',{"queue":[' .. table.concat(parts, ',') .. '],"per_unit":' .. int(per_unit) .. ',"updated":' .. int(at) .. '}]',
+    at + ms_to_gain(queued, per_ms)
 end
 local pour = cost * per_unit
 if cost > capacity or pour > capacity * per_unit - queued then
   -- Refused: the drained queue is the state, as in `apply`.
-  persist()
-  return reply(false)
+  return false, persist()
 end
 if #live > 0 and live[#live][1] == at then
   live[#live][2] = live[#live][2] + pour
@@ -49,5 +48,4 @@ else
   live[#live + 1] = {at, pour}
 end
 queued = queued + pour
-persist()
-return reply(true)
+return true, persist()

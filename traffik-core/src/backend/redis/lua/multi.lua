@@ -1,6 +1,6 @@
--- traffik: several decisions as one, all or nothing (after clock.lua and the transitions, each
--- wrapped as `run.<strategy>(stored, cost, args)` returning whether it admits and the state it
--- would store).
+-- traffik: several decisions as one, all or nothing (after clock.lua, deadline.lua, the functions
+-- and the transitions, each as `run.<strategy>(stored, cost, args)` returning whether it admits
+-- and, when the key would change, the value it would store and when that expires).
 --
 -- KEYS[i]  the state key of limit i (distinct keys; in a cluster, one hash tag)
 -- ARGV[1]  now in milliseconds, or '' to read Redis TIME
@@ -8,14 +8,12 @@
 -- then, per limit: its strategy, its cost, its state version, the number of its parameters,
 --          and those parameters
 --
--- last     the caller's deadline (ms, its wall clock): past it, the script changes nothing
+-- last     the caller's deadline (ms, Redis's clock), or '+<ms>' to keep keys that much longer,
+--          or '' (deadline.lua)
 --
 -- Every transition runs on the state as it is; only if every one admits is every new state
 -- stored. Replies {now, then per limit: the state it read (or nil), 1 if admitted else 0, the
 -- key's value after it ('' when absent)}.
-if past_deadline() then
-  return deadline_passed()
-end
 local count = tonumber(ARGV[2])
 local at = 3
 local reads, verdicts, saves = {}, {}, {}
@@ -30,16 +28,19 @@ for i = 1, count do
   end
   at = at + 4 + params
   local stored = redis.call('GET', KEYS[i])
-  local admitted, saved = run[strategy](stored, cost, args)
-  reads[i], verdicts[i], saves[i] = stored, admitted, {version, saved}
+  local admitted, value, expires_at = run[strategy](stored, cost, args)
+  reads[i], verdicts[i] = stored, admitted
+  if value ~= nil then
+    saves[i] = {value, expires_at}
+  end
   all = all and admitted
 end
 local reply = {now}
 for i = 1, count do
   local after = reads[i] or ''
-  local version, saved = saves[i][1], saves[i][2]
+  local saved = saves[i]
   if all and saved then
-    after = store(KEYS[i], version, saved[1], saved[2])
+    after = store(KEYS[i], saved[1], saved[2])
   end
   reply[#reply + 1] = reads[i]
   reply[#reply + 1] = verdicts[i] and 1 or 0

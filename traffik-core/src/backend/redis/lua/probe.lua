@@ -25,6 +25,4 @@ for _, command in ipairs(commands) do
     return redis.error_reply(err)
   end
 end
--- Redis's clock, for the caller to compare with its own (decisions carry deadlines).
-local time = redis.call('TIME')
-return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+return 1

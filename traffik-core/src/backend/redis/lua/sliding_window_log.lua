@@ -1,6 +1,6 @@
 -- Sliding window log. ARGV[4] period ms, ARGV[5] limit, ARGV[6] stamp grid ms.
 local period, limit, grid = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local state = load()
+local state = decode(stored, ARGV[3])
 local entries, base = {}, 0
 if state then
   entries, base = state.entries, state.base
@@ -23,15 +23,14 @@ if #live > 0 then
 end
 local function persist()
   if #live == 0 then
-    save(nil, 0)
-    return
+    return false, 0
   end
   local parts = {}
   for i, entry in ipairs(live) do
     parts[i] = '[' .. int(entry[1]) .. ',' .. int(entry[2]) .. ']'
   end
-  save('{"entries":[' .. table.concat(parts, ',') .. '],"base":' .. int(base) .. '}',
-    live[#live][1] + period)
+  return '[' .. ARGV[3] .. ',{"entries":[' .. table.concat(parts, ',') .. '],"base":' .. int(base) .. '}]',
+    live[#live][1] + period
 end
 if cost <= limit and cost <= limit - (total - base) then
   local latest = now
@@ -52,11 +51,10 @@ if cost <= limit and cost <= limit - (total - base) then
   else
     live[#live + 1] = {stamp, total + cost}
   end
-  persist()
-  return reply(true)
+  return true, persist()
 end
 if first > 1 then
   -- Entries aged out: the pruned log is the state, as in `apply`.
-  persist()
+  return false, persist()
 end
-return reply(false)
+return false

@@ -1,0 +1,3 @@
+local function int(n)
+  return string.format('%d', n)
+end
