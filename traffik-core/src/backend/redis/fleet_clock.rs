@@ -5,7 +5,11 @@
 //! The estimate is NTP's: Redis's `TIME`, read between two readings of this host's monotonic
 //! clock, was read at the middle of the round trip, give or take half of it. Of [`SAMPLES`]
 //! round trips the shortest is kept. It is taken at connect and again every [`REFRESH`] by a
-//! task that ends with the backend; a failed refresh keeps the last estimate.
+//! task that ends with the backend; a failed refresh keeps the last estimate, and so does a
+//! noisier one: as NTP's clock filter, a reading replaces the estimate only when its round trip
+//! is no longer than the estimate's uncertainty has grown to (half its round trip, plus
+//! [`DRIFT_PPM`] of its age), so a refresh taken while Redis stalls or the connection is
+//! queued does not replace a precise estimate.
 //!
 //! How far the estimate can be from Redis's clock (stated in `docs/redis.md`, "Clock"): half
 //! the kept round trip, plus whatever the two clocks drift apart between refreshes (NTP slews a
@@ -31,6 +35,14 @@ const SAMPLES: usize = 3;
 /// How often the estimate is refreshed.
 pub(super) const REFRESH: Duration = Duration::from_secs(5);
 
+/// How fast two clocks an NTP daemon disciplines may drift apart at most (µs per s).
+const DRIFT_PPM: u64 = 500;
+
+/// How far back a new estimate may put the clock and still be held (ms): a larger step back
+/// (Redis failed over to a node whose clock is behind, or its clock was stepped) is taken as
+/// it is, rather than freezing the clock, and every window with it, for the step's length.
+const LONGEST_HOLD_MS: u64 = 1_000;
+
 /// Reads `TIME` on the node holding `KEYS[1]`: on a cluster, where a bare `TIME` goes to any
 /// node, so that every instance reads one node.
 static SAMPLE: LazyLock<Script> = LazyLock::new(|| {
@@ -53,6 +65,8 @@ pub(super) struct FleetClock {
     offset_us: AtomicI64,
     /// Half the kept round trip (µs): how far the estimate may be off when taken.
     uncertainty_us: AtomicU64,
+    /// When the kept reading was taken (µs since `origin`).
+    taken_us: AtomicU64,
     /// The latest `now_ms` answered: a refresh that moves the estimate back holds the clock
     /// still until the estimate catches up, so it never runs backwards in this process.
     latest_ms: AtomicU64,
@@ -96,6 +110,7 @@ impl FleetClock {
             origin,
             offset_us: AtomicI64::new(reading.offset_us),
             uncertainty_us: AtomicU64::new(reading.uncertainty_us),
+            taken_us: AtomicU64::new(micros(origin.elapsed())),
             latest_ms: AtomicU64::new(0),
         }
     }
@@ -103,23 +118,44 @@ impl FleetClock {
     /// Redis's clock now, estimated (ms since the Unix epoch, rounded down); never less than
     /// an earlier answer.
     pub(super) fn now_ms(&self) -> Millis {
-        let elapsed = i64::try_from(micros(self.origin.elapsed())).unwrap_or(i64::MAX);
-        let us = elapsed.saturating_add(self.offset_us.load(Ordering::Relaxed));
-        let estimate = u64::try_from(us.div_euclid(1_000)).unwrap_or(0);
+        let estimate = self.estimate_ms();
         self.latest_ms
             .fetch_max(estimate, Ordering::Relaxed)
             .max(estimate)
     }
 
-    /// How far the estimate may be off from its round trip alone, in whole ms (rounded up).
-    pub(super) fn uncertainty_ms(&self) -> u64 {
-        self.uncertainty_us.load(Ordering::Relaxed).div_ceil(1_000)
+    /// The estimate as it stands, which a refresh may move back.
+    fn estimate_ms(&self) -> Millis {
+        let elapsed = i64::try_from(micros(self.origin.elapsed())).unwrap_or(i64::MAX);
+        let us = elapsed.saturating_add(self.offset_us.load(Ordering::Relaxed));
+        u64::try_from(us.div_euclid(1_000)).unwrap_or(0)
     }
 
-    /// Takes a new estimate on `handle`; a failure keeps the last one.
+    /// How far the estimate may be off, in whole ms (rounded up): half its round trip, plus
+    /// the drift its age allows.
+    pub(super) fn uncertainty_ms(&self) -> u64 {
+        self.uncertainty_us_now().div_ceil(1_000)
+    }
+
+    fn uncertainty_us_now(&self) -> u64 {
+        let age =
+            micros(self.origin.elapsed()).saturating_sub(self.taken_us.load(Ordering::Relaxed));
+        self.uncertainty_us
+            .load(Ordering::Relaxed)
+            .saturating_add(age / 1_000_000 * DRIFT_PPM + age % 1_000_000 * DRIFT_PPM / 1_000_000)
+    }
+
+    /// Takes a new estimate on `handle`; a failure, or a reading noisier than the estimate
+    /// has become, keeps the last one.
     pub(super) async fn refresh(&self, handle: &mut Handle, key: &str, after: Duration) {
         match read(handle, key, self.origin, after).await {
-            Ok(reading) => self.set(reading),
+            Ok(reading) if reading.uncertainty_us <= self.uncertainty_us_now() => self.set(reading),
+            Ok(reading) => tracing::debug!(
+                target: "traffik",
+                backend = NAME,
+                round_trip_us = reading.uncertainty_us * 2,
+                "a reading of Redis's clock was noisier than the estimate; keeping the estimate"
+            ),
             Err(error) => tracing::debug!(
                 target: "traffik",
                 backend = NAME,
@@ -133,6 +169,20 @@ impl FleetClock {
         self.offset_us.store(reading.offset_us, Ordering::Relaxed);
         self.uncertainty_us
             .store(reading.uncertainty_us, Ordering::Relaxed);
+        self.taken_us
+            .store(micros(self.origin.elapsed()), Ordering::Relaxed);
+        // A step back longer than the hold is taken as it is.
+        let estimate = self.estimate_ms();
+        let latest = self.latest_ms.load(Ordering::Relaxed);
+        if latest > estimate.saturating_add(LONGEST_HOLD_MS) {
+            tracing::warn!(
+                target: "traffik",
+                backend = NAME,
+                step_ms = latest - estimate,
+                "Redis's clock went back; decisions follow it"
+            );
+            self.latest_ms.store(estimate, Ordering::Relaxed);
+        }
     }
 
     /// Logs (at WARN) a Redis clock more than a second from this host's wall clock: harmless to
@@ -237,5 +287,30 @@ mod tests {
             uncertainty_us: 100,
         });
         assert!(clock.now_ms() >= redis_ms + 60_000);
+        // A step back past the hold is followed.
+        clock.set(Reading {
+            offset_us: i64::try_from(redis_ms * 1_000).unwrap(),
+            uncertainty_us: 100,
+        });
+        assert!(clock.now_ms() < redis_ms + 60_000);
+    }
+
+    #[test]
+    fn the_uncertainty_grows_with_the_estimate_s_age() {
+        let origin = Instant::now()
+            .checked_sub(Duration::from_secs(10))
+            .unwrap_or_else(Instant::now);
+        let clock = FleetClock::from_reading(
+            origin,
+            Reading {
+                offset_us: 0,
+                uncertainty_us: 1_000,
+            },
+        );
+        // Taken 10 s ago (if the host has been up that long): 1 ms, plus 500 ppm of 10 s.
+        clock.taken_us.store(0, Ordering::Relaxed);
+        let grown = clock.uncertainty_us_now();
+        assert!(grown >= 1_000 + 5_000, "{grown}");
+        assert!(grown < 1_000 + 5_000 + 1_000, "{grown}");
     }
 }
