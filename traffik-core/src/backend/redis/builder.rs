@@ -12,25 +12,31 @@ use super::{Inner, RedisBackend};
 use crate::OnError;
 use crate::backend::{BackendSettings, LockOptions};
 
-/// Which clock decisions read. See `docs/redis.md`, "Clock".
+/// Which clock decisions read. The choice, the skew bound and the figures are in the guide's
+/// Redis chapter (`docs/redis.md`, "Clock").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TimeSource {
     /// Redis `TIME`, read inside each script (default): every instance decides on the very same
-    /// clock, and every script carries a deadline (a script Redis runs after its caller gave up,
-    /// Redis having stalled past the command timeout, changes nothing).
+    /// clock (on a cluster, each key's own node's), and every script carries a deadline (a
+    /// script Redis runs after its caller gave up, Redis having stalled past the command
+    /// timeout, changes nothing).
     #[default]
     Server,
-    /// Redis's clock, estimated in each instance and sent with each decision: no `TIME` call
-    /// in each script (about 14 % of a decision's Redis CPU, measured in instructions), for
-    /// fleets whose Redis is the bottleneck. Every instance decides on Redis's clock give or
-    /// take half a round trip, plus the drift since its last estimate (refreshed every 5 s), plus
-    /// a millisecond of rounding. The cost: scripts carry no deadline (checking one needs
-    /// `TIME`), so after Redis stalls past the command timeout, the decisions queued meanwhile
-    /// still count when it resumes, though their callers got `Timeout`.
+    /// Redis's clock, estimated in each instance and sent with each decision, for fleets whose
+    /// Redis is the bottleneck: no `TIME` call in each script (7–10 % of a decision's Redis
+    /// instructions, measured by `tests/benches/redis_cpu.rs`). The estimate is the middle of
+    /// the shortest of three `TIME` round trips, refreshed every 5 s (on a cluster, read on the
+    /// node holding `<namespace>:traffik-clock`); every instance decides within half that round
+    /// trip, plus the drift since the reading (at most 500 ppm), plus 1 ms, of Redis's clock.
+    /// The costs: scripts carry no deadline (checking one needs `TIME`), so after Redis stalls
+    /// past the command timeout, the decisions queued meanwhile still count when it resumes,
+    /// though their callers got `Timeout`; and keys live about a command timeout longer (a call
+    /// may run after the `now` it carries, and must still find the state). `TIME` stays in the
+    /// ACL: the estimate reads it.
     Fleet,
     /// The throttle's clock (the `now` of each hit): for tests with a manual clock, and for
-    /// replaying recorded traffic.
+    /// replaying recorded traffic. Not for a fleet: each host's clock differs.
     Caller,
 }
 
