@@ -133,6 +133,27 @@ impl RedisServer {
         self.port
     }
 
+    /// Redis's clock (ms since the Unix epoch), by `TIME` on a connection of its own.
+    pub fn time_ms(&self) -> u64 {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connects");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("a timeout");
+        stream.write_all(b"TIME\r\n").expect("sends TIME");
+        // `*2`, then two bulk strings: seconds and microseconds.
+        let mut reader = BufReader::new(stream);
+        let mut numbers = Vec::new();
+        let mut line = String::new();
+        while numbers.len() < 2 {
+            line.clear();
+            reader.read_line(&mut line).expect("a reply line");
+            if let Ok(number) = line.trim().parse::<u64>() {
+                numbers.push(number);
+            }
+        }
+        numbers[0] * 1_000 + numbers[1] / 1_000
+    }
+
     /// Sets callgrind's counts to zero (a server from `start_under_callgrind`).
     pub fn zero_instructions(&self) {
         self.callgrind_control("-z");

@@ -1353,12 +1353,6 @@ async fn a_retried_backend_hides_a_dropped_connection() {
     );
 }
 
-/// Redis's clock (ms) by `TIME`.
-async fn redis_ms(connection: &mut redis::aio::MultiplexedConnection) -> u64 {
-    let (seconds, micros): (u64, u64) = redis::cmd("TIME").query_async(connection).await.unwrap();
-    seconds * 1_000 + micros / 1_000
-}
-
 /// The fleet clock (`TimeSource::Fleet`) sends Redis's clock as estimated in the
 /// instance: the `now` a decision ran on lies between Redis's `TIME` read just before and just
 /// after it, give or take the stated bound (half a round trip, and a millisecond of rounding),
@@ -1380,7 +1374,7 @@ async fn the_fleet_clock_is_redis_s_clock_within_its_bound() {
     }
     for round in 0..40 {
         let throttle = &instances[round % 2];
-        let before = redis_ms(&mut connection).await;
+        let before = server.time_ms();
         assert!(
             throttle
                 .hit(&format!("c{round}"))
@@ -1388,7 +1382,7 @@ async fn the_fleet_clock_is_redis_s_clock_within_its_bound() {
                 .unwrap()
                 .is_allowed()
         );
-        let after = redis_ms(&mut connection).await;
+        let after = server.time_ms();
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(format!("clock:*c{round}*"))
             .query_async(&mut connection)

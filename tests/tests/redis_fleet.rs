@@ -82,12 +82,6 @@ async fn instances_sharing_one_redis_admit_exactly_the_limit() {
     println!("{}", report.join("\n"));
 }
 
-/// Redis's clock (ms) by `TIME`.
-async fn redis_ms(connection: &mut redis::aio::MultiplexedConnection) -> u64 {
-    let (seconds, micros): (u64, u64) = redis::cmd("TIME").query_async(connection).await.unwrap();
-    seconds * 1_000 + micros / 1_000
-}
-
 /// At a rate where the clock matters (GCRA at 200/s, no burst), three instances each on its own
 /// estimate of Redis's clock (`TimeSource::Fleet`) flood one key from 48 tasks for 1.5 s: the
 /// fleet admits no more than one clock would (one per 5 ms of Redis time, plus the first), give
@@ -117,9 +111,7 @@ async fn instances_on_their_own_clock_estimates_admit_what_one_clock_would() {
                 .expect("a valid throttle"),
         );
     }
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let started = redis_ms(&mut connection).await;
+    let started = redis.time_ms();
     let until = std::time::Instant::now() + Duration::from_millis(1_500);
     let mut tasks = JoinSet::new();
     for task in 0..48 {
@@ -138,7 +130,7 @@ async fn instances_on_their_own_clock_estimates_admit_what_one_clock_would() {
     while let Some(count) = tasks.join_next().await {
         admitted += count.unwrap();
     }
-    let elapsed = redis_ms(&mut connection).await - started;
+    let elapsed = redis.time_ms() - started;
     let one_clock = 1 + elapsed / 5;
     println!(
         "{admitted} admitted over {elapsed} ms of Redis time (one clock: at most {one_clock})"
