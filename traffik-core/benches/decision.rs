@@ -4,8 +4,10 @@
 //! Scenarios: one hot key on one thread; 100k keys round-robin on one thread, independent and
 //! dependent (each key chosen from the previous verdict); two threads on one key; two threads
 //! over 100k keys. Rates are high enough never to refuse. `backend` rows call
-//! the backend directly with a prebuilt key (what governor's `check_key` does); `throttle` rows
-//! go through `Throttle::hit` (clock read, identity, key building, strategy, backend).
+//! the backend directly with a prebuilt storage key, and `governor/check_key` gives governor
+//! the same key strings; `throttle` rows go through `Throttle::hit` on the client's identity
+//! (clock read, identity, the throttle's typed table, strategy), what users call, and
+//! `governor/identity` gives governor that same identity (`10.x.y.z`) as its key.
 
 // criterion_group! generates undocumented functions.
 #![allow(missing_docs)]
@@ -159,11 +161,20 @@ fn single_thread(c: &mut Criterion) {
     let mut group = c.benchmark_group("100k_keys");
     let limiter = governor();
     let governor_keys = keys("fixed-window");
+    let identities: Vec<String> = (0..KEYS).map(identity).collect();
     let mut i = 0;
     group.bench_function("governor/check_key", |b| {
         b.iter(|| {
             i = (i + 1) % KEYS;
             black_box(limiter.check_key(&governor_keys[i]).is_ok())
+        });
+    });
+    let limiter = governor();
+    let mut i = 0;
+    group.bench_function("governor/identity", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            black_box(limiter.check_key(&identities[i]).is_ok())
         });
     });
     for strategy in strategies() {
@@ -183,7 +194,6 @@ fn single_thread(c: &mut Criterion) {
             });
         });
     }
-    let identities: Vec<String> = (0..KEYS).map(identity).collect();
     for (name, throttle) in throttles() {
         let mut i = 0;
         group.bench_function(BenchmarkId::new("throttle", name), |b| {
@@ -209,6 +219,14 @@ fn single_thread(c: &mut Criterion) {
             i = (i + 1 + usize::from(!allowed)) % KEYS;
         });
     });
+    let limiter = governor();
+    let mut i = 0;
+    group.bench_function("governor/identity", |b| {
+        b.iter(|| {
+            let allowed = limiter.check_key(&identities[i]).is_ok();
+            i = (i + 1 + usize::from(!allowed)) % KEYS;
+        });
+    });
     for strategy in strategies().into_iter().take(2) {
         let backend = backend();
         let keys = keys(strategy.name());
@@ -216,6 +234,15 @@ fn single_thread(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("backend", strategy.name()), |b| {
             b.iter(|| {
                 let allowed = decide(&backend, &clock, &keys[i], strategy.as_ref(), &context);
+                i = (i + 1 + usize::from(!allowed)) % KEYS;
+            });
+        });
+    }
+    for (name, throttle) in throttles() {
+        let mut i = 0;
+        group.bench_function(BenchmarkId::new("throttle", name), |b| {
+            b.iter(|| {
+                let allowed = now(throttle.hit(&identities[i])).unwrap().is_allowed();
                 i = (i + 1 + usize::from(!allowed)) % KEYS;
             });
         });
@@ -275,11 +302,33 @@ fn multi_thread(c: &mut Criterion) {
             });
         });
     }
+    for (name, throttle) in throttles() {
+        group.bench_function(BenchmarkId::new("throttle", name), |b| {
+            b.iter_custom(|iters| {
+                two_threads(iters, |_, _| {
+                    assert!(now(throttle.hit("127.0.0.1")).unwrap().is_allowed());
+                })
+            });
+        });
+    }
     group.finish();
 
     let mut group = c.benchmark_group("two_threads_100k_keys");
     let limiter = governor();
     let governor_keys = keys("fixed-window");
+    let identities: Vec<String> = (0..KEYS).map(identity).collect();
+    let by_identity = governor();
+    group.bench_function("governor/identity", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, |t, i| {
+                assert!(
+                    by_identity
+                        .check_key(&identities[(i as usize * 2 + t) % KEYS])
+                        .is_ok()
+                );
+            })
+        });
+    });
     group.bench_function("governor/check_key", |b| {
         b.iter_custom(|iters| {
             two_threads(iters, |t, i| {
@@ -304,6 +353,19 @@ fn multi_thread(c: &mut Criterion) {
                         strategy.as_ref(),
                         &context
                     ));
+                })
+            });
+        });
+    }
+    for (name, throttle) in throttles() {
+        group.bench_function(BenchmarkId::new("throttle", name), |b| {
+            b.iter_custom(|iters| {
+                two_threads(iters, |t, i| {
+                    assert!(
+                        now(throttle.hit(&identities[(i as usize * 2 + t) % KEYS]))
+                            .unwrap()
+                            .is_allowed()
+                    );
                 })
             });
         });

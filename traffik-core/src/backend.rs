@@ -41,6 +41,7 @@ mod failover;
 mod fallback;
 mod key_value;
 mod key_value_backend;
+mod lane;
 mod lock;
 #[cfg(feature = "memcached")]
 pub mod memcached;
@@ -70,6 +71,7 @@ pub use failover::{Failover, FailoverBuilder, failover};
 pub use fallback::Fallback;
 pub use key_value::{KeyValueStore, KeyValueStrategy};
 pub use key_value_backend::KeyValueBackend;
+pub use lane::Lane;
 pub use lock::{
     BLOCKING_ENV, BLOCKING_TIMEOUT_ENV, HeldLock, LOCK_TTL_ENV, LockConfigError, LockGuard,
     LockOptions,
@@ -336,6 +338,17 @@ pub trait Backend: Send + Sync + Debug + 'static {
     /// The key-value contract, for [`KeyValueStrategy`]s (custom strategies written against
     /// get/set/increment/lock).
     fn key_value(&self) -> Option<&dyn KeyValueStore> {
+        None
+    }
+
+    /// A throttle's way straight into the entries of its keys, for a backend that keeps them in
+    /// this process: the keys starting with `prefix` (`{namespace}:{uid}:{`) under `strategy`.
+    /// The in-memory backend answers for its built-in strategies; every other backend
+    /// (and wrapper) answers `None`, and the throttle builds each hit's key instead. Called when
+    /// a throttle's configuration is built, never per hit.
+    #[doc(hidden)]
+    fn lane(&self, prefix: &str, strategy: &dyn DynStrategy) -> Option<Lane> {
+        let _ = (prefix, strategy);
         None
     }
 }

@@ -9,6 +9,7 @@
 //! `a:b` with uid `c` and namespace `a` with uid `b:c` are different keys, and a namespace's
 //! [`namespace_prefix`] never covers another namespace's keys.
 
+use std::cell::RefCell;
 use std::fmt::Write;
 use std::net::IpAddr;
 
@@ -89,6 +90,20 @@ pub fn storage_key(
     key
 }
 
+thread_local! {
+    static KEY_BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Runs `f` with a reusable per-thread buffer to write a key in (a fresh one if the buffer is in
+/// use): no allocation per key once the buffer has grown.
+#[inline]
+pub(crate) fn with_key_buffer<R>(f: impl FnOnce(&mut String) -> R) -> R {
+    KEY_BUFFER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => f(&mut buffer),
+        Err(_) => f(&mut String::new()),
+    })
+}
+
 /// Which bytes pass through unescaped: `A–Z a–z 0–9 . _ ~ - /` (nothing that separates key
 /// parts, nothing a Redis hash tag forbids, and no space or control character, which keyed
 /// stores such as Memcached refuse).
@@ -128,6 +143,11 @@ impl KeyTemplate {
             prefix,
             suffix: format!(":{strategy}"),
         }
+    }
+
+    /// `{namespace}:{uid}:{`: the part of every key before the identity.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// Writes the key of `identity` (and `scope`) into `out` (cleared first).
@@ -174,6 +194,17 @@ pub fn namespace_prefix(namespace: &str) -> String {
 /// `{identity}` closed, then `:{scope}` when there is one.
 #[inline]
 fn push_tail(out: &mut String, identity: KeyIdentity<'_>, scope: Option<&str>) {
+    push_identity(out, identity);
+    out.push('}');
+    if let Some(scope) = scope.filter(|s| !s.is_empty()) {
+        out.push(':');
+        push_component(out, scope);
+    }
+}
+
+/// The identity, escaped.
+#[inline]
+fn push_identity(out: &mut String, identity: KeyIdentity<'_>) {
     match identity {
         KeyIdentity::Text(text) => push_component(out, text),
         // Digits and dots all pass through unescaped.
@@ -182,11 +213,26 @@ fn push_tail(out: &mut String, identity: KeyIdentity<'_>, scope: Option<&str>) {
             push_component(out, crate::identity::AddressText::of(ip).as_str());
         }
     }
-    out.push('}');
+}
+
+/// The part of a storage key after `{namespace}:{uid}:{` and before `:{strategy}`, as the
+/// in-memory backend's typed tables key their entries: the escaped identity alone, or followed
+/// by `}:{scope}` when there is a scope (an escaped identity holds no `}`, so the forms cannot
+/// meet). Written into `out` (cleared first).
+#[cfg_attr(not(feature = "memory"), allow(dead_code))]
+pub(crate) fn write_tail(out: &mut String, identity: KeyIdentity<'_>, scope: Option<&str>) {
+    out.clear();
+    push_identity(out, identity);
     if let Some(scope) = scope.filter(|s| !s.is_empty()) {
-        out.push(':');
+        out.push_str("}:");
         push_component(out, scope);
     }
+}
+
+/// Whether `text` goes into a key as it is (nothing to escape, not too long to keep).
+#[inline]
+pub(crate) fn is_unescaped(text: &str) -> bool {
+    text.len() <= MAX_ESCAPED_LEN && text.bytes().all(passes)
 }
 
 /// Dotted decimal, without the formatting machinery.
@@ -217,7 +263,7 @@ fn push_escaped(out: &mut String, byte: u8) {
 fn push_component(out: &mut String, text: &str) {
     let start = out.len();
     let bytes = text.as_bytes();
-    if bytes.len() <= MAX_ESCAPED_LEN && bytes.iter().all(|&byte| passes(byte)) {
+    if is_unescaped(text) {
         out.push_str(text);
         return;
     }

@@ -40,6 +40,15 @@ impl<'a, T> MaybeReady<'a, T> {
         MaybeReady(Inner::Boxed(Box::pin(future)))
     }
 
+    /// The value, by reference, if it is already resolved (without polling or moving it).
+    #[inline]
+    pub fn as_ready(&self) -> Option<&T> {
+        match &self.0 {
+            Inner::Ready(value) => value.as_ref(),
+            Inner::Boxed(_) => None,
+        }
+    }
+
     /// The value, if it is already resolved (without polling).
     pub fn into_ready(self) -> Result<T, Self> {
         match self.0 {

@@ -17,6 +17,7 @@ mod builder;
 mod config;
 mod failure;
 mod future;
+mod lane_path;
 mod options;
 mod refund;
 mod resolve;

@@ -3,10 +3,15 @@
 
 mod builder;
 mod key_value;
+mod lane;
 mod lock;
 mod metrics;
+mod stamp;
 mod store;
 mod sweeper;
+mod table;
+mod tables;
+mod tail;
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,11 +21,12 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 pub use self::builder::MemoryBackendBuilder;
+pub(crate) use self::lane::MemoryLane;
 use self::lock::Locks;
 use self::store::{Store, closed};
 use super::{
-    Backend, BackendError, BackendFuture, BackendSettings, KeyValueStore, KeyedHit, LockOptions,
-    Mode, StoreId,
+    Backend, BackendError, BackendFuture, BackendSettings, KeyValueStore, KeyedHit, Lane,
+    LockOptions, Mode, StoreId,
 };
 use crate::strategy::{DynStrategy, Hit, Refund};
 use crate::{Clock, ConfigError, Decision, MaybeReady, Millis, StrategyStat};
@@ -71,7 +77,6 @@ struct Shared {
     store: Arc<Store>,
     locks: Arc<Locks>,
     clock: Arc<dyn Clock>,
-    closed: AtomicBool,
     shutdown: Arc<Notify>,
     sweeper_alive: Arc<AtomicBool>,
     max_keys: usize,
@@ -156,7 +161,7 @@ impl MemoryBackend {
     }
 
     fn is_closed(&self) -> bool {
-        self.shared.closed.load(Ordering::Acquire)
+        self.shared.store.is_closed()
     }
 
     fn now(&self) -> Millis {
@@ -263,12 +268,12 @@ impl Backend for MemoryBackend {
     fn reset(&self) -> BackendFuture<'_, ()> {
         let prefix = crate::key::namespace_prefix(self.settings.namespace());
         MaybeReady::ready(self.check_open().map(|()| {
-            self.shared.store.retain(|key, _| !key.starts_with(&prefix));
+            self.shared.store.clear_prefix(&prefix);
         }))
     }
 
     fn close(&self) -> BackendFuture<'_, ()> {
-        if !self.shared.closed.swap(true, Ordering::AcqRel) {
+        if self.shared.store.close() {
             self.shared.shutdown.notify_one();
             self.shared.store.clear();
         }
@@ -277,6 +282,14 @@ impl Backend for MemoryBackend {
 
     fn key_value(&self) -> Option<&dyn KeyValueStore> {
         Some(self)
+    }
+
+    fn lane(&self, prefix: &str, strategy: &dyn DynStrategy) -> Option<Lane> {
+        let table = self.shared.store.table(prefix, strategy)?;
+        Some(Lane::memory(MemoryLane::new(
+            Arc::clone(&self.shared.store),
+            table,
+        )))
     }
 }
 

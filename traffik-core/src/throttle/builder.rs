@@ -249,6 +249,7 @@ impl<C: ?Sized + Send + Sync + 'static, P: FromThrottle<C>> ThrottleBuilder<C, P
             min_wait: self.min_wait,
             on_error: self.on_error,
             key_template: None,
+            lane: None,
         };
         let registry = self
             .registry

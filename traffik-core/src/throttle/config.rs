@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::source::{CostSource, Identifier, RateSource};
-use crate::backend::{Backend, KeyValueStrategy};
+use crate::backend::{Backend, KeyValueStrategy, Lane};
 use crate::key::KeyTemplate;
 use crate::strategy::DynStrategy;
 use crate::{ConfigError, Context, OnError};
@@ -21,6 +21,9 @@ pub(crate) struct Config<C: ?Sized> {
     pub(crate) on_error: Option<OnError>,
     /// The fixed parts of the keys on `backend`, when the throttle has its own.
     pub(crate) key_template: Option<KeyTemplate>,
+    /// The throttle's way into its own backend's entries, when that backend keeps them in
+    /// process ([`Backend::lane`]).
+    pub(crate) lane: Option<Lane>,
 }
 
 /// The strategy of a throttle: a pure transition, or a key-value strategy.
@@ -68,6 +71,12 @@ impl<C: ?Sized> Config<C> {
             .backend
             .as_ref()
             .map(|backend| KeyTemplate::new(backend.namespace(), uid, self.strategy.name()));
+        self.lane = match (&self.backend, &self.key_template, &self.strategy) {
+            (Some(backend), Some(template), StrategyRef::Pure(strategy)) => {
+                backend.lane(template.prefix(), strategy.as_ref())
+            }
+            _ => None,
+        };
         Ok(())
     }
 
@@ -124,6 +133,7 @@ impl<C: ?Sized> Clone for Config<C> {
             min_wait: self.min_wait,
             on_error: self.on_error.clone(),
             key_template: self.key_template.clone(),
+            lane: self.lane.clone(),
         }
     }
 }

@@ -1,12 +1,11 @@
 //! Which backend decides a hit, and the client's key in it: the resolution order written once
 //! for every path.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 
 use super::{Config, HitOptions, Throttle};
 use crate::ThrottleError;
-use crate::backend::{Backend, KeyValueStore};
+use crate::backend::{Backend, KeyValueStore, Lane};
 use crate::key::{KeyIdentity, KeyTemplate, write_key};
 use crate::registry::BackendSlot;
 
@@ -27,18 +26,21 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             return Some(Selected {
                 backend,
                 template: config.key_template.as_ref(),
+                lane: config.lane.as_ref(),
             });
         }
         if let Some(backend) = options.backend {
             return Some(Selected {
                 backend,
                 template: None,
+                lane: None,
             });
         }
         let slot = default.insert(self.inner.registry.default_backend());
         slot.as_ref().map(|slot| Selected {
             backend: &slot.0,
             template: None,
+            lane: None,
         })
     }
 
@@ -89,6 +91,9 @@ pub(super) type DefaultBackend = arc_swap::Guard<Option<Arc<BackendSlot>>>;
 pub(super) struct Selected<'b> {
     pub(super) backend: &'b Arc<dyn Backend>,
     template: Option<&'b KeyTemplate>,
+    /// The way into the backend's entries without a key, when it is the throttle's own
+    /// in-memory backend.
+    pub(super) lane: Option<&'b Lane>,
 }
 
 impl Selected<'_> {
@@ -114,17 +119,4 @@ impl Selected<'_> {
             ),
         }
     }
-}
-
-thread_local! {
-    static KEY_BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
-}
-
-/// Runs `f` with a reusable per-thread key buffer (a fresh one if the buffer is in use).
-#[inline]
-pub(super) fn with_key_buffer<R>(f: impl FnOnce(&mut String) -> R) -> R {
-    KEY_BUFFER.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buffer) => f(&mut buffer),
-        Err(_) => f(&mut String::new()),
-    })
 }

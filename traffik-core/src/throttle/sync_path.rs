@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use super::all::Prepared;
 use super::config::StrategyRef;
-use super::select::with_key_buffer;
 use super::verdict::{Refusal, Report};
 use super::{HitOptions, Throttle};
 use crate::backend::Mode;
+use crate::key::with_key_buffer;
 use crate::strategy::Hit;
 use crate::telemetry::DecisionSpan;
 use crate::{Decision, ThrottleError};
@@ -27,7 +27,9 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
     ) -> Option<Result<R, ThrottleError>> {
         let result = match self.skip_early(options) {
             Some(skip) => Some(Ok(R::unrefused(Decision::skipped(skip)))),
-            None => self.run_now(connection, options, mode, span),
+            None => self
+                .decide_lane(connection, options, mode, span)
+                .or_else(|| self.run_now(connection, options, mode, span)),
         };
         if let Some(result) = &result {
             if let Ok(report) = result {
@@ -74,12 +76,30 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
                     return Some(Err(self.no_backend()));
                 };
                 span.hit(resolved.cost, &**selected.backend);
-                let decision = with_key_buffer(|key| {
-                    selected.write_key(key, self, &config, resolved.client.key(), options.scope);
-                    selected
-                        .backend
-                        .decide_now(key, strategy.as_ref(), hit, mode)
-                })?
+                let decision = match selected.lane {
+                    Some(lane) => lane
+                        .decide(
+                            resolved.client.key(),
+                            options.scope,
+                            strategy.as_ref(),
+                            &hit,
+                            mode,
+                        )
+                        .ok_or(()),
+                    None => with_key_buffer(|key| {
+                        selected.write_key(
+                            key,
+                            self,
+                            &config,
+                            resolved.client.key(),
+                            options.scope,
+                        );
+                        selected
+                            .backend
+                            .decide_now(key, strategy.as_ref(), hit, mode)
+                    })?
+                    .map_err(drop),
+                }
                 .ok()?;
                 Some(Ok(R::decided(
                     self.settle(decision, config.min_wait),

@@ -109,7 +109,6 @@ impl MemoryBackendBuilder {
                 store,
                 locks: Arc::new(Locks::default()),
                 clock,
-                closed: AtomicBool::new(false),
                 shutdown,
                 sweeper_alive,
                 max_keys: self.max_keys,

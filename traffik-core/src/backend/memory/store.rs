@@ -5,9 +5,15 @@
 //! a `DashMap`, because a decision over several limits must hold several keys at once: here the
 //! shards a batch touches are locked in ascending order (no deadlock, and two keys in one shard
 //! share its lock), which `DashMap`'s safe API cannot do (docs/decisions/0005).
+//!
+//! The keys of a built-in strategy (`{namespace}:{uid}:{{identity}}[:{scope}]:{strategy}`) live
+//! in typed tables instead ([`table`](super::table)), one per throttle prefix and strategy: a
+//! string key is split into its prefix and tail and routed there, and a throttle holding its
+//! table ([`Lane`](super::lane::Lane)) reaches it without building the key. This map keeps the
+//! rest: other keys (the key-value store's), and custom strategies' states.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry as TableEntry;
@@ -17,6 +23,9 @@ use crate::strategy::{DynStrategy, ErasedState, Hit, Refund};
 use crate::{Decision, Millis, StrategyStat};
 
 use super::metrics::StoreMetrics;
+use super::table::{AnyTable, LockedShard};
+use super::tables::Tables;
+use super::tail::{TailRef, split_key};
 
 /// How many entries eviction looks at to pick the one closest to expiry.
 const EVICTION_SAMPLE: usize = 16;
@@ -24,7 +33,7 @@ const EVICTION_SAMPLE: usize = 16;
 const FULL_SWEEP_SPACING_MS: Millis = 100;
 /// Shards of the map (a power of two): each decision locks one, so more shards mean fewer
 /// collisions between threads deciding for different keys.
-const SHARDS: usize = 64;
+pub(super) const SHARDS: usize = 64;
 /// An expiry that never comes.
 pub(super) const NEVER: Millis = Millis::MAX;
 
@@ -37,12 +46,18 @@ pub(super) struct Store {
     shards: Box<[Shard]>,
     hasher: Hasher,
     len: AtomicUsize,
+    /// The keys in the general map (the rest of `len` are in typed tables).
+    general: AtomicUsize,
     max_keys: usize,
     last_full_sweep: AtomicU64,
     warned_full: AtomicBool,
     /// Where the next eviction sample starts, so samples visit every shard in turn.
     next_sample: AtomicUsize,
     pub(super) metrics: StoreMetrics,
+    /// The typed tables, by prefix and strategy type.
+    tables: Tables,
+    /// Set by `close`: every decision then fails.
+    closed: AtomicBool,
 }
 
 /// One shard, on its own cache lines.
@@ -111,6 +126,13 @@ impl Entry {
 /// A shard's table, locked.
 type Table<'a> = MutexGuard<'a, HashTable<Slot>>;
 
+/// The shard of a hash: bits 51 to 56, clear of the top 7 bits the table itself uses to tell
+/// entries apart within a shard.
+#[inline]
+pub(super) fn shard_of(hash: u64) -> usize {
+    ((hash << 7) >> (64 - SHARDS.trailing_zeros())) as usize
+}
+
 impl Store {
     pub(super) fn new(max_keys: usize, namespace: &str) -> Self {
         Store {
@@ -119,16 +141,41 @@ impl Store {
                 .collect(),
             hasher: Hasher::default(),
             len: AtomicUsize::new(0),
+            general: AtomicUsize::new(0),
             max_keys,
             last_full_sweep: AtomicU64::new(0),
             warned_full: AtomicBool::new(false),
             next_sample: AtomicUsize::new(0),
             metrics: StoreMetrics::new(namespace),
+            tables: Tables::new(),
+            closed: AtomicBool::new(false),
         }
     }
 
     pub(super) fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
+    }
+
+    /// Counts `count` keys added by a table.
+    #[inline]
+    pub(super) fn added(&self, count: usize) {
+        self.len.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Counts `count` keys removed by a table.
+    #[inline]
+    pub(super) fn removed(&self, count: usize) {
+        self.len.fetch_sub(count, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Marks the store closed; returns whether it was open.
+    pub(super) fn close(&self) -> bool {
+        !self.closed.swap(true, Ordering::AcqRel)
     }
 
     #[inline]
@@ -137,11 +184,28 @@ impl Store {
         self.hasher.hash_one(key)
     }
 
-    /// The shard of a hash: bits 51 to 56, clear of the top 7 bits the table itself uses to
-    /// tell entries apart within a shard.
+    /// The typed table of the keys under `prefix` (`{namespace}:{uid}:{`) for `strategy`,
+    /// made on first use; `None` when the strategy has none (a custom strategy) or the store
+    /// holds [`MAX_TABLES`](super::tables::MAX_TABLES) already.
+    pub(super) fn table(
+        &self,
+        prefix: &str,
+        strategy: &dyn DynStrategy,
+    ) -> Option<Arc<dyn AnyTable>> {
+        self.tables.get_or_add(prefix, strategy).cloned()
+    }
+
+    /// Runs `f` on the typed table and tail of `key` under `strategy`, if the key has one.
     #[inline]
-    fn shard_of(hash: u64) -> usize {
-        ((hash << 7) >> (64 - SHARDS.trailing_zeros())) as usize
+    fn with_table<T>(
+        &self,
+        key: &str,
+        strategy: &dyn DynStrategy,
+        f: impl FnOnce(&dyn AnyTable, TailRef<'_>) -> T,
+    ) -> Option<T> {
+        let (prefix, tail) = split_key(key, strategy.name())?;
+        let table = self.tables.get_or_add(prefix, strategy)?;
+        Some(f(&**table, TailRef::new(tail)))
     }
 
     #[inline]
@@ -174,6 +238,7 @@ impl Store {
             TableEntry::Occupied(occupied) => &mut occupied.into_mut().entry,
             TableEntry::Vacant(vacant) => {
                 self.len.fetch_add(1, Ordering::Relaxed);
+                self.general.fetch_add(1, Ordering::Relaxed);
                 let slot = Slot {
                     hash,
                     key: Box::from(key),
@@ -192,8 +257,13 @@ impl Store {
         hit: &Hit<'_>,
         mode: Mode,
     ) -> Decision {
+        if let Some(decision) = self.with_table(key, strategy, |table, tail| {
+            table.decide(self, &tail, strategy, hit, mode)
+        }) {
+            return decision;
+        }
         let hash = self.hash(key);
-        let shard = Self::shard_of(hash);
+        let shard = shard_of(hash);
         {
             let mut table = self.lock(shard);
             if let Some(entry) = Self::find(&mut table, hash, key) {
@@ -211,17 +281,38 @@ impl Store {
 
     /// Decides `hits` (distinct keys) as one while holding every shard they live in: either
     /// every hit is admitted and stored, or none is stored (with `Mode::Peek` nothing ever is).
-    /// The shards are locked in ascending order, so concurrent batches cannot deadlock.
+    /// The shards are locked in one global order (the general map's in ascending order, then
+    /// the typed tables' by table and shard), so concurrent batches cannot deadlock; a single
+    /// decision holds one shard at a time.
     pub(super) fn decide_all(&self, hits: &[KeyedHit<'_>], mode: Mode) -> Vec<Decision> {
-        let hashes: Vec<u64> = hits.iter().map(|hit| self.hash(hit.key)).collect();
-        match self.decide_all_locked(hits, &hashes, mode, false) {
+        // Tables the batch's keys need are made before any shard is locked.
+        let places: Vec<Place<'_>> = hits
+            .iter()
+            .map(|hit| match split_key(hit.key, hit.strategy.name()) {
+                Some((prefix, tail)) => match self.table(prefix, hit.strategy) {
+                    Some(table) => {
+                        let tail = TailRef::new(tail);
+                        let (hash, shard) = table.locate(&tail);
+                        Place::Table {
+                            table,
+                            tail,
+                            hash,
+                            shard,
+                        }
+                    }
+                    None => Place::General(self.hash(hit.key)),
+                },
+                None => Place::General(self.hash(hit.key)),
+            })
+            .collect();
+        match self.decide_all_locked(hits, &places, mode, false) {
             Ok(decisions) => decisions,
             // New keys to store and no room: make it with no shard held, then decide again
             // (anything may have changed meanwhile).
             Err(missing) => {
                 let keys: Vec<&str> = hits.iter().map(|hit| hit.key).collect();
                 self.make_room_for(missing, hits.first().map_or(0, |hit| hit.hit.now), &keys);
-                match self.decide_all_locked(hits, &hashes, mode, true) {
+                match self.decide_all_locked(hits, &places, mode, true) {
                     Ok(decisions) => decisions,
                     Err(_) => unreachable!("an overfilling batch always stores"),
                 }
@@ -235,38 +326,77 @@ impl Store {
     fn decide_all_locked(
         &self,
         hits: &[KeyedHit<'_>],
-        hashes: &[u64],
+        places: &[Place<'_>],
         mode: Mode,
         overfill: bool,
     ) -> Result<Vec<Decision>, usize> {
-        let mut shards: Vec<usize> = hashes.iter().map(|&hash| Self::shard_of(hash)).collect();
+        let mut shards: Vec<usize> = places
+            .iter()
+            .filter_map(|place| match place {
+                Place::General(hash) => Some(shard_of(*hash)),
+                Place::Table { .. } => None,
+            })
+            .collect();
         shards.sort_unstable();
         shards.dedup();
-        let mut tables: Vec<(usize, Table<'_>)> = shards
+        let mut general: Vec<(usize, Table<'_>)> = shards
             .into_iter()
             .map(|shard| (shard, self.lock(shard)))
             .collect();
-        let position = |tables: &[(usize, Table<'_>)], hash: u64| {
-            let shard = Self::shard_of(hash);
-            match tables.binary_search_by_key(&shard, |(index, _)| *index) {
+        let mut order: Vec<(usize, usize)> = places.iter().filter_map(Place::table_shard).collect();
+        order.sort_unstable();
+        order.dedup();
+        let mut typed: Vec<TypedShard<'_>> = order
+            .into_iter()
+            .map(|at| {
+                let table = places
+                    .iter()
+                    .find_map(|place| match place {
+                        Place::Table { table, shard, .. }
+                            if (table_address(table), *shard) == at =>
+                        {
+                            Some(table)
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| unreachable!("the shard came from a place"));
+                (at, table.lock(at.1))
+            })
+            .collect();
+        let general_at = |general: &[(usize, Table<'_>)], hash: u64| match general
+            .binary_search_by_key(&shard_of(hash), |(index, _)| *index)
+        {
+            Ok(at) => at,
+            Err(_) => unreachable!("every shard of the batch is locked"),
+        };
+        let typed_at =
+            |typed: &[TypedShard<'_>], at| match typed.binary_search_by_key(&at, |(key, _)| *key) {
                 Ok(at) => at,
                 Err(_) => unreachable!("every shard of the batch is locked"),
-            }
-        };
+            };
         // First every hit on the state as it is, storing nothing.
         let mut decisions = Vec::with_capacity(hits.len());
         let mut missing = 0;
-        for (hit, &hash) in hits.iter().zip(hashes) {
-            let at = position(&tables, hash);
-            let decision = match Self::find(&mut tables[at].1, hash, hit.key) {
-                Some(entry) => entry.apply(hit.strategy, &hit.hit, Mode::Peek),
-                None => {
-                    missing += 1;
-                    hit.strategy
-                        .apply_erased(&mut ErasedState::new(), &hit.hit, true)
-                        .0
+        for (hit, place) in hits.iter().zip(places) {
+            let (decision, found) = match place {
+                Place::General(hash) => {
+                    let at = general_at(&general, *hash);
+                    match Self::find(&mut general[at].1, *hash, hit.key) {
+                        Some(entry) => (entry.apply(hit.strategy, &hit.hit, Mode::Peek), true),
+                        None => (
+                            hit.strategy
+                                .apply_erased(&mut ErasedState::new(), &hit.hit, true)
+                                .0,
+                            false,
+                        ),
+                    }
+                }
+                Place::Table { tail, hash, .. } => {
+                    let at = typed_at(&typed, place.table_shard().unwrap_or_default());
+                    typed[at].1.peek(*hash, tail, hit.strategy, &hit.hit)
                 }
             };
+            missing += usize::from(!found);
             decisions.push(decision);
         }
         if mode == Mode::Peek || decisions.iter().any(Decision::is_throttled) {
@@ -278,10 +408,24 @@ impl Store {
         // Every hit is admitted: apply them for real, under the same locks (so with the same
         // decisions).
         decisions.clear();
-        for (hit, &hash) in hits.iter().zip(hashes) {
-            let at = position(&tables, hash);
-            let entry = self.find_or_insert(&mut tables[at].1, hash, hit.key);
-            decisions.push(entry.apply(hit.strategy, &hit.hit, Mode::Consume));
+        for (hit, place) in hits.iter().zip(places) {
+            let decision = match place {
+                Place::General(hash) => {
+                    let at = general_at(&general, *hash);
+                    let entry = self.find_or_insert(&mut general[at].1, *hash, hit.key);
+                    entry.apply(hit.strategy, &hit.hit, Mode::Consume)
+                }
+                Place::Table { tail, hash, .. } => {
+                    let at = typed_at(&typed, place.table_shard().unwrap_or_default());
+                    let (decision, created) =
+                        typed[at].1.consume(*hash, tail, hit.strategy, &hit.hit);
+                    if created {
+                        self.added(1);
+                    }
+                    decision
+                }
+            };
+            decisions.push(decision);
         }
         Ok(decisions)
     }
@@ -289,8 +433,13 @@ impl Store {
     /// Returns a charge on `key` under its shard's lock (the state itself tells whether the
     /// charge still counts, as in `decide`); a key that is gone (swept, evicted) holds none.
     pub(super) fn refund(&self, key: &str, strategy: &dyn DynStrategy, hit: &Hit<'_>) -> Refund {
+        if let Some(refund) = self.with_table(key, strategy, |table, tail| {
+            table.refund(&tail, strategy, hit)
+        }) {
+            return refund;
+        }
         let hash = self.hash(key);
-        let mut table = self.lock(Self::shard_of(hash));
+        let mut table = self.lock(shard_of(hash));
         match Self::find(&mut table, hash, key) {
             Some(entry) => match &mut entry.value {
                 Value::State(state) => {
@@ -310,8 +459,13 @@ impl Store {
         strategy: &dyn DynStrategy,
         hit: &Hit<'_>,
     ) -> StrategyStat {
+        if let Some(stat) = self.with_table(key, strategy, |table, tail| {
+            table.stat(&tail, strategy, hit)
+        }) {
+            return stat;
+        }
         let hash = self.hash(key);
-        let mut table = self.lock(Self::shard_of(hash));
+        let mut table = self.lock(shard_of(hash));
         match Self::find(&mut table, hash, key).map(|entry| &entry.value) {
             Some(Value::State(state)) => strategy.stat_erased(state, hit),
             _ => strategy.stat_erased(&ErasedState::new(), hit),
@@ -326,7 +480,7 @@ impl Store {
         f: impl FnOnce(&mut Entry, bool) -> T,
     ) -> T {
         let hash = self.hash(key);
-        let shard = Self::shard_of(hash);
+        let shard = shard_of(hash);
         {
             let mut table = self.lock(shard);
             if let Some(entry) = Self::find(&mut table, hash, key) {
@@ -349,7 +503,7 @@ impl Store {
         f: impl FnOnce(&mut Entry) -> T,
     ) -> Option<T> {
         let hash = self.hash(key);
-        let mut table = self.lock(Self::shard_of(hash));
+        let mut table = self.lock(shard_of(hash));
         Self::find(&mut table, hash, key)
             .filter(|entry| entry.is_live(now))
             .map(f)
@@ -362,7 +516,7 @@ impl Store {
         f: impl FnOnce(&Entry) -> T,
     ) -> Option<T> {
         let hash = self.hash(key);
-        let mut table = self.lock(Self::shard_of(hash));
+        let mut table = self.lock(shard_of(hash));
         Self::find(&mut table, hash, key)
             .filter(|entry| entry.is_live(now))
             .map(|entry| f(entry))
@@ -370,24 +524,28 @@ impl Store {
 
     pub(super) fn remove(&self, key: &str, now: Millis) -> bool {
         let hash = self.hash(key);
-        let mut table = self.lock(Self::shard_of(hash));
+        let mut table = self.lock(shard_of(hash));
         match table.find_entry(hash, |slot| &*slot.key == key) {
             Ok(occupied) => {
                 let (slot, _) = occupied.remove();
                 self.len.fetch_sub(1, Ordering::Relaxed);
+                self.general.fetch_sub(1, Ordering::Relaxed);
                 slot.entry.is_live(now)
             }
             Err(_) => false,
         }
     }
 
-    /// Drops every expired entry; returns how many.
+    /// Drops every expired entry, in the general map and every typed table; returns how many.
     pub(super) fn sweep(&self, now: Millis) -> usize {
-        self.retain(|_, entry| entry.is_live(now))
+        let general = self.retain(|_, entry| entry.is_live(now));
+        let typed: usize = self.tables.iter().map(|table| table.sweep(now)).sum();
+        self.removed(typed);
+        general + typed
     }
 
-    /// Keeps only the entries `keep` accepts; returns how many were dropped.
-    pub(super) fn retain(&self, mut keep: impl FnMut(&str, &Entry) -> bool) -> usize {
+    /// Keeps only the general map's entries `keep` accepts; returns how many were dropped.
+    fn retain(&self, mut keep: impl FnMut(&str, &Entry) -> bool) -> usize {
         let mut removed = 0;
         for shard in 0..SHARDS {
             self.lock(shard).retain(|slot| {
@@ -396,21 +554,40 @@ impl Store {
                 kept
             });
         }
-        self.len.fetch_sub(removed, Ordering::Relaxed);
+        self.removed(removed);
+        self.general.fetch_sub(removed, Ordering::Relaxed);
         removed
     }
 
+    /// Drops every key.
     pub(super) fn clear(&self) {
         self.retain(|_, _| false);
+        let typed: usize = self.tables.iter().map(|table| table.clear()).sum();
+        self.removed(typed);
+    }
+
+    /// Drops every key that starts with `prefix` (a namespace's).
+    pub(super) fn clear_prefix(&self, prefix: &str) {
+        self.retain(|key, _| !key.starts_with(prefix));
+        let typed: usize = self
+            .tables
+            .iter()
+            .filter(|table| table.prefix().starts_with(prefix))
+            .map(|table| table.clear())
+            .sum();
+        self.removed(typed);
     }
 
     /// Keeps the map under `max_keys` before a new key goes in.
-    fn make_room(&self, now: Millis) {
+    pub(super) fn make_room(&self, now: Millis) {
+        if self.len() < self.max_keys {
+            return;
+        }
         self.make_room_for(1, now, &[]);
     }
 
-    /// Keeps the map within `max_keys` before `count` new keys go in: expired entries go
-    /// first (a full sweep, at most every 100 ms); if the map is still too full, entries
+    /// Keeps the store within `max_keys` before `count` new keys go in: expired entries go
+    /// first (a full sweep, at most every 100 ms); if the store is still too full, entries
     /// closest to expiry among a sample go, one for each new key (and for any overshoot that
     /// concurrent inserts left), never more, and never one of `keep` (the keys of the batch
     /// the room is for). Called with no shard locked.
@@ -443,10 +620,49 @@ impl Store {
         }
     }
 
-    /// Evicts the entry closest to expiry among a sample of [`EVICTION_SAMPLE`], taken from the
-    /// shards in turn, passing over the keys in `keep`. Returns whether one was evicted.
+    /// Evicts one entry: the one closest to expiry among a sample of [`EVICTION_SAMPLE`]
+    /// entries of one part of the store (the general map or a typed table, in turn), taken
+    /// from its shards in turn, passing over the keys in `keep`. A part with nothing to evict
+    /// hands over to the next. Returns whether one was evicted.
     fn evict_one(&self, keep: &[&str]) -> bool {
-        let start = self.next_sample.fetch_add(1, Ordering::Relaxed);
+        let turn = self.next_sample.fetch_add(1, Ordering::Relaxed);
+        let parts = self.tables.len() + 1;
+        let start = turn / parts;
+        for step in 0..parts {
+            let part = (turn + step) % parts;
+            let evicted = match part.checked_sub(1) {
+                None => self.evict_general(start, keep),
+                Some(index) => {
+                    let Some(table) = self.tables.nth(index) else {
+                        continue;
+                    };
+                    let name = table.strategy_name();
+                    let kept = |tail: &[u8]| {
+                        keep.iter().any(|key| {
+                            split_key(key, name).is_some_and(|(prefix, kept)| {
+                                prefix == table.prefix() && kept == tail
+                            })
+                        })
+                    };
+                    table.evict_one(start, EVICTION_SAMPLE, &kept)
+                }
+            };
+            if evicted {
+                if part > 0 {
+                    self.removed(1);
+                }
+                self.metrics.evicted(self.len());
+                return true;
+            }
+        }
+        false
+    }
+
+    /// [`evict_one`](Self::evict_one) in the general map.
+    fn evict_general(&self, start: usize, keep: &[&str]) -> bool {
+        if self.general.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
         let mut victim: Option<(Millis, usize, u64, Box<str>)> = None;
         let mut seen = 0;
         for step in 0..SHARDS {
@@ -474,11 +690,42 @@ impl Store {
         };
         if let Ok(occupied) = self.lock(shard).find_entry(hash, |slot| slot.key == key) {
             occupied.remove();
-            self.len.fetch_sub(1, Ordering::Relaxed);
-            self.metrics.evicted(self.len());
+            self.removed(1);
+            self.general.fetch_sub(1, Ordering::Relaxed);
         }
         true
     }
+}
+
+/// A typed table's shard locked by a batch, with its place in the lock order.
+type TypedShard<'a> = ((usize, usize), Box<dyn LockedShard + 'a>);
+
+/// Where a batch's hit is decided.
+enum Place<'k> {
+    /// The general map, with the key's hash.
+    General(u64),
+    /// A typed table.
+    Table {
+        table: Arc<dyn AnyTable>,
+        tail: TailRef<'k>,
+        hash: u64,
+        shard: usize,
+    },
+}
+
+impl Place<'_> {
+    /// The global lock order of a typed table's shard: the table's address, then the shard.
+    fn table_shard(&self) -> Option<(usize, usize)> {
+        match self {
+            Place::General(_) => None,
+            Place::Table { table, shard, .. } => Some((table_address(table), *shard)),
+        }
+    }
+}
+
+/// A table's address, which orders the locks of a batch.
+fn table_address(table: &Arc<dyn AnyTable>) -> usize {
+    Arc::as_ptr(table).cast::<()>() as usize
 }
 
 /// The error for an operation on a closed backend.

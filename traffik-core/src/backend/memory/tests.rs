@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::strategy::{FixedWindow, TokenBucket};
-use crate::{Context, ManualClock, Rate};
+use crate::throttle::HitOptions;
+use crate::{Context, ManualClock, Rate, Throttle};
 
 fn backend(clock: &ManualClock, max_keys: usize) -> MemoryBackend {
     MemoryBackend::builder()
@@ -274,4 +275,229 @@ fn builds_without_a_runtime_and_validates_settings() {
             .is_err()
     );
     assert!(backend.with_namespace("a{b").is_err());
+}
+
+// The typed tables: storage keys (`{namespace}:{uid}:{{identity}}:{strategy}`) of built-in
+// strategies, reached by string and by a throttle's lane.
+
+fn throttle_on(backend: &MemoryBackend, clock: &ManualClock, uid: &str, rate: &str) -> Throttle {
+    Throttle::builder(uid, rate)
+        .strategy(FixedWindow::new())
+        .backend(backend.clone())
+        .clock(clock.clone())
+        .registry(&crate::ThrottleRegistry::new())
+        .build()
+        .unwrap()
+}
+
+fn storage_hit(backend: &MemoryBackend, identity: &str, now: Millis) -> Decision {
+    let key = crate::key::storage_key("traffik", "t", identity, None, "fixed-window");
+    hit(backend, &key, now)
+}
+
+#[tokio::test]
+async fn a_throttle_and_string_keyed_calls_share_one_state() {
+    let clock = ManualClock::new(0);
+    let backend = backend(&clock, 100);
+    let throttle = throttle_on(&backend, &clock, "t", "2/s");
+    assert!(throttle.hit("10.0.0.1").await.unwrap().is_allowed());
+    // The string-keyed call reaches the entry the throttle's lane wrote, and back.
+    assert!(storage_hit(&backend, "10.0.0.1", 0).is_allowed());
+    assert!(throttle.hit("10.0.0.1").await.unwrap().is_throttled());
+    assert!(storage_hit(&backend, "10.0.0.1", 0).is_throttled());
+    assert_eq!(
+        throttle
+            .stat("10.0.0.1")
+            .await
+            .unwrap()
+            .unwrap()
+            .hits_remaining,
+        0
+    );
+    // A long identity (stored out of line), an escaped one, a scoped hit.
+    for identity in [
+        "2001:db8::1",
+        "a client with spaces and é",
+        &"x".repeat(300),
+    ] {
+        assert!(throttle.hit(identity).await.unwrap().is_allowed());
+        assert!(storage_hit(&backend, identity, 0).is_allowed());
+        assert!(throttle.hit(identity).await.unwrap().is_throttled());
+    }
+    let scoped = HitOptions::new().scope("GET /items");
+    assert!(
+        throttle
+            .hit_with("10.0.0.1", scoped)
+            .await
+            .unwrap()
+            .is_allowed()
+    );
+    let key = crate::key::storage_key(
+        "traffik",
+        "t",
+        "10.0.0.1",
+        Some("GET /items"),
+        "fixed-window",
+    );
+    assert!(hit(&backend, &key, 0).is_allowed());
+    assert!(
+        throttle
+            .hit_with("10.0.0.1", scoped)
+            .await
+            .unwrap()
+            .is_throttled()
+    );
+    assert_eq!(backend.len(), 5);
+}
+
+#[tokio::test]
+async fn a_flood_through_a_throttle_stays_under_the_cap() {
+    let clock = ManualClock::new(0);
+    let backend = backend(&clock, 1_000);
+    let throttle = throttle_on(&backend, &clock, "flood", "2/s");
+    for i in 0..20_000_u32 {
+        let [a, b, c, d] = i.to_be_bytes();
+        let identity = format!("{a}.{b}.{c}.{d}");
+        assert!(throttle.hit(&identity).await.unwrap().is_allowed());
+    }
+    assert!(backend.len() <= 1_000, "{} keys", backend.len());
+    assert!(throttle.hit("new").await.unwrap().is_allowed());
+    assert!(throttle.hit("new").await.unwrap().is_allowed());
+    assert!(throttle.hit("new").await.unwrap().is_throttled());
+}
+
+#[tokio::test]
+async fn typed_tables_evict_expired_keys_before_live_ones() {
+    let clock = ManualClock::new(0);
+    let backend = backend(&clock, 10);
+    let context = Context::new();
+    let key = crate::key::storage_key("traffik", "t", "keep", None, "token-bucket");
+    let long = Hit::new(0, Rate::per_hour(2), 2, &context);
+    backend
+        .decide_now(&key, &TokenBucket::new(), long, Mode::Consume)
+        .unwrap()
+        .unwrap();
+    for i in 0..9 {
+        storage_hit(&backend, &format!("short{i}"), 0);
+    }
+    clock.set(5_000);
+    for i in 0..9 {
+        storage_hit(&backend, &format!("later{i}"), 5_000);
+    }
+    let again = Hit::new(5_000, Rate::per_hour(2), 1, &context);
+    let decision = backend
+        .decide_now(&key, &TokenBucket::new(), again, Mode::Consume)
+        .unwrap()
+        .unwrap();
+    assert!(decision.is_throttled(), "the live bucket was not evicted");
+    assert!(backend.len() <= 10);
+}
+
+#[tokio::test]
+async fn a_full_store_makes_room_for_a_batch_of_typed_keys() {
+    let clock = ManualClock::new(0);
+    let backend = backend(&clock, 3);
+    let context = Context::new();
+    let hit = Hit::new(0, Rate::per_second(2), 1, &context);
+    let strategy = FixedWindow::new();
+    let keys: Vec<String> = ["a", "b", "c", "d"]
+        .into_iter()
+        .map(|identity| crate::key::storage_key("traffik", "t", identity, None, "fixed-window"))
+        .collect();
+    let batch = |keys: &[&String]| -> Vec<Decision> {
+        let hits: Vec<KeyedHit<'_>> = keys
+            .iter()
+            .map(|key| KeyedHit {
+                key,
+                strategy: &strategy,
+                hit,
+            })
+            .collect();
+        backend
+            .decide_all_now(&hits, Mode::Consume)
+            .unwrap()
+            .unwrap()
+    };
+    for identity in ["a", "b", "c"] {
+        storage_hit(&backend, identity, 0);
+    }
+    assert!(
+        batch(&[&keys[0], &keys[1]])
+            .iter()
+            .all(Decision::is_allowed)
+    );
+    assert!(
+        batch(&[&keys[0], &keys[1]])
+            .iter()
+            .all(Decision::is_throttled)
+    );
+    assert_eq!(backend.len(), 3);
+    assert!(
+        batch(&[&keys[2], &keys[3]])
+            .iter()
+            .all(Decision::is_allowed)
+    );
+    assert_eq!(backend.len(), 3);
+    // The batch's own keys were kept: `c` is at its limit, `d` has one hit left.
+    assert!(batch(&[&keys[2], &keys[3]])[0].is_throttled());
+    assert!(storage_hit(&backend, "d", 0).is_allowed());
+    assert!(storage_hit(&backend, "d", 0).is_throttled());
+}
+
+#[test]
+fn a_typed_entry_raises_an_older_time_to_the_latest_it_has_seen() {
+    let clock = ManualClock::new(0);
+    let backend = backend(&clock, 100);
+    let context = Context::new();
+    let rate = Rate::per_second(1_000_000);
+    let key = crate::key::storage_key("traffik", "t", "k", None, "gcra");
+    let decide = |now| {
+        backend
+            .decide_now(
+                &key,
+                &crate::strategy::Gcra::new(),
+                Hit::new(now, rate, 1, &context),
+                Mode::Consume,
+            )
+            .unwrap()
+            .unwrap()
+    };
+    assert!(decide(1_700_000_000_001).is_allowed());
+    assert!(
+        decide(1_700_000_000_000).is_allowed(),
+        "the stale reading is raised to the newer millisecond"
+    );
+}
+
+#[tokio::test]
+async fn reset_and_close_reach_the_typed_tables() {
+    let clock = ManualClock::new(0);
+    let a = backend(&clock, 100);
+    let b = a.with_namespace("other").unwrap();
+    let on_a = throttle_on(&a, &clock, "t", "1/s");
+    let on_b = throttle_on(&b, &clock, "t", "1/s");
+    assert!(on_a.hit("x").await.unwrap().is_allowed());
+    assert!(on_b.hit("x").await.unwrap().is_allowed());
+    Backend::reset(&a).await.unwrap();
+    assert!(
+        on_a.hit("x").await.unwrap().is_allowed(),
+        "reset cleared it"
+    );
+    assert!(
+        on_b.hit("x").await.unwrap().is_throttled(),
+        "the other namespace kept it"
+    );
+    a.sweep();
+    assert_eq!(a.len(), 2);
+    clock.set(10_000);
+    assert_eq!(a.sweep(), 2, "the sweep reaches typed tables");
+    Backend::close(&a).await.unwrap();
+    on_a.update_on_error(Some(crate::OnError::Raise)).unwrap();
+    assert!(
+        matches!(
+            on_a.hit("x").await,
+            Err(crate::ThrottleError::Backend { .. })
+        ),
+        "a closed backend is an error through the lane too"
+    );
 }
