@@ -41,6 +41,7 @@ impl<'a, T> MaybeReady<'a, T> {
     }
 
     /// The value, by reference, if it is already resolved (without polling or moving it).
+    #[must_use]
     #[inline]
     pub fn as_ready(&self) -> Option<&T> {
         match &self.0 {

@@ -13,6 +13,7 @@ use crate::strategy::{DynStrategy, Hit};
 /// from the client's identity to its entry with no storage key written. Only the in-memory
 /// backend makes them (for its built-in strategies); the entries are the ones its string-keyed
 /// calls reach, so every path sees one state. Opaque: nothing outside traffik-core can use one.
+#[doc(hidden)]
 #[derive(Clone)]
 pub struct Lane {
     #[cfg(feature = "memory")]
@@ -25,6 +26,15 @@ impl Lane {
     #[cfg(feature = "memory")]
     pub(crate) fn memory(inner: super::memory::MemoryLane) -> Self {
         Lane { inner }
+    }
+
+    /// Whether the backend still takes decisions (not closed).
+    #[inline]
+    pub(crate) fn is_open(&self) -> bool {
+        #[cfg(feature = "memory")]
+        return self.inner.is_open();
+        #[cfg(not(feature = "memory"))]
+        match self.never {}
     }
 
     /// Decides `hit` for `identity` (and `scope`) under `strategy`, the strategy the lane was

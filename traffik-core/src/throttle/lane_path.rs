@@ -41,7 +41,8 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         ) else {
             return None;
         };
-        if !config.identifier.is_synchronous() {
+        // A closed backend is answered (and counted) once, by the general path.
+        if !config.identifier.is_synchronous() || !lane.is_open() {
             return None;
         }
         let cost = match (options.cost, &config.cost) {

@@ -29,6 +29,12 @@ impl MemoryLane {
         MemoryLane { store, table }
     }
 
+    /// Whether the backend is not closed.
+    #[inline]
+    pub(crate) fn is_open(&self) -> bool {
+        !self.store.is_closed()
+    }
+
     /// Decides `hit` for `identity` (and `scope`) under `strategy`, the strategy the table was
     /// made for; `None` when the backend is closed.
     #[inline]

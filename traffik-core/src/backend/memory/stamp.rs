@@ -42,9 +42,11 @@ impl Stamp {
         self.expires_at().saturating_sub(u64::from(self.back_ms))
     }
 
+    /// Whether the entry still matters at `now`. An expiry past 2³² s (the year 2106, or a
+    /// window that never ends) is kept as "never".
     #[inline]
     pub(super) fn is_live(self, now: Millis) -> bool {
-        self.expires_at() > now
+        self.expires_s == u32::MAX || self.expires_at() > now
     }
 }
 

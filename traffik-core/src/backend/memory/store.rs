@@ -25,10 +25,13 @@ use crate::{Decision, Millis, StrategyStat};
 use super::metrics::StoreMetrics;
 use super::table::{AnyTable, LockedShard};
 use super::tables::Tables;
-use super::tail::{TailRef, split_key};
+use super::tail::{Tail, TailRef, split_key};
 
-/// How many entries eviction looks at to pick the one closest to expiry.
+/// How many entries of one part of the store eviction looks at to pick its candidate.
 const EVICTION_SAMPLE: usize = 16;
+/// How many parts of the store (drawn in proportion to their keys) give a candidate to each
+/// eviction.
+const EVICTION_DRAWS: usize = 4;
 /// The least time between two full sweeps triggered by a full map.
 const FULL_SWEEP_SPACING_MS: Millis = 100;
 /// Shards of the map (a power of two): each decision locks one, so more shards mean fewer
@@ -123,8 +126,8 @@ impl Entry {
     }
 }
 
-/// A shard's table, locked.
-type Table<'a> = MutexGuard<'a, HashTable<Slot>>;
+/// A shard of the general map, locked.
+type GeneralShard<'a> = MutexGuard<'a, HashTable<Slot>>;
 
 /// The shard of a hash: bits 51 to 56, clear of the top 7 bits the table itself uses to tell
 /// entries apart within a shard.
@@ -195,21 +198,33 @@ impl Store {
         self.tables.get_or_add(prefix, strategy).cloned()
     }
 
+    /// How many typed tables the store has made.
+    #[cfg(test)]
+    pub(super) fn tables_made(&self) -> usize {
+        self.tables.len()
+    }
+
     /// Runs `f` on the typed table and tail of `key` under `strategy`, if the key has one.
+    /// With `Use::Read`, a table is never made: a prefix with none yet has no entry in any
+    /// table (reads and peeks then answer from the general map, which stores nothing for them).
     #[inline]
     fn with_table<T>(
         &self,
         key: &str,
         strategy: &dyn DynStrategy,
+        using: Use,
         f: impl FnOnce(&dyn AnyTable, TailRef<'_>) -> T,
     ) -> Option<T> {
         let (prefix, tail) = split_key(key, strategy.name())?;
-        let table = self.tables.get_or_add(prefix, strategy)?;
+        let table = match using {
+            Use::Write => self.tables.get_or_add(prefix, strategy)?,
+            Use::Read => self.tables.get_existing(prefix, strategy)?,
+        };
         Some(f(&**table, TailRef::new(tail)))
     }
 
     #[inline]
-    fn lock(&self, shard: usize) -> Table<'_> {
+    fn lock(&self, shard: usize) -> GeneralShard<'_> {
         // A panic while holding a shard (never expected: strategies do not panic) leaves each
         // entry whole, so the shard stays usable.
         self.shards[shard]
@@ -257,7 +272,12 @@ impl Store {
         hit: &Hit<'_>,
         mode: Mode,
     ) -> Decision {
-        if let Some(decision) = self.with_table(key, strategy, |table, tail| {
+        let using = if mode == Mode::Peek {
+            Use::Read
+        } else {
+            Use::Write
+        };
+        if let Some(decision) = self.with_table(key, strategy, using, |table, tail| {
             table.decide(self, &tail, strategy, hit, mode)
         }) {
             return decision;
@@ -285,11 +305,15 @@ impl Store {
     /// the typed tables' by table and shard), so concurrent batches cannot deadlock; a single
     /// decision holds one shard at a time.
     pub(super) fn decide_all(&self, hits: &[KeyedHit<'_>], mode: Mode) -> Vec<Decision> {
-        // Tables the batch's keys need are made before any shard is locked.
+        // Tables the batch's keys need are made before any shard is locked (not for a peek,
+        // which stores nothing).
         let places: Vec<Place<'_>> = hits
             .iter()
             .map(|hit| match split_key(hit.key, hit.strategy.name()) {
-                Some((prefix, tail)) => match self.table(prefix, hit.strategy) {
+                Some((prefix, tail)) => match match mode {
+                    Mode::Peek => self.tables.get_existing(prefix, hit.strategy).cloned(),
+                    Mode::Consume => self.table(prefix, hit.strategy),
+                } {
                     Some(table) => {
                         let tail = TailRef::new(tail);
                         let (hash, shard) = table.locate(&tail);
@@ -339,7 +363,7 @@ impl Store {
             .collect();
         shards.sort_unstable();
         shards.dedup();
-        let mut general: Vec<(usize, Table<'_>)> = shards
+        let mut general: Vec<(usize, GeneralShard<'_>)> = shards
             .into_iter()
             .map(|shard| (shard, self.lock(shard)))
             .collect();
@@ -363,7 +387,7 @@ impl Store {
                 (at, table.lock(at.1))
             })
             .collect();
-        let general_at = |general: &[(usize, Table<'_>)], hash: u64| match general
+        let general_at = |general: &[(usize, GeneralShard<'_>)], hash: u64| match general
             .binary_search_by_key(&shard_of(hash), |(index, _)| *index)
         {
             Ok(at) => at,
@@ -417,10 +441,12 @@ impl Store {
                 }
                 Place::Table { tail, hash, .. } => {
                     let at = typed_at(&typed, place.table_shard().unwrap_or_default());
-                    let (decision, created) =
+                    let (decision, change) =
                         typed[at].1.consume(*hash, tail, hit.strategy, &hit.hit);
-                    if created {
-                        self.added(1);
+                    match change {
+                        1 => self.added(1),
+                        -1 => self.removed(1),
+                        _ => {}
                     }
                     decision
                 }
@@ -433,8 +459,8 @@ impl Store {
     /// Returns a charge on `key` under its shard's lock (the state itself tells whether the
     /// charge still counts, as in `decide`); a key that is gone (swept, evicted) holds none.
     pub(super) fn refund(&self, key: &str, strategy: &dyn DynStrategy, hit: &Hit<'_>) -> Refund {
-        if let Some(refund) = self.with_table(key, strategy, |table, tail| {
-            table.refund(&tail, strategy, hit)
+        if let Some(refund) = self.with_table(key, strategy, Use::Read, |table, tail| {
+            table.refund(self, &tail, strategy, hit)
         }) {
             return refund;
         }
@@ -459,7 +485,7 @@ impl Store {
         strategy: &dyn DynStrategy,
         hit: &Hit<'_>,
     ) -> StrategyStat {
-        if let Some(stat) = self.with_table(key, strategy, |table, tail| {
+        if let Some(stat) = self.with_table(key, strategy, Use::Read, |table, tail| {
             table.stat(&tail, strategy, hit)
         }) {
             return stat;
@@ -522,7 +548,20 @@ impl Store {
             .map(|entry| f(entry))
     }
 
+    /// Drops `key` (a strategy's state in a typed table too); returns whether it was live.
     pub(super) fn remove(&self, key: &str, now: Millis) -> bool {
+        let mut live = false;
+        for table in self.tables.iter() {
+            if let Some((prefix, tail)) = split_key(key, table.strategy_name())
+                && prefix == table.prefix()
+            {
+                live |= table.remove(self, &TailRef::new(tail), now);
+            }
+        }
+        live | self.remove_general(key, now)
+    }
+
+    fn remove_general(&self, key: &str, now: Millis) -> bool {
         let hash = self.hash(key);
         let mut table = self.lock(shard_of(hash));
         match table.find_entry(hash, |slot| &*slot.key == key) {
@@ -548,11 +587,17 @@ impl Store {
     fn retain(&self, mut keep: impl FnMut(&str, &Entry) -> bool) -> usize {
         let mut removed = 0;
         for shard in 0..SHARDS {
-            self.lock(shard).retain(|slot| {
+            let mut table = self.lock(shard);
+            table.retain(|slot| {
                 let kept = keep(&slot.key, &slot.entry);
                 removed += usize::from(!kept);
                 kept
             });
+            // Give back what a flood left (see the typed tables' sweep).
+            if table.capacity() > 4 * table.len() + 64 {
+                let len = table.len();
+                table.shrink_to(len, |slot| slot.hash);
+            }
         }
         self.removed(removed);
         self.general.fetch_sub(removed, Ordering::Relaxed);
@@ -620,50 +665,121 @@ impl Store {
         }
     }
 
-    /// Evicts one entry: the one closest to expiry among a sample of [`EVICTION_SAMPLE`]
-    /// entries of one part of the store (the general map or a typed table, in turn), taken
-    /// from its shards in turn, passing over the keys in `keep`. A part with nothing to evict
-    /// hands over to the next. Returns whether one was evicted.
+    /// Evicts one entry: the one closest to expiry among the candidates of a few parts of the
+    /// store (the general map and the typed tables), each part's candidate the entry closest to
+    /// expiry among [`EVICTION_SAMPLE`] of its entries, taken from its shards in turn and never
+    /// one of `keep`. The parts are drawn in proportion to the keys they hold
+    /// ([`EVICTION_DRAWS`] draws), so the victim is close to what a sample of the whole store
+    /// would give: a flood of short-lived keys in one throttle's table evicts those keys rather
+    /// than a small table's long-lived ones beside it. Returns whether one was evicted.
     fn evict_one(&self, keep: &[&str]) -> bool {
         let turn = self.next_sample.fetch_add(1, Ordering::Relaxed);
         let parts = self.tables.len() + 1;
-        let start = turn / parts;
-        for step in 0..parts {
-            let part = (turn + step) % parts;
-            let evicted = match part.checked_sub(1) {
-                None => self.evict_general(start, keep),
-                Some(index) => {
-                    let Some(table) = self.tables.nth(index) else {
-                        continue;
-                    };
-                    let name = table.strategy_name();
-                    let kept = |tail: &[u8]| {
-                        keep.iter().any(|key| {
-                            split_key(key, name).is_some_and(|(prefix, kept)| {
-                                prefix == table.prefix() && kept == tail
-                            })
-                        })
-                    };
-                    table.evict_one(start, EVICTION_SAMPLE, &kept)
+        let size = |part: usize| match part.checked_sub(1) {
+            None => self.general.load(Ordering::Relaxed),
+            Some(index) => self.tables.nth(index).map_or(0, |table| table.len()),
+        };
+        let total: usize = (0..parts).map(size).sum();
+        let start = turn % SHARDS;
+        let mut drawn: Vec<usize> = (0..EVICTION_DRAWS)
+            .filter_map(|draw| {
+                // A spread draw (Fibonacci hashing) of one key among `total`, then its part.
+                let mut key =
+                    spread(turn.wrapping_mul(EVICTION_DRAWS).wrapping_add(draw)) % total.max(1);
+                (0..parts).find(|&part| {
+                    let held = size(part);
+                    if key < held {
+                        return true;
+                    }
+                    key -= held;
+                    false
+                })
+            })
+            .collect();
+        drawn.sort_unstable();
+        drawn.dedup();
+        // The drawn parts first; if none has a candidate (all kept, or emptied meanwhile), every
+        // other part in turn.
+        let others = (0..parts)
+            .filter(|part| !drawn.contains(part))
+            .collect::<Vec<_>>();
+        for group in [drawn, others] {
+            let best = group
+                .into_iter()
+                .filter_map(|part| self.candidate(part, start, keep))
+                .min_by_key(|victim| victim.expires_at());
+            if let Some(victim) = best {
+                if self.evict(&victim) {
+                    self.metrics.evicted(self.len());
                 }
-            };
-            if evicted {
-                if part > 0 {
-                    self.removed(1);
-                }
-                self.metrics.evicted(self.len());
                 return true;
             }
         }
         false
     }
 
-    /// [`evict_one`](Self::evict_one) in the general map.
-    fn evict_general(&self, start: usize, keep: &[&str]) -> bool {
-        if self.general.load(Ordering::Relaxed) == 0 {
-            return false;
+    /// The eviction candidate of one part: 0 is the general map, `n` the `n`th typed table.
+    fn candidate(&self, part: usize, start: usize, keep: &[&str]) -> Option<Victim> {
+        let Some(index) = part.checked_sub(1) else {
+            return self.general_candidate(start, keep);
+        };
+        let table = self.tables.nth(index)?;
+        let name = table.strategy_name();
+        let kept = |tail: &[u8]| {
+            keep.iter().any(|key| {
+                split_key(key, name)
+                    .is_some_and(|(prefix, kept)| prefix == table.prefix() && kept == tail)
+            })
+        };
+        let (expires, shard, hash, tail) = table.candidate(start, EVICTION_SAMPLE, &kept)?;
+        Some(Victim::Table {
+            index,
+            expires,
+            shard,
+            hash,
+            tail,
+        })
+    }
+
+    /// Evicts `victim` if it is still there (a decision may have removed it meanwhile).
+    fn evict(&self, victim: &Victim) -> bool {
+        match victim {
+            Victim::General {
+                shard, hash, key, ..
+            } => match self.lock(*shard).find_entry(*hash, |slot| slot.key == *key) {
+                Ok(occupied) => {
+                    occupied.remove();
+                    self.removed(1);
+                    self.general.fetch_sub(1, Ordering::Relaxed);
+                    true
+                }
+                Err(_) => false,
+            },
+            Victim::Table {
+                index,
+                shard,
+                hash,
+                tail,
+                ..
+            } => {
+                let evicted = self
+                    .tables
+                    .nth(*index)
+                    .is_some_and(|table| table.evict(*shard, *hash, tail));
+                if evicted {
+                    self.removed(1);
+                }
+                evicted
+            }
         }
-        let mut victim: Option<(Millis, usize, u64, Box<str>)> = None;
+    }
+
+    /// The general map's eviction candidate.
+    fn general_candidate(&self, start: usize, keep: &[&str]) -> Option<Victim> {
+        if self.general.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let mut victim: Option<Victim> = None;
         let mut seen = 0;
         for step in 0..SHARDS {
             let shard = (start + step) % SHARDS;
@@ -676,29 +792,68 @@ impl Store {
                 seen += 1;
                 if victim
                     .as_ref()
-                    .is_none_or(|(expires, ..)| slot.entry.expires_at < *expires)
+                    .is_none_or(|best| slot.entry.expires_at < best.expires_at())
                 {
-                    victim = Some((slot.entry.expires_at, shard, slot.hash, slot.key.clone()));
+                    victim = Some(Victim::General {
+                        expires: slot.entry.expires_at,
+                        shard,
+                        hash: slot.hash,
+                        key: slot.key.clone(),
+                    });
                 }
             }
             if seen >= EVICTION_SAMPLE {
                 break;
             }
         }
-        let Some((_, shard, hash, key)) = victim else {
-            return false;
-        };
-        if let Ok(occupied) = self.lock(shard).find_entry(hash, |slot| slot.key == key) {
-            occupied.remove();
-            self.removed(1);
-            self.general.fetch_sub(1, Ordering::Relaxed);
-        }
-        true
+        victim
     }
 }
 
 /// A typed table's shard locked by a batch, with its place in the lock order.
 type TypedShard<'a> = ((usize, usize), Box<dyn LockedShard + 'a>);
+
+/// Whether a string-keyed call may make a typed table.
+#[derive(Clone, Copy)]
+enum Use {
+    /// A decision that stores: the table is made if missing.
+    Write,
+    /// A read, a peek or a refund: a missing table means no entry.
+    Read,
+}
+
+/// An entry chosen for eviction.
+enum Victim {
+    General {
+        expires: Millis,
+        shard: usize,
+        hash: u64,
+        key: Box<str>,
+    },
+    Table {
+        index: usize,
+        expires: Millis,
+        shard: usize,
+        hash: u64,
+        tail: Tail,
+    },
+}
+
+impl Victim {
+    fn expires_at(&self) -> Millis {
+        match self {
+            Victim::General { expires, .. } | Victim::Table { expires, .. } => *expires,
+        }
+    }
+}
+
+/// Fibonacci hashing: spreads consecutive numbers over the whole range.
+fn spread(n: usize) -> usize {
+    const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+    #[allow(clippy::cast_possible_truncation)] // the low bits are as spread as the high ones
+    let spread = (n as u64).wrapping_mul(GOLDEN) as usize;
+    spread
+}
 
 /// Where a batch's hit is decided.
 enum Place<'k> {

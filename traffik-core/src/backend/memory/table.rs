@@ -51,16 +51,33 @@ pub(super) trait AnyTable: Send + Sync + 'static {
         mode: Mode,
     ) -> Decision;
     /// Returns a charge on `tail`; a missing entry holds none.
-    fn refund(&self, tail: &TailRef<'_>, strategy: &dyn DynStrategy, hit: &Hit<'_>) -> Refund;
+    fn refund(
+        &self,
+        store: &Store,
+        tail: &TailRef<'_>,
+        strategy: &dyn DynStrategy,
+        hit: &Hit<'_>,
+    ) -> Refund;
+    /// Drops the entry of `tail`; returns whether it was live at `now`.
+    fn remove(&self, store: &Store, tail: &TailRef<'_>, now: Millis) -> bool;
+    /// How many entries the table holds.
+    fn len(&self) -> usize;
     /// The entry's stat (a fresh state's when missing).
     fn stat(&self, tail: &TailRef<'_>, strategy: &dyn DynStrategy, hit: &Hit<'_>) -> StrategyStat;
     /// Drops the entries that are no longer live at `now`; returns how many.
     fn sweep(&self, now: Millis) -> usize;
     /// Drops every entry; returns how many.
     fn clear(&self) -> usize;
-    /// Evicts the entry closest to expiry among up to `sample` entries, taken from the shards
-    /// in turn from `start`, never one whose tail `keep` accepts. Returns whether one went.
-    fn evict_one(&self, start: usize, sample: usize, keep: &dyn Fn(&[u8]) -> bool) -> bool;
+    /// The entry closest to expiry among up to `sample` entries, taken from the shards in turn
+    /// from `start`, never one whose tail `keep` accepts: its expiry (ms), shard, hash and tail.
+    fn candidate(
+        &self,
+        start: usize,
+        sample: usize,
+        keep: &dyn Fn(&[u8]) -> bool,
+    ) -> Option<(Millis, usize, u64, Tail)>;
+    /// Evicts the entry a [`candidate`](Self::candidate) named, if it is still there.
+    fn evict(&self, shard: usize, hash: u64, tail: &Tail) -> bool;
     /// Locks one shard, for a batch.
     fn lock(&self, shard: usize) -> Box<dyn LockedShard + '_>;
 }
@@ -76,15 +93,16 @@ pub(super) trait LockedShard {
         strategy: &dyn DynStrategy,
         hit: &Hit<'_>,
     ) -> (Decision, bool);
-    /// Applies the hit, creating the entry if missing (the caller made room and counts it).
-    /// Returns the decision and whether an entry was created.
+    /// Applies the hit, creating the entry if missing (the caller made room), dropping it if
+    /// the strategy leaves no state. Returns the decision and the change in the table's entries
+    /// (+1, 0 or −1), which the caller counts in the store.
     fn consume(
         &mut self,
         hash: u64,
         tail: &TailRef<'_>,
         strategy: &dyn DynStrategy,
         hit: &Hit<'_>,
-    ) -> (Decision, bool);
+    ) -> (Decision, isize);
 }
 
 /// How a strategy's state leaves its entry for the strategy's `apply` and comes back: copied
@@ -330,13 +348,20 @@ where
         }
     }
 
-    fn refund(&self, tail: &TailRef<'_>, strategy: &dyn DynStrategy, hit: &Hit<'_>) -> Refund {
+    fn refund(
+        &self,
+        store: &Store,
+        tail: &TailRef<'_>,
+        strategy: &dyn DynStrategy,
+        hit: &Hit<'_>,
+    ) -> Refund {
         let strategy = Self::strategy(strategy);
         let (hash, shard) = self.locate(tail);
         let mut table = self.lock_shard(shard);
-        let Some(slot) = table.find_mut(hash, |slot| tail.matches(&slot.tail)) else {
+        let Ok(mut occupied) = table.find_entry(hash, |slot| tail.matches(&slot.tail)) else {
             return Refund::Lapsed;
         };
+        let slot = occupied.get_mut();
         let mut state = Some(slot.state.take());
         let refund = strategy.refund(&mut state, hit);
         match state {
@@ -345,10 +370,32 @@ where
                 slot.stamp = Stamp::new(strategy.expires_at(&state, &hit.rate), seen);
                 slot.state = state;
             }
-            // The strategy dropped the state: the entry lapses at the next sweep.
-            None => slot.stamp = Stamp::new(0, 0),
+            // The strategy dropped the state: so does the table.
+            None => {
+                occupied.remove();
+                self.len.fetch_sub(1, Ordering::Relaxed);
+                store.removed(1);
+            }
         }
         refund
+    }
+
+    fn remove(&self, store: &Store, tail: &TailRef<'_>, now: Millis) -> bool {
+        let (hash, shard) = self.locate(tail);
+        let mut table = self.lock_shard(shard);
+        match table.find_entry(hash, |slot| tail.matches(&slot.tail)) {
+            Ok(occupied) => {
+                let (slot, _) = occupied.remove();
+                self.len.fetch_sub(1, Ordering::Relaxed);
+                store.removed(1);
+                slot.stamp.is_live(now)
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
     }
 
     fn stat(&self, tail: &TailRef<'_>, strategy: &dyn DynStrategy, hit: &Hit<'_>) -> StrategyStat {
@@ -364,11 +411,19 @@ where
     fn sweep(&self, now: Millis) -> usize {
         let mut removed = 0;
         for shard in 0..SHARDS {
-            self.lock_shard(shard).retain(|slot| {
+            let mut table = self.lock_shard(shard);
+            table.retain(|slot| {
                 let live = slot.stamp.is_live(now);
                 removed += usize::from(!live);
                 live
             });
+            // Give back what a flood left: a table keeps its peak size otherwise, and the
+            // store's bound is `max_keys` entries in all, not `max_keys` per table.
+            if table.capacity() > 4 * table.len() + 64 {
+                let hasher = &self.hasher;
+                let len = table.len();
+                table.shrink_to(len, |slot| slot.tail.as_ref().hash(hasher));
+            }
         }
         self.len.fetch_sub(removed, Ordering::Relaxed);
         removed
@@ -379,15 +434,20 @@ where
         for shard in 0..SHARDS {
             let mut table = self.lock_shard(shard);
             removed += table.len();
-            table.clear();
+            *table = HashTable::new();
         }
         self.len.fetch_sub(removed, Ordering::Relaxed);
         removed
     }
 
-    fn evict_one(&self, start: usize, sample: usize, keep: &dyn Fn(&[u8]) -> bool) -> bool {
+    fn candidate(
+        &self,
+        start: usize,
+        sample: usize,
+        keep: &dyn Fn(&[u8]) -> bool,
+    ) -> Option<(Millis, usize, u64, Tail)> {
         if self.len.load(Ordering::Relaxed) == 0 {
-            return false;
+            return None;
         }
         let mut victim: Option<(Millis, usize, u64, Tail)> = None;
         let mut seen = 0;
@@ -410,9 +470,10 @@ where
                 break;
             }
         }
-        let Some((_, shard, hash, tail)) = victim else {
-            return false;
-        };
+        victim
+    }
+
+    fn evict(&self, shard: usize, hash: u64, tail: &Tail) -> bool {
         let tail = tail.as_ref();
         let evicted = self
             .lock_shard(shard)
@@ -464,7 +525,7 @@ where
         tail: &TailRef<'_>,
         strategy: &dyn DynStrategy,
         hit: &Hit<'_>,
-    ) -> (Decision, bool) {
+    ) -> (Decision, isize) {
         let strategy = Table::<S>::strategy(strategy);
         let hasher = self.hasher;
         match self.table.entry(
@@ -473,22 +534,22 @@ where
             |slot| slot.tail.as_ref().hash(hasher),
         ) {
             TableEntry::Occupied(mut occupied) => {
-                // An entry the strategy empties stays until the sweep (a batch counts keys
-                // only as it adds them).
                 let (decision, kept) = apply(strategy, occupied.get_mut(), hit, Mode::Consume);
-                if !kept {
-                    occupied.get_mut().stamp = Stamp::new(0, 0);
+                if kept {
+                    return (decision, 0);
                 }
-                (decision, false)
+                occupied.remove();
+                self.len.fetch_sub(1, Ordering::Relaxed);
+                (decision, -1)
             }
             TableEntry::Vacant(vacant) => {
                 let (decision, slot) = apply_new(strategy, tail, hit);
-                let created = slot.is_some();
-                if let Some(slot) = slot {
-                    vacant.insert(slot);
-                    self.len.fetch_add(1, Ordering::Relaxed);
-                }
-                (decision, created)
+                let Some(slot) = slot else {
+                    return (decision, 0);
+                };
+                vacant.insert(slot);
+                self.len.fetch_add(1, Ordering::Relaxed);
+                (decision, 1)
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use std::any::TypeId;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::table::{AnyTable, new_table};
@@ -24,6 +24,9 @@ pub(super) struct Tables {
     /// eviction go through without visiting every slot.
     made: Box<[OnceLock<Arc<dyn AnyTable>>]>,
     count: AtomicUsize,
+    /// Set once [`MAX_TABLES`] are registered: later prefixes go to the general map without
+    /// taking `adding`.
+    full: AtomicBool,
     hasher: foldhash::fast::RandomState,
     adding: Mutex<usize>,
 }
@@ -41,6 +44,7 @@ impl Tables {
             slots: (0..SLOTS).map(|_| OnceLock::new()).collect(),
             made: (0..MAX_TABLES).map(|_| OnceLock::new()).collect(),
             count: AtomicUsize::new(0),
+            full: AtomicBool::new(false),
             hasher: foldhash::fast::RandomState::default(),
             adding: Mutex::new(0),
         }
@@ -66,6 +70,18 @@ impl Tables {
         None
     }
 
+    /// The table of `prefix` under `strategy` if one was made; never makes one.
+    #[inline]
+    pub(super) fn get_existing(
+        &self,
+        prefix: &str,
+        strategy: &dyn DynStrategy,
+    ) -> Option<&Arc<dyn AnyTable>> {
+        self.get(prefix, strategy.as_any().type_id())?
+            .table
+            .as_ref()
+    }
+
     /// The table of `prefix` under `strategy`, made and registered on first use; `None` when
     /// the strategy has none or the registry is full.
     pub(super) fn get_or_add(
@@ -77,11 +93,15 @@ impl Tables {
         if let Some(found) = self.get(prefix, type_id) {
             return found.table.as_ref();
         }
+        if self.full.load(Ordering::Relaxed) {
+            return None;
+        }
         let mut added = self.adding.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(found) = self.get(prefix, type_id) {
             return found.table.as_ref();
         }
         if *added >= MAX_TABLES {
+            self.full.store(true, Ordering::Relaxed);
             return None;
         }
         let start = self.start(prefix);

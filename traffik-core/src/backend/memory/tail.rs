@@ -9,8 +9,8 @@
 
 use std::hash::BuildHasher;
 
-/// Tails up to this many bytes are stored inline (every IPv4 address but the longest:
-/// `10.255.255.255` is 14).
+/// Tails up to this many bytes are stored inline: an IPv4 address of up to 14 characters
+/// (`10.255.255.255`; `255.255.255.255` is 15 and goes out of line), a short user id or key.
 const INLINE: usize = 14;
 
 /// A tail as an entry stores it: 16 bytes, inline up to [`INLINE`] bytes.
@@ -169,6 +169,11 @@ pub(super) fn split_key<'k>(key: &'k str, strategy: &str) -> Option<(&'k str, &'
     let body = key.strip_suffix(strategy)?.strip_suffix(':')?.as_bytes();
     let close = body.iter().rposition(|&byte| byte == b'}')?;
     let open = body[..close].iter().rposition(|&byte| byte == b'{')?;
+    // A `}` inside the braces would let two keys split alike (`a}:s` is also identity `a` with
+    // scope `s`): such a key is not one a throttle writes, and stays in the general map.
+    if body[open + 1..close].contains(&b'}') {
+        return None;
+    }
     let tail = match &body[close + 1..] {
         [] => &body[open + 1..close],
         [b':', ..] => &body[open + 1..],
@@ -198,6 +203,11 @@ mod tests {
         assert_eq!(split_key("plain-key", "gcra"), None);
         assert_eq!(split_key("a:{b}x:gcra", "gcra"), None);
         assert_eq!(split_key("a:b}:gcra", "gcra"), None);
+        // Two strings never share a split: this one is not identity `a` with scope `s`.
+        assert_eq!(
+            split_key("ns:api:{a}:s}:fixed-window", "fixed-window"),
+            None
+        );
         // Whatever the form, a key splits one way only.
         assert_eq!(
             split_key("a:{b}:{c}:gcra", "gcra"),

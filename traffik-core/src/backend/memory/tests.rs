@@ -1,5 +1,8 @@
 //! Behaviour of the in-memory backend (the contract suite in `tests/` covers the rest).
 
+use std::sync::Arc;
+
+use super::tables;
 use super::*;
 use crate::strategy::{FixedWindow, TokenBucket};
 use crate::throttle::HitOptions;
@@ -500,4 +503,156 @@ async fn reset_and_close_reach_the_typed_tables() {
         ),
         "a closed backend is an error through the lane too"
     );
+}
+
+#[tokio::test]
+async fn a_flood_in_one_throttle_evicts_from_its_own_table() {
+    let clock = ManualClock::new(0);
+    let backend = backend(&clock, 1_000);
+    // Login counters last the hour; the spray's keys a minute.
+    let login = throttle_on(&backend, &clock, "login", "3/hour");
+    let api = throttle_on(&backend, &clock, "api", "100/min");
+    for user in 0..10 {
+        for _ in 0..3 {
+            assert!(
+                login
+                    .hit(&format!("user{user}"))
+                    .await
+                    .unwrap()
+                    .is_allowed()
+            );
+        }
+    }
+    // A spray of new identities on another throttle fills the store twenty times over.
+    for i in 0..20_000 {
+        api.hit(&format!("spray{i}")).await.unwrap();
+    }
+    assert!(backend.len() <= 1_000);
+    // Each eviction compares candidates from parts drawn in proportion to their keys: the
+    // spray's table is drawn nearly always, and its candidates expire first.
+    for user in 0..10 {
+        assert!(
+            login
+                .hit(&format!("user{user}"))
+                .await
+                .unwrap()
+                .is_throttled(),
+            "user{user}'s login counter was evicted by another throttle's spray"
+        );
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_storage_key_resets_that_client() {
+    let clock = ManualClock::new(0);
+    let backend = backend(&clock, 100);
+    let throttle = throttle_on(&backend, &clock, "t", "1/s");
+    assert!(throttle.hit("alice").await.unwrap().is_allowed());
+    assert!(throttle.hit("alice").await.unwrap().is_throttled());
+    let key = crate::key::storage_key("traffik", "t", "alice", None, "fixed-window");
+    assert!(backend.delete(&key).await.unwrap());
+    assert_eq!(backend.len(), 0);
+    assert!(throttle.hit("alice").await.unwrap().is_allowed());
+}
+
+#[tokio::test]
+async fn reads_and_peeks_make_no_table_and_store_nothing() {
+    let clock = ManualClock::new(0);
+    let backend = backend(&clock, 100);
+    let key = crate::key::storage_key("traffik", "t", "bob", None, "fixed-window");
+    let context = Context::new();
+    let hit = Hit::new(0, Rate::per_second(1), 1, &context);
+    let strategy = FixedWindow::new();
+    assert!(
+        backend
+            .decide_now(&key, &strategy, hit, Mode::Peek)
+            .unwrap()
+            .unwrap()
+            .is_allowed()
+    );
+    let stat = Backend::stat(&backend, &key, &strategy, hit).await.unwrap();
+    assert_eq!(stat.hits_remaining, 1);
+    assert_eq!(backend.shared.store.tables_made(), 0);
+    assert_eq!(backend.len(), 0);
+}
+
+#[tokio::test]
+async fn past_the_most_tables_keys_stay_exact_in_the_general_map() {
+    let clock = ManualClock::new(0);
+    let backend = backend(&clock, 10_000);
+    for uid in 0..tables::MAX_TABLES + 5 {
+        let key = crate::key::storage_key("traffik", &format!("t{uid}"), "x", None, "fixed-window");
+        assert!(hit(&backend, &key, 0).is_allowed(), "{uid}");
+        assert!(hit(&backend, &key, 0).is_allowed(), "{uid}");
+        assert!(hit(&backend, &key, 0).is_throttled(), "{uid}");
+    }
+    assert_eq!(backend.shared.store.tables_made(), tables::MAX_TABLES);
+    assert_eq!(backend.len(), tables::MAX_TABLES + 5);
+    // A throttle built now has no lane, and still decides on the same entries.
+    let throttle = throttle_on(&backend, &clock, "late", "1/s");
+    assert!(throttle.hit("y").await.unwrap().is_allowed());
+    let key = crate::key::storage_key("traffik", "late", "y", None, "fixed-window");
+    // The throttle's hit counted: at a limit of 2, one more is admitted, then none.
+    assert!(hit(&backend, &key, 0).is_allowed());
+    assert!(hit(&backend, &key, 0).is_throttled());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_hits_through_lanes_and_strings_admit_exactly_the_limit() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let backend = backend(&clock, 1_000);
+    let throttle = Arc::new(throttle_on(&backend, &clock, "ws", "100/min"));
+    for (identity, scope) in [
+        ("10.0.0.1", None),
+        ("a-client-with-a-long-id", Some("GET /ws")),
+    ] {
+        let tasks: Vec<_> = (0..8)
+            .map(|task| {
+                let throttle = Arc::clone(&throttle);
+                let backend = backend.clone();
+                tokio::spawn(async move {
+                    let mut admitted = 0;
+                    for i in 0..25 {
+                        // Even tasks (and every fifth hit of the others) go through the
+                        // throttle's lane; the rest by string key, as the asynchronous path and
+                        // batches do.
+                        let allowed = if task % 2 == 0 || i % 5 == 0 {
+                            let options = match scope {
+                                Some(scope) => HitOptions::new().scope(scope),
+                                None => HitOptions::new(),
+                            };
+                            throttle
+                                .hit_with(identity, options)
+                                .await
+                                .unwrap()
+                                .is_allowed()
+                        } else {
+                            let key = crate::key::storage_key(
+                                "traffik",
+                                "ws",
+                                identity,
+                                scope,
+                                "fixed-window",
+                            );
+                            let context = Context::new();
+                            let hit =
+                                Hit::new(1_700_000_000_000, Rate::per_minute(100), 1, &context);
+                            backend
+                                .decide_now(&key, &FixedWindow::new(), hit, Mode::Consume)
+                                .unwrap()
+                                .unwrap()
+                                .is_allowed()
+                        };
+                        admitted += usize::from(allowed);
+                    }
+                    admitted
+                })
+            })
+            .collect();
+        let mut admitted = 0;
+        for task in tasks {
+            admitted += task.await.unwrap();
+        }
+        assert_eq!(admitted, 100, "{identity} {scope:?}");
+    }
 }
