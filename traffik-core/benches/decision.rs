@@ -145,7 +145,7 @@ fn single_thread(c: &mut Criterion) {
             });
         });
     }
-    for (name, throttle) in throttles() {
+    for (name, throttle) in every_throttle() {
         group.bench_function(BenchmarkId::new("throttle", name), |b| {
             b.iter(|| {
                 black_box(
@@ -250,22 +250,55 @@ fn single_thread(c: &mut Criterion) {
     group.finish();
 }
 
+/// Fixed window and GCRA through `Throttle::hit`, each on its own in-memory backend.
 fn throttles() -> Vec<(&'static str, Throttle)> {
+    every_throttle().into_iter().take(2).collect()
+}
+
+/// Every built-in strategy through `Throttle::hit`, each on its own in-memory backend (GCRA at
+/// its common-case rate, as in the backend rows).
+fn every_throttle() -> Vec<(&'static str, Throttle)> {
     let registry = ThrottleRegistry::new();
-    [("fixed-window", true), ("gcra", false)]
-        .into_iter()
-        .map(|(name, fixed)| {
-            let builder = Throttle::builder(format!("bench-{name}"), rate())
-                .backend(backend())
-                .registry(&registry);
-            let builder = if fixed {
-                builder.strategy(FixedWindow::new())
-            } else {
-                builder.strategy(gcra())
-            };
-            (name, builder.build().unwrap())
-        })
-        .collect()
+    let builder = |name: &str, rate: Rate| {
+        Throttle::builder(format!("bench-{name}"), rate)
+            .backend(backend())
+            .registry(&registry)
+    };
+    let build = |builder: traffik_core::throttle::ThrottleBuilder<str>| builder.build().unwrap();
+    vec![
+        (
+            "fixed-window",
+            build(builder("fixed-window", rate()).strategy(FixedWindow::new())),
+        ),
+        (
+            "gcra",
+            build(builder("gcra", Rate::per_second(1_000)).strategy(gcra())),
+        ),
+        (
+            "token-bucket",
+            build(builder("token-bucket", rate()).strategy(TokenBucket::new())),
+        ),
+        (
+            "token-bucket-debt",
+            build(builder("token-bucket-debt", rate()).strategy(TokenBucketWithDebt::new(10))),
+        ),
+        (
+            "leaky-bucket",
+            build(builder("leaky-bucket", rate()).strategy(LeakyBucket::new())),
+        ),
+        (
+            "leaky-bucket-queue",
+            build(builder("leaky-bucket-queue", rate()).strategy(LeakyBucketWithQueue::new())),
+        ),
+        (
+            "sliding-window-counter",
+            build(builder("sliding-window-counter", rate()).strategy(SlidingWindowCounter::new())),
+        ),
+        (
+            "sliding-window-log",
+            build(builder("sliding-window-log", rate()).strategy(SlidingWindowLog::new())),
+        ),
+    ]
 }
 
 /// Runs `op(thread, i)` `iters` times on each of two threads; the time per decision per thread.
