@@ -15,6 +15,7 @@ mod all;
 mod async_path;
 mod builder;
 mod config;
+mod config_cell;
 mod failure;
 mod future;
 mod lane_path;
@@ -32,8 +33,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-
 use crate::backend::{Extensions, Mode};
 use crate::headers::Headers;
 use crate::registry::{Control, ThrottleRegistry};
@@ -45,6 +44,7 @@ use crate::{
 };
 use async_path::with_min_wait;
 use config::StrategyRef;
+use config_cell::ConfigCell;
 use resolve::Cost;
 
 pub use crate::on_error::{DEFAULT_ERROR_WAIT, ErrorHandler, ErrorInfo, OnError};
@@ -98,7 +98,7 @@ struct Inner<C: ?Sized + 'static> {
     uid: Box<str>,
     headers: Headers,
     extensions: Extensions,
-    config: ArcSwap<Config<C>>,
+    config: ConfigCell<C>,
     disabled: AtomicBool,
     shadow_mode: AtomicBool,
     registry: ThrottleRegistry,
@@ -144,7 +144,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             uid: uid.into_boxed_str(),
             headers,
             extensions,
-            config: ArcSwap::from_pointee(config),
+            config: ConfigCell::new(config),
             disabled: AtomicBool::new(false),
             shadow_mode: AtomicBool::new(shadow_mode),
             registry,
