@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::StatusCode;
 use traffik_axum::prelude::*;
-use traffik_axum::throttled;
+use traffik_axum::{RequestMatch, throttled};
 use traffik_core::ManualClock;
 
 mod support;
@@ -244,4 +244,44 @@ async fn the_limit_is_checked_before_the_body_is_read() {
         .await
         .unwrap();
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+static BYPASS_CLOCK: LazyLock<ManualClock> = LazyLock::new(clock);
+
+#[throttled("1/min", uid = "attr-bypass", clock = BYPASS_CLOCK, backend = MEMORY)]
+async fn bypassable() -> &'static str {
+    "ok"
+}
+
+#[tokio::test]
+async fn registry_rules_reach_throttles_declared_by_the_attribute() {
+    // A glob: the declared throttle is built when the router is.
+    ThrottleRegistry::global()
+        .add_rules(
+            "attr-bypass*",
+            [Rule::bypass_when(
+                RequestMatch::new()
+                    .predicate(|parts| parts.headers.contains_key("x-internal")),
+            )],
+        )
+        .unwrap();
+    let base = serve(Router::new().route("/", get(bypassable))).await;
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        let internal = client
+            .get(&base)
+            .header("x-internal", "1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(internal.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        client.get(&base).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        client.get(&base).send().await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
 }

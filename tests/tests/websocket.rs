@@ -384,3 +384,28 @@ async fn a_later_pass_of_another_throttle_keeps_the_refusal_and_channels_have_th
         "another channel has its own budget, and strict's pass clears its refusal"
     );
 }
+
+#[tokio::test]
+async fn message_throttles_honour_rules_on_the_upgrade_request() {
+    let clock = ManualClock::new(1_000_000);
+    let mut app = App::new("rules", "1/s", &clock);
+    app.messages = MessageThrottle::new(
+        HttpThrottle::builder("ws-rules-messages-bypassed", "1/s")
+            .backend(MemoryBackend::new())
+            .clock(clock.clone())
+            .rules([Rule::bypass_when(
+                RequestMatch::new()
+                    .predicate(|parts| parts.uri.query() == Some("internal=1")),
+            )])
+            .build()
+            .unwrap(),
+    );
+    let url = app.serve().await;
+    let mut internal = connect(&format!("{url}?internal=1")).await;
+    for n in 0..3 {
+        assert_eq!(say(&mut internal, &format!("i{n}")).await, format!("i{n}"));
+    }
+    let mut outside = connect(&url).await;
+    assert_eq!(say(&mut outside, "o0").await, "o0");
+    assert!(is_rate_limit(&say(&mut outside, "o1").await));
+}

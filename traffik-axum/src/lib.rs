@@ -78,6 +78,7 @@ mod macro_support;
 mod path_pattern;
 mod policy;
 mod rejection;
+mod request_match;
 mod rule;
 mod scope;
 mod throttle;
@@ -100,6 +101,7 @@ pub use policy::{ThrottlePolicies, ThrottlePolicy};
 pub use rejection::{
     BackendUnavailable, Misconfigured, NoBackend, ThrottleRejection, TooManyRequests,
 };
+pub use request_match::RequestMatch;
 pub use rule::ThrottleRule;
 pub use scope::{EntryPoint, Scope};
 pub use throttle::{HttpThrottle, HttpThrottleBuilder, HttpThrottleBuilderExt};
@@ -133,6 +135,7 @@ pub mod prelude {
     #[cfg(feature = "resilience")]
     pub use traffik_core::backend::{CircuitBreaker, Fallback, Retry, failover};
     pub use traffik_core::headers::{Header, Headers, When};
+    pub use traffik_core::rule::Rule;
     pub use traffik_core::strategy::{
         FixedWindow, Gcra, LeakyBucket, LeakyBucketWithQueue, SlidingWindowCounter,
         SlidingWindowLog, TokenBucket, TokenBucketWithDebt,
@@ -149,8 +152,8 @@ pub mod prelude {
 
     pub use crate::{
         ClientIp, HttpThrottle, HttpThrottleBuilderExt as _, ProxyHeader, RateLimitHeadersLayer,
-        RequestBackend, Scope, ThrottleLayer, ThrottleRejection, ThrottleRule, Throttled,
-        ThrottledAll, ThrottledHandler, TrustedProxies,
+        RequestBackend, RequestMatch, Scope, ThrottleLayer, ThrottleRejection, ThrottleRule,
+        Throttled, ThrottledAll, ThrottledHandler, TrustedProxies,
     };
 }
 

@@ -2,27 +2,26 @@
 //! predicate), for one [`ThrottleLayer`](crate::ThrottleLayer) carrying many throttles.
 
 use std::fmt;
-use std::sync::Arc;
 
 use http::Method;
 use http::request::Parts;
 use traffik_core::BoxFuture;
 
 use crate::HttpThrottle;
-use crate::canonical_path::canonical_path;
 use crate::path_pattern::PathPattern;
-use crate::scope::budget_method;
+use crate::request_match::RequestMatch;
 
-type AsyncPredicate = Arc<dyn for<'a> Fn(&'a Parts) -> BoxFuture<'a, bool> + Send + Sync>;
-type SyncPredicate = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
-
-/// A throttle applied to the requests that match every given criterion.
+/// A throttle applied to the requests that match every given criterion (a [`RequestMatch`]).
 ///
 /// Criteria are checked cheapest first: the method set (case-insensitive; `GET` covers `HEAD`,
 /// which axum answers with the `GET` handler), then the path pattern (anchored at both ends,
 /// matched against the raw path and its canonical spelling, so `/items/%31` and `/items//1`
 /// are covered by a rule on `/items/1`, and `/items/%2e%2e` still by one on `/items/*`), then
 /// the asynchronous predicate. A rule with no criteria applies to every request.
+///
+/// A layer rule picks which of the layer's throttles meet a request; the engine's
+/// [`Rule`](traffik_core::rule::Rule)s, on the throttle itself or in its registry, are checked
+/// after that, on every entry point.
 ///
 /// ```
 /// use http::Method;
@@ -40,10 +39,7 @@ type SyncPredicate = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
 #[derive(Clone)]
 pub struct ThrottleRule {
     pub(crate) throttle: HttpThrottle,
-    methods: Option<Arc<[Method]>>,
-    path: Option<PathPattern>,
-    predicate: Option<SyncPredicate>,
-    pub(crate) async_predicate: Option<AsyncPredicate>,
+    pub(crate) criteria: RequestMatch,
     pub(crate) cost: Option<u64>,
 }
 
@@ -53,10 +49,17 @@ impl ThrottleRule {
     pub fn new(throttle: HttpThrottle) -> Self {
         ThrottleRule {
             throttle,
-            methods: None,
-            path: None,
-            predicate: None,
-            async_predicate: None,
+            criteria: RequestMatch::new(),
+            cost: None,
+        }
+    }
+
+    /// `throttle` on the requests `criteria` matches.
+    #[must_use]
+    pub fn matching(throttle: HttpThrottle, criteria: RequestMatch) -> Self {
+        ThrottleRule {
+            throttle,
+            criteria,
             cost: None,
         }
     }
@@ -65,7 +68,7 @@ impl ThrottleRule {
     /// of segments), or a [`PathPattern`] (regular expressions with the `regex` feature).
     #[must_use]
     pub fn path(mut self, pattern: impl Into<PathPattern>) -> Self {
-        self.path = Some(pattern.into());
+        self.criteria = self.criteria.path(pattern);
         self
     }
 
@@ -73,14 +76,14 @@ impl ThrottleRule {
     /// `HEAD`).
     #[must_use]
     pub fn methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
-        self.methods = Some(methods.into_iter().collect());
+        self.criteria = self.criteria.methods(methods);
         self
     }
 
     /// Only requests for which `predicate` holds.
     #[must_use]
     pub fn predicate(mut self, predicate: impl Fn(&Parts) -> bool + Send + Sync + 'static) -> Self {
-        self.predicate = Some(Arc::new(predicate));
+        self.criteria = self.criteria.predicate(predicate);
         self
     }
 
@@ -90,7 +93,7 @@ impl ThrottleRule {
         mut self,
         predicate: impl for<'a> Fn(&'a Parts) -> BoxFuture<'a, bool> + Send + Sync + 'static,
     ) -> Self {
-        self.async_predicate = Some(Arc::new(predicate));
+        self.criteria = self.criteria.predicate_async(predicate);
         self
     }
 
@@ -107,27 +110,16 @@ impl ThrottleRule {
         &self.throttle
     }
 
+    /// The requests the rule covers.
+    #[must_use]
+    pub fn criteria(&self) -> &RequestMatch {
+        &self.criteria
+    }
+
     /// Whether the method, path and synchronous predicate criteria hold (an asynchronous
     /// predicate is checked after).
     pub(crate) fn matches_cheap(&self, parts: &Parts) -> bool {
-        let method = budget_method(&parts.method);
-        if let Some(methods) = &self.methods
-            && !methods.iter().any(|m| {
-                m.as_str().eq_ignore_ascii_case(method.as_str())
-                    || m.as_str().eq_ignore_ascii_case(parts.method.as_str())
-            })
-        {
-            return false;
-        }
-        // The raw path (what the router matched) or its canonical spelling: a request another
-        // spelling of a covered path is covered, and normalising never uncovers one.
-        self.path.as_ref().is_none_or(|pattern| {
-            let raw = parts.uri.path();
-            pattern.matches(raw) || pattern.matches(&canonical_path(raw))
-        }) && self
-            .predicate
-            .as_ref()
-            .is_none_or(|predicate| predicate(parts))
+        self.criteria.matches_cheap(parts)
     }
 }
 
@@ -135,10 +127,7 @@ impl fmt::Debug for ThrottleRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThrottleRule")
             .field("throttle", &self.throttle.uid())
-            .field("methods", &self.methods)
-            .field("path", &self.path)
-            .field("predicate", &self.predicate.is_some())
-            .field("async_predicate", &self.async_predicate.is_some())
+            .field("criteria", &self.criteria)
             .field("cost", &self.cost)
             .finish()
     }

@@ -66,6 +66,8 @@ pub enum SkipReason {
     Unlimited,
     /// The hit's cost was 0.
     ZeroCost,
+    /// A rule of the throttle or its registry left the hit out ([`Rule`](crate::rule::Rule)).
+    Bypassed,
     /// The backend failed and the on-error policy let the hit through (fail open).
     BackendFailure,
 }
@@ -157,6 +159,15 @@ impl Decision {
     #[must_use]
     pub const fn is_skipped(&self) -> bool {
         matches!(self.outcome, Outcome::Skipped(_))
+    }
+
+    /// Why the throttle skipped this hit, if it did.
+    #[must_use]
+    pub const fn skip_reason(&self) -> Option<SkipReason> {
+        match self.outcome {
+            Outcome::Skipped(reason) => Some(reason),
+            _ => None,
+        }
     }
 
     /// How long until this hit could succeed: zero when allowed, `None` when it never can.

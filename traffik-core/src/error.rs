@@ -25,6 +25,14 @@ pub enum ConfigError {
         /// The uid.
         uid: String,
     },
+    /// Rules were added for a uid (not a glob) that no live throttle of the registry has.
+    #[error(
+        "no throttle with uid `{uid}` in this registry (use a glob such as `{uid}*` to add rules for throttles built later)"
+    )]
+    UnknownThrottle {
+        /// The uid.
+        uid: String,
+    },
     /// The uid is not usable in a storage key.
     #[error("invalid throttle uid `{uid}`: {reason}")]
     InvalidUid {

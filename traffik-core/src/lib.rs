@@ -58,6 +58,7 @@ mod maybe_ready;
 pub mod on_error;
 mod rate;
 mod registry;
+pub mod rule;
 mod stat;
 pub mod strategy;
 pub mod telemetry;

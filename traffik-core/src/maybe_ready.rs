@@ -40,6 +40,11 @@ impl<'a, T> MaybeReady<'a, T> {
         MaybeReady(Inner::Boxed(Box::pin(future)))
     }
 
+    /// Resolves when `future`, already boxed, does (no second box).
+    pub fn from_boxed(future: BoxFuture<'a, T>) -> Self {
+        MaybeReady(Inner::Boxed(future))
+    }
+
     /// The value, by reference, if it is already resolved (without polling or moving it).
     #[must_use]
     #[inline]

@@ -22,6 +22,7 @@ mod lane_path;
 mod options;
 mod refund;
 mod resolve;
+mod rules;
 mod select;
 mod source;
 mod sync_path;
@@ -36,6 +37,7 @@ use std::time::Duration;
 use crate::backend::{Extensions, Mode};
 use crate::headers::Headers;
 use crate::registry::{Control, ThrottleRegistry};
+use crate::rule::Rule;
 use crate::strategy::Hit;
 use crate::telemetry::{DecisionMetrics, DecisionSpan, LatencyHistograms};
 use crate::{
@@ -46,6 +48,7 @@ use async_path::with_min_wait;
 use config::StrategyRef;
 use config_cell::ConfigCell;
 use resolve::Cost;
+use rules::RuleCell;
 
 pub use crate::on_error::{DEFAULT_ERROR_WAIT, ErrorHandler, ErrorInfo, OnError};
 pub use all::{Limit, hit_all, hit_all_verdicts, try_hit_all_now, try_hit_all_verdicts_now};
@@ -108,22 +111,25 @@ struct Inner<C: ?Sized + 'static> {
     metrics: DecisionMetrics,
     /// Backend latency, by backend name.
     latency: LatencyHistograms,
+    /// The throttle's rules and its registry's.
+    rules: RuleCell<C>,
 }
 
 /// What a throttle holds beside its swappable configuration.
-pub(crate) struct Extras {
+pub(crate) struct Extras<C: ?Sized + 'static> {
     pub(crate) registry: ThrottleRegistry,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) headers: Headers,
     pub(crate) extensions: Extensions,
     pub(crate) shadow_mode: bool,
+    pub(crate) rules: Vec<Rule<C>>,
 }
 
 impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
     pub(crate) fn from_config(
         uid: String,
         config: Config<C>,
-        extras: Extras,
+        extras: Extras<C>,
     ) -> Result<Self, ConfigError> {
         let Extras {
             registry,
@@ -131,6 +137,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             headers,
             extensions,
             shadow_mode,
+            rules,
         } = extras;
         let mut config = config;
         config.prepare(&uid)?;
@@ -152,12 +159,20 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             last_error_log: AtomicU64::new(0),
             metrics: DecisionMetrics::default(),
             latency: LatencyHistograms::default(),
+            rules: RuleCell::new(rules),
         });
         let control: Arc<dyn Control> = inner.clone();
         inner
             .registry
             .register(&inner.uid, Arc::downgrade(&control))?;
         Ok(Throttle { inner })
+    }
+
+    /// The throttle whose shared state `any` is, if its connection type is `C`.
+    pub(crate) fn from_any(any: Arc<dyn std::any::Any + Send + Sync>) -> Option<Self> {
+        any.downcast::<Inner<C>>()
+            .ok()
+            .map(|inner| Throttle { inner })
     }
 
     /// The time on the throttle's clock (ms since the Unix epoch): what a hit uses unless its
@@ -458,6 +473,10 @@ where
 
     fn is_shadow_mode(&self) -> bool {
         self.shadow_mode.load(Ordering::Acquire)
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
     }
 }
 

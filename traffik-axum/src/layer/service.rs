@@ -101,7 +101,7 @@ fn sync_pass(
         Applying::None => return Pass::Allowed,
         Applying::One(index) => {
             let rule = &rules[*index];
-            if rule.async_predicate.is_some() {
+            if rule.criteria.async_predicate().is_some() {
                 return Pass::Suspend;
             }
             let charge = Charge::new(&rule.throttle, EntryPoint::Layer, rule.cost);
@@ -125,7 +125,7 @@ fn sync_pass(
     };
     if several
         .iter()
-        .any(|&index| rules[index].async_predicate.is_some())
+        .any(|&index| rules[index].criteria.async_predicate().is_some())
     {
         return Pass::Suspend;
     }
@@ -216,7 +216,7 @@ where
     let mut charges: Vec<Charge> = Vec::with_capacity(candidates.len());
     for index in candidates {
         let rule = &rules[index];
-        if let Some(predicate) = &rule.async_predicate
+        if let Some(predicate) = rule.criteria.async_predicate()
             && !predicate(&parts).await
         {
             continue;

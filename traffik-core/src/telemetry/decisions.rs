@@ -22,16 +22,17 @@ struct Handles {
     exceeds_capacity: Counter,
     shadow_throttled: Counter,
     /// By [`SkipReason`], in [`skip_index`] order.
-    skipped: [Counter; 5],
+    skipped: [Counter; 6],
     near_limit: Counter,
 }
 
-const SKIP_REASONS: [&str; 5] = [
+const SKIP_REASONS: [&str; 6] = [
     "exempted",
     "disabled",
     "unlimited",
     "zero_cost",
     "backend_failure",
+    "bypassed",
 ];
 
 fn skip_index(reason: SkipReason) -> usize {
@@ -41,6 +42,7 @@ fn skip_index(reason: SkipReason) -> usize {
         SkipReason::Unlimited => 2,
         SkipReason::ZeroCost => 3,
         SkipReason::BackendFailure => 4,
+        SkipReason::Bypassed => 5,
     }
 }
 

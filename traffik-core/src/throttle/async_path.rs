@@ -146,6 +146,9 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         if let Some(skip) = self.skip_early(options) {
             return Ok(Prepared::Skipped(Decision::skipped(skip)));
         }
+        if let Some(skip) = self.bypassed(connection, options).await {
+            return Ok(Prepared::Skipped(Decision::skipped(skip)));
+        }
         let strategy = match &config.strategy {
             StrategyRef::Pure(strategy) => strategy,
             StrategyRef::KeyValue(strategy) => return Ok(Prepared::KeyValue(Arc::clone(strategy))),

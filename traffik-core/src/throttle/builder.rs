@@ -12,6 +12,7 @@ use super::{
 use crate::backend::{Backend, Extensions, KeyValueStrategy};
 use crate::headers::Headers;
 use crate::key::validate_uid;
+use crate::rule::Rule;
 use crate::strategy::{FixedWindow, Strategy};
 use crate::{Clock, ConfigError, Context, ParseRateError, SystemClock, ThrottleRegistry};
 
@@ -53,6 +54,7 @@ pub struct ThrottleBuilder<C: ?Sized + 'static, P = Throttle<C>> {
     headers: Headers,
     extensions: Extensions,
     shadow_mode: bool,
+    rules: Vec<Rule<C>>,
     product: PhantomData<fn() -> P>,
 }
 
@@ -96,6 +98,7 @@ impl<C: ?Sized + Send + Sync + 'static> ThrottleBuilder<C> {
             headers: Headers::none(),
             extensions: Extensions::new(),
             shadow_mode: false,
+            rules: Vec::new(),
             product: PhantomData,
         }
     }
@@ -117,6 +120,7 @@ impl<C: ?Sized + Send + Sync + 'static> ThrottleBuilder<C> {
             headers: self.headers,
             extensions: self.extensions,
             shadow_mode: self.shadow_mode,
+            rules: self.rules,
             product: PhantomData,
         }
     }
@@ -227,6 +231,15 @@ impl<C: ?Sized + Send + Sync + 'static, P: FromThrottle<C>> ThrottleBuilder<C, P
         self
     }
 
+    /// Adds rules deciding which hits the throttle applies to (see [`Rule`]): it applies when
+    /// every `throttle_if` rule holds and no `bypass_if` rule does; otherwise the hit is
+    /// skipped ([`SkipReason::Bypassed`](crate::SkipReason::Bypassed)). The registry's rules
+    /// for this uid ([`ThrottleRegistry::add_rules`]) are checked too.
+    pub fn rules(mut self, rules: impl IntoIterator<Item = Rule<C>>) -> Self {
+        self.rules.extend(rules);
+        self
+    }
+
     /// Checks everything and registers the throttle.
     pub fn build(self) -> Result<P, ConfigError> {
         validate_uid(&self.uid)?;
@@ -264,6 +277,7 @@ impl<C: ?Sized + Send + Sync + 'static, P: FromThrottle<C>> ThrottleBuilder<C, P
                 headers: self.headers,
                 extensions: self.extensions,
                 shadow_mode: self.shadow_mode,
+                rules: self.rules,
             },
         )?;
         P::from_throttle(throttle)

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use super::all::Prepared;
 use super::config::StrategyRef;
+use super::rules::RuleCheck;
 use super::verdict::{Refusal, Report};
 use super::{HitOptions, Throttle};
 use crate::backend::Mode;
 use crate::key::with_key_buffer;
 use crate::strategy::Hit;
 use crate::telemetry::DecisionSpan;
-use crate::{Decision, ThrottleError};
+use crate::{Decision, SkipReason, ThrottleError};
 
 impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
     /// Decides at once if it can: a skip, or the synchronous path. `None` sends the hit down
@@ -25,7 +26,9 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         mode: Mode,
         span: &DecisionSpan,
     ) -> Option<Result<R, ThrottleError>> {
-        let result = match self.skip_early(options) {
+        // An asynchronous rule condition: the asynchronous path checks the rules.
+        let skip = self.skip_now(connection, options).ok()?;
+        let result = match skip {
             Some(skip) => Some(Ok(R::unrefused(Decision::skipped(skip)))),
             None => self
                 .decide_lane(connection, options, mode, span)
@@ -109,13 +112,29 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         )
     }
 
+    /// The skips decided before any input is resolved (disabled, a per-call cost of 0, a rule
+    /// leaving the hit out); `Err` when a rule condition is asynchronous.
+    #[inline]
+    fn skip_now(&self, connection: &C, options: &HitOptions<'_>) -> Result<Option<SkipReason>, ()> {
+        if let Some(skip) = self.skip_early(options) {
+            return Ok(Some(skip));
+        }
+        match self.bypassed_now(connection, options) {
+            RuleCheck::Applies => Ok(None),
+            RuleCheck::Bypassed => Ok(Some(SkipReason::Bypassed)),
+            RuleCheck::Pending => Err(()),
+        }
+    }
+
     /// [`prepare`](Self::prepare) without awaiting: `None` when an input is asynchronous.
     pub(super) fn prepare_now(
         &self,
         connection: &C,
         options: &HitOptions<'_>,
     ) -> Option<Result<Prepared, ThrottleError>> {
-        if let Some(skip) = self.skip_early(options) {
+        // An asynchronous rule condition: the asynchronous path checks the rules.
+        let skip = self.skip_now(connection, options).ok()?;
+        if let Some(skip) = skip {
             return Some(Ok(Prepared::Skipped(Decision::skipped(skip))));
         }
         let config = self.inner.config.load_full();
