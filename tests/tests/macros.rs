@@ -259,10 +259,9 @@ async fn registry_rules_reach_throttles_declared_by_the_attribute() {
     ThrottleRegistry::global()
         .add_rules(
             "attr-bypass*",
-            [Rule::bypass_when(
-                RequestMatch::new()
-                    .predicate(|parts| parts.headers.contains_key("x-internal")),
-            )],
+            [Rule::bypass_when(RequestMatch::new().predicate(|parts| {
+                parts.headers.contains_key("x-internal")
+            }))],
         )
         .unwrap();
     let base = serve(Router::new().route("/", get(bypassable))).await;

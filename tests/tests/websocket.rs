@@ -394,8 +394,7 @@ async fn message_throttles_honour_rules_on_the_upgrade_request() {
             .backend(MemoryBackend::new())
             .clock(clock.clone())
             .rules([Rule::bypass_when(
-                RequestMatch::new()
-                    .predicate(|parts| parts.uri.query() == Some("internal=1")),
+                RequestMatch::new().predicate(|parts| parts.uri.query() == Some("internal=1")),
             )])
             .build()
             .unwrap(),
@@ -408,4 +407,46 @@ async fn message_throttles_honour_rules_on_the_upgrade_request() {
     let mut outside = connect(&url).await;
     assert_eq!(say(&mut outside, "o0").await, "o0");
     assert!(is_rate_limit(&say(&mut outside, "o1").await));
+}
+
+#[tokio::test]
+async fn an_asynchronous_identifier_runs_once_per_connection_handshake_included() {
+    let clock = ManualClock::new(1_000_000);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let identifier = Identifier::from_async(move |_: &http::request::Parts| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async { Identity::from("one-client") })
+    });
+    let with_identifier = |uid: &str, rate: &str| {
+        HttpThrottle::builder(uid, rate)
+            .backend(MemoryBackend::new())
+            .clock(clock.clone())
+            .identifier(identifier.clone())
+            .build()
+            .unwrap()
+    };
+    let mut app = App::new("identity-once", "100/s", &clock);
+    app.handshakes = with_identifier("ws-identity-once-counted-handshakes", "100/s");
+    app.messages = MessageThrottle::new(with_identifier(
+        "ws-identity-once-counted-messages",
+        "100/s",
+    ));
+    let url = app.serve().await;
+    let mut client = connect(&url).await;
+    for n in 0..5 {
+        assert_eq!(say(&mut client, &format!("m{n}")).await, format!("m{n}"));
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "once for the handshake and 5 messages"
+    );
+    let mut second = connect(&url).await;
+    assert_eq!(say(&mut second, "x").await, "x");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "a new connection is identified anew"
+    );
 }

@@ -9,6 +9,8 @@ pub(crate) struct CallOptions<'a> {
     pub(crate) cost: Option<u64>,
     pub(crate) context: Option<&'a Context>,
     pub(crate) headers: Option<&'a Headers>,
+    /// A budget of its own for this call, in place of the throttle's scope.
+    pub(crate) scope: Option<&'a str>,
     /// The time of the hit (ms), when the entry point read it to record the charge.
     pub(crate) now: Option<Millis>,
 }

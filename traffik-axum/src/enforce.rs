@@ -17,7 +17,8 @@ impl HttpThrottle {
     /// with it. Uses the throttle's scope (default [`Scope::Route`](crate::Scope::Route)) and a backend in the
     /// request's extensions ([`RequestBackend`](crate::RequestBackend)) when the throttle has
     /// none. Await it as is, or first set a per-call [`cost`](Enforce::cost),
-    /// [`context`](Enforce::context) or [`headers`](Enforce::headers) override.
+    /// [`context`](Enforce::context), [`scope`](Enforce::scope) or
+    /// [`headers`](Enforce::headers) override.
     ///
     /// ```
     /// use axum::{Router, extract::State, http::request::Parts, routing::post};
@@ -87,6 +88,15 @@ impl<'a> Enforce<'a> {
         self
     }
 
+    /// A budget of its own for this call (a tenant's workspace, a document, …), in place of
+    /// the throttle's scope ([`Scope`](crate::Scope)), as core hits
+    /// ([`HitOptions::scope`](traffik_core::throttle::HitOptions::scope)) and WebSocket
+    /// messages take one.
+    pub fn scope(mut self, scope: &'a str) -> Self {
+        self.call.scope = Some(scope);
+        self
+    }
+
     /// Headers merged over the throttle's for this call's 429 ([`Headers::merged_over`]); use
     /// [`HttpThrottle::write_headers_with`] with the same overrides on a success.
     pub fn headers(mut self, overrides: &'a Headers) -> Self {
@@ -104,5 +114,30 @@ impl<'a> IntoFuture for Enforce<'a> {
             self.throttle
                 .enforce_scoped(self.parts, EntryPoint::Enforce, self.call),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Request;
+    use traffik_core::MemoryBackend;
+
+    use crate::HttpThrottle;
+
+    #[tokio::test]
+    async fn a_per_call_scope_is_a_budget_of_its_own() {
+        let exports = HttpThrottle::builder("enforce-scope", "1/min")
+            .backend(MemoryBackend::new())
+            .build()
+            .unwrap();
+        let (parts, ()) = Request::new(()).into_parts();
+        assert!(exports.enforce(&parts).scope("doc-1").await.is_ok());
+        assert!(exports.enforce(&parts).scope("doc-1").await.is_err());
+        assert!(exports.enforce(&parts).scope("doc-2").await.is_ok());
+        assert!(
+            exports.enforce(&parts).await.is_ok(),
+            "the route's budget is apart"
+        );
+        assert!(exports.enforce(&parts).await.is_err());
     }
 }

@@ -14,6 +14,7 @@ use crate::charges::{Charge, Charges};
 use crate::headers_layer::HeaderSlot;
 use crate::policy::ThrottlePolicy;
 use crate::rejection::{Misconfigured, ThrottleRejection};
+use crate::request_identities::RequestIdentities;
 use crate::scope::EntryPoint;
 
 /// Enforces the throttle named by `T` on the request: the handler runs only if the hit is
@@ -99,6 +100,9 @@ where
                 ));
             }
         };
+        if throttle.core().memoizes_identity() {
+            RequestIdentities::ensure(&mut parts.extensions);
+        }
         // Decide without a future when the throttle can (in memory, synchronous identifier);
         // the general path is boxed so it does not enlarge every handler's future.
         let charge = Charge::new(throttle, EntryPoint::Extractor, None);

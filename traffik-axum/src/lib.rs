@@ -78,6 +78,7 @@ mod macro_support;
 mod path_pattern;
 mod policy;
 mod rejection;
+mod request_identities;
 mod request_match;
 mod rule;
 mod scope;

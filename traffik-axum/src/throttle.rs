@@ -20,6 +20,7 @@ use crate::charges::Charge;
 use crate::client_ip::ClientIp;
 use crate::handler::ThrottledHandler;
 use crate::rejection::{ThrottleRejection, TooManyRequests, prefers_json};
+use crate::request_identities::RequestIdentities;
 use crate::scope::{EntryPoint, PREFLIGHT_SCOPE, Scope, is_cors_preflight};
 
 /// The throttles of one request decided as one, with what their limits borrow.
@@ -200,8 +201,17 @@ impl HttpThrottle {
         entry: EntryPoint,
         call: CallOptions<'_>,
     ) -> Result<Decision, ThrottleRejection> {
-        let scope = self.scope_of(parts, entry);
-        let options = Self::options(parts, scope.as_deref(), call.cost, call.context, call.now);
+        let scope = match call.scope {
+            Some(_) => None,
+            None => self.scope_of(parts, entry),
+        };
+        let options = Self::options(
+            parts,
+            call.scope.or(scope.as_deref()),
+            call.cost,
+            call.context,
+            call.now,
+        );
         let verdict = self
             .throttle
             .hit_verdict(parts, options)
@@ -322,6 +332,7 @@ impl HttpThrottle {
         options.cost = cost;
         options.context = context;
         options.now = now;
+        options.identities = RequestIdentities::of(&parts.extensions);
         options.backend = parts
             .extensions
             .get::<RequestBackend>()

@@ -13,6 +13,7 @@ use crate::charges::{Charge, Charges};
 use crate::headers_layer::HeaderSlot;
 use crate::policy::ThrottlePolicies;
 use crate::rejection::{Misconfigured, ThrottleRejection};
+use crate::request_identities::RequestIdentities;
 use crate::scope::EntryPoint;
 use crate::throttle::HttpThrottle;
 
@@ -99,6 +100,12 @@ where
                 ));
             }
         };
+        if throttles
+            .iter()
+            .any(|throttle| throttle.core().memoizes_identity())
+        {
+            RequestIdentities::ensure(&mut parts.extensions);
+        }
         let charges: Vec<Charge> = throttles
             .iter()
             .map(|throttle| Charge::new(throttle, EntryPoint::Extractor, None))

@@ -18,6 +18,7 @@ mod config;
 mod config_cell;
 mod failure;
 mod future;
+mod identity_memo;
 mod lane_path;
 mod options;
 mod refund;
@@ -55,6 +56,7 @@ pub use all::{Limit, hit_all, hit_all_verdicts, try_hit_all_now, try_hit_all_ver
 pub use builder::{FromThrottle, ThrottleBuilder};
 pub(crate) use config::Config;
 pub use future::HitFuture;
+pub use identity_memo::IdentityMemo;
 pub use options::HitOptions;
 pub use source::{CostFn, Identifier, IntoRate, RateFn};
 pub(crate) use source::{CostSource, RateSource};
@@ -166,6 +168,13 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             .registry
             .register(&inner.uid, Arc::downgrade(&control))?;
         Ok(Throttle { inner })
+    }
+
+    /// Whether its identifier is [memoized](Identifier::memoized): an adapter gives its hits an
+    /// [`IdentityMemo`] per connection only then.
+    #[must_use]
+    pub fn memoizes_identity(&self) -> bool {
+        self.inner.config.load().identifier.is_memoized()
     }
 
     /// The throttle whose shared state `any` is, if its connection type is `C`.

@@ -22,6 +22,7 @@ mod support;
 mod all_or_nothing;
 mod budgets;
 mod client_ip;
+mod identity_once;
 mod rules;
 mod shadow;
 

@@ -13,6 +13,7 @@ use tower_service::Service;
 use super::future::{ResponseFuture, add_headers};
 use crate::call::CallOptions;
 use crate::charges::{Charge, Charges};
+use crate::request_identities::RequestIdentities;
 use crate::rule::ThrottleRule;
 use crate::scope::EntryPoint;
 use crate::throttle::HttpThrottle;
@@ -168,6 +169,13 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
+        if self
+            .rules
+            .iter()
+            .any(|rule| rule.throttle.core().memoizes_identity())
+        {
+            RequestIdentities::ensure(&mut parts.extensions);
+        }
         let mut headers = HeaderMap::new();
         let applying = applying(&self.rules, &parts);
         match sync_pass(&self.rules, &applying, &mut parts, &mut headers) {

@@ -10,6 +10,7 @@ use axum::response::Response;
 use http::request::Parts;
 
 use super::ThrottledSocket;
+use crate::request_identities::RequestIdentities;
 
 /// An extractor in place of axum's [`WebSocketUpgrade`]: it keeps the upgrade request's parts
 /// (headers, peer address, route, extensions), so [`on_upgrade`](Self::on_upgrade) hands over
@@ -28,6 +29,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientUpgrade {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let upgrade = WebSocketUpgrade::from_request_parts(parts, state).await?;
+        // One memo for the connection: a memoized identifier runs once for all its messages
+        // (and not again if the handshake's throttles already ran it).
+        RequestIdentities::ensure(&mut parts.extensions);
         Ok(ClientUpgrade {
             upgrade,
             parts: parts.clone(),

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::IdentityMemo;
 use crate::backend::Backend;
 use crate::{Context, Millis};
 
@@ -27,6 +28,9 @@ pub struct HitOptions<'a> {
     pub scope: Option<&'a str>,
     /// The backend for this hit when the throttle has none of its own.
     pub backend: Option<&'a Arc<dyn Backend>>,
+    /// The identities already computed for this connection (one request, one WebSocket
+    /// connection): a memoized identifier runs once per connection ([`IdentityMemo`]).
+    pub identities: Option<&'a IdentityMemo>,
     /// The time of the hit (ms since the Unix epoch) instead of the throttle's clock. For a
     /// refund ([`Throttle::refund_with`](crate::Throttle::refund_with)), the time of the charge
     /// being returned.
@@ -42,6 +46,7 @@ impl<'a> HitOptions<'a> {
             context: None,
             scope: None,
             backend: None,
+            identities: None,
             now: None,
         }
     }
@@ -71,6 +76,13 @@ impl<'a> HitOptions<'a> {
     #[must_use]
     pub const fn now(mut self, now: Millis) -> Self {
         self.now = Some(now);
+        self
+    }
+
+    /// Sets the connection's identity memo.
+    #[must_use]
+    pub const fn identities(mut self, memo: &'a IdentityMemo) -> Self {
+        self.identities = Some(memo);
         self
     }
 

@@ -73,7 +73,12 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         options: &HitOptions<'a>,
         cost: Cost,
     ) -> Result<Resolved<'a>, SkipReason> {
-        let client = Client::of(config.identifier.call(connection).await)?;
+        let client = Client::of(
+            config
+                .identifier
+                .identify(connection, options.identities)
+                .await,
+        )?;
         let context = merged_context(options.context, &config.context);
         let rate = config.rate.resolve(connection, &context).await;
         let cost = match (options.cost, cost_matters(cost, rate)) {
@@ -102,7 +107,11 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         skipped: impl FnOnce(SkipReason) -> T,
         then: impl FnOnce(Resolved<'a>) -> Option<T>,
     ) -> Option<T> {
-        let client = match Client::of(config.identifier.call(connection).into_ready().ok()?) {
+        let client = match Client::of(
+            config
+                .identifier
+                .identify_now(connection, options.identities)?,
+        ) {
             Ok(client) => client,
             Err(skip) => return Some(skipped(skip)),
         };

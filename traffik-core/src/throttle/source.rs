@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::IdentityMemo;
 use crate::{BoxFuture, Context, Identity, MaybeReady, ParseRateError, Rate};
 
 type IdentifyFn<C> = dyn for<'a> Fn(&'a C) -> MaybeReady<'a, Identity<'a>> + Send + Sync;
@@ -28,6 +29,7 @@ type CostFnInner<C> = dyn for<'a> Fn(&'a C, &'a Context) -> MaybeReady<'a, u64> 
 pub struct Identifier<C: ?Sized> {
     function: Arc<IdentifyFn<C>>,
     synchronous: bool,
+    memoized: bool,
 }
 
 impl<C: ?Sized> Identifier<C> {
@@ -39,6 +41,7 @@ impl<C: ?Sized> Identifier<C> {
         Identifier {
             function: Arc::new(move |conn| MaybeReady::ready(identify(conn))),
             synchronous: true,
+            memoized: false,
         }
     }
 
@@ -50,6 +53,7 @@ impl<C: ?Sized> Identifier<C> {
         Identifier {
             function: Arc::new(move |conn| MaybeReady::boxed(identify(conn))),
             synchronous: false,
+            memoized: true,
         }
     }
 
@@ -69,8 +73,73 @@ impl<C: ?Sized> Identifier<C> {
         self.call(conn).into_ready().ok()
     }
 
+    /// Whether the identity is computed once per connection when the hit carries an
+    /// [`IdentityMemo`] (the reference's `cache_ids`): on by default for an asynchronous
+    /// identifier (a lookup, a token decode), off for a synchronous one (reading an address
+    /// costs less than the memo). Turn it on for an expensive synchronous identifier.
+    #[must_use]
+    pub fn memoized(mut self, memoized: bool) -> Self {
+        self.memoized = memoized;
+        self
+    }
+
     pub(crate) fn is_synchronous(&self) -> bool {
         self.synchronous
+    }
+
+    /// Whether it is [memoized](Self::memoized).
+    #[must_use]
+    pub fn is_memoized(&self) -> bool {
+        self.memoized
+    }
+}
+
+impl<C: ?Sized + 'static> Identifier<C> {
+    /// The identity of `conn` without awaiting: a synchronous identifier's, or one already in
+    /// `memo`. `None` otherwise, and then the identifier has not run.
+    #[inline]
+    pub(crate) fn identify_now<'a>(
+        &self,
+        conn: &'a C,
+        memo: Option<&'a IdentityMemo>,
+    ) -> Option<Identity<'a>> {
+        if self.synchronous {
+            return self.call(conn).into_ready().ok();
+        }
+        memo.filter(|_| self.memoized)?.get(self.memo_key())
+    }
+
+    fn memo_key(&self) -> usize {
+        Arc::as_ptr(&self.function).cast::<()>() as usize
+    }
+
+    /// The identity of `conn`, from `memo` when this identifier is memoized and already ran
+    /// for the connection (then stored there).
+    pub(crate) fn identify<'a>(
+        &self,
+        conn: &'a C,
+        memo: Option<&'a IdentityMemo>,
+    ) -> MaybeReady<'a, Identity<'a>> {
+        let Some(memo) = memo.filter(|_| self.memoized) else {
+            return self.call(conn);
+        };
+        let key = self.memo_key();
+        if let Some(identity) = memo.get(key) {
+            return MaybeReady::ready(identity);
+        }
+        let function = Arc::clone(&self.function);
+        let handle: Box<dyn std::any::Any + Send + Sync> = Box::new(Arc::clone(&function));
+        match function(conn).into_ready() {
+            Ok(identity) => {
+                memo.put(key, identity.clone().into_owned(), handle);
+                MaybeReady::ready(identity)
+            }
+            Err(pending) => MaybeReady::boxed(async move {
+                let identity = pending.await;
+                memo.put(key, identity.clone().into_owned(), handle);
+                identity
+            }),
+        }
     }
 }
 
@@ -244,6 +313,25 @@ impl IntoRate for &String {
     }
 }
 
+impl<C: ?Sized> Clone for Identifier<C> {
+    fn clone(&self) -> Self {
+        Identifier {
+            function: Arc::clone(&self.function),
+            synchronous: self.synchronous,
+            memoized: self.memoized,
+        }
+    }
+}
+
+impl<C: ?Sized> fmt::Debug for Identifier<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identifier")
+            .field("synchronous", &self.synchronous)
+            .field("memoized", &self.memoized)
+            .finish_non_exhaustive()
+    }
+}
+
 macro_rules! clone_and_debug {
     ($($name:ident),*) => {$(
         impl<C: ?Sized> Clone for $name<C> {
@@ -260,7 +348,7 @@ macro_rules! clone_and_debug {
     )*};
 }
 
-clone_and_debug!(Identifier, RateFn, CostFn);
+clone_and_debug!(RateFn, CostFn);
 
 impl<C: ?Sized> Clone for RateSource<C> {
     fn clone(&self) -> Self {
