@@ -3,7 +3,7 @@
 //! headers into responses.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -92,7 +92,8 @@ impl<'a> Batch<'a> {
 /// (no lookup per request).
 struct HttpSettings {
     scope: Option<Scope>,
-    on_throttled: Option<ThrottledHandler>,
+    /// Read on refusals only; replaced by [`HttpThrottle::update_on_throttled`].
+    on_throttled: RwLock<Option<ThrottledHandler>>,
     count_preflights: bool,
 }
 
@@ -153,8 +154,30 @@ impl HttpThrottle {
 
     /// The rate-limit headers it sends.
     #[must_use]
-    pub fn headers(&self) -> &Headers {
+    pub fn headers(&self) -> impl std::ops::Deref<Target = Headers> + '_ {
         self.throttle.headers()
+    }
+
+    /// Replaces its throttled handler, the one that answers its refusals (`None`: the
+    /// backend's, else the default 429), for every clone of this throttle, while it serves
+    /// (the reference's `update_handle_throttled`). Its rate-limit headers are replaced through
+    /// the core throttle: `core().update_headers(..)`.
+    pub fn update_on_throttled(&self, handler: Option<ThrottledHandler>) {
+        *self
+            .http
+            .on_throttled
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = handler;
+    }
+
+    /// Its own throttled handler, if set.
+    #[must_use]
+    pub fn on_throttled(&self) -> Option<ThrottledHandler> {
+        self.http
+            .on_throttled
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Its scope, if set; [`scope_for`](Self::scope_for) says which scope applies.
@@ -384,8 +407,8 @@ impl HttpThrottle {
 
     /// The throttle's own throttled handler, else the default of the backend that refused.
     fn throttled_handler(&self, refusal: Option<&Refusal>) -> Option<ThrottledHandler> {
-        if let Some(handler) = &self.http.on_throttled {
-            return Some(handler.clone());
+        if let Some(handler) = self.on_throttled() {
+            return Some(handler);
         }
         refusal?
             .backend()
@@ -426,13 +449,14 @@ impl HttpThrottle {
         if decision.is_skipped() {
             return;
         }
+        let base = self.throttle.headers();
         let merged;
-        let headers = match overrides {
+        let headers: &Headers = match overrides {
             Some(overrides) => {
-                merged = overrides.merged_over(self.throttle.headers());
+                merged = overrides.merged_over(&base);
                 &merged
             }
-            None => self.throttle.headers(),
+            None => &base,
         };
         if headers.is_empty() {
             return;
@@ -452,7 +476,7 @@ impl fmt::Debug for HttpThrottle {
         f.debug_struct("HttpThrottle")
             .field("throttle", &self.throttle)
             .field("scope", &self.http.scope)
-            .field("headers", self.throttle.headers())
+            .field("headers", &*self.throttle.headers())
             .field("count_preflights", &self.http.count_preflights)
             .finish_non_exhaustive()
     }
@@ -530,7 +554,7 @@ impl FromThrottle<Parts> for HttpThrottle {
         let extensions = throttle.extensions();
         let http = HttpSettings {
             scope: extensions.get::<Scope>().copied(),
-            on_throttled: extensions.get::<ThrottledHandler>().cloned(),
+            on_throttled: RwLock::new(extensions.get::<ThrottledHandler>().cloned()),
             count_preflights: extensions
                 .get::<CountPreflights>()
                 .is_some_and(|count| count.0),
@@ -685,6 +709,49 @@ mod tests {
         let mut request = parts(Method::GET, "/");
         request.extensions.insert(RequestBackend::new(backend));
         assert_eq!(body(refusal(&dynamic, &request).await).await, "backend");
+    }
+
+    #[tokio::test]
+    async fn the_handler_and_headers_can_be_replaced_while_serving() {
+        let throttle = HttpThrottle::builder("http-throttle-live-updates", "1/min")
+            .backend(MemoryBackend::new())
+            .clock(traffik_core::ManualClock::new(0))
+            .build()
+            .unwrap();
+        let clone = throttle.clone();
+        let request = parts(Method::GET, "/");
+        let response = refusal(&throttle, &request).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(!response.headers().contains_key("x-ratelimit-limit"));
+        throttle.update_on_throttled(Some(teapot("updated")));
+        throttle
+            .core()
+            .update_headers(
+                Headers::throttled_only().with(
+                    Header::new(
+                        "X-Used",
+                        HeaderValue::computed(|hit| {
+                            let d = hit.decision();
+                            (d.limit - d.remaining).to_string()
+                        }),
+                        When::Always,
+                    )
+                    .only_if(|hit| hit.decision().limit > 0),
+                ),
+            )
+            .unwrap();
+        let response = clone.enforce(&request).await.unwrap_err().into_response();
+        assert_eq!(
+            response.status(),
+            StatusCode::IM_A_TEAPOT,
+            "every clone sees it"
+        );
+        assert_eq!(response.headers()["x-ratelimit-limit"], "1");
+        assert_eq!(response.headers()["x-used"], "1");
+        assert_eq!(body(response).await, "updated");
+        throttle.update_on_throttled(None);
+        let response = clone.enforce(&request).await.unwrap_err().into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     }
 
     #[tokio::test]

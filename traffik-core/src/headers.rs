@@ -25,7 +25,8 @@
 //! ```
 
 use std::borrow::Cow;
-use std::fmt::Write;
+use std::fmt::{self, Write};
+use std::sync::Arc;
 
 use crate::{Decision, Rate};
 
@@ -59,6 +60,84 @@ pub enum HeaderValue {
     WaitMilliseconds,
     /// A fixed text.
     Static(Cow<'static, str>),
+    /// A text computed by a function of the hit ([`HeaderValue::computed`]; the reference's
+    /// `Header(v=callable)`).
+    Computed(HeaderFn<String>),
+}
+
+impl HeaderValue {
+    /// A value computed from the hit by `value` (a tier name, a remaining share, …).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use traffik_core::Decision;
+    /// use traffik_core::headers::{Header, HeaderValue, Headers, When};
+    ///
+    /// let used = HeaderValue::computed(|hit| {
+    ///     let d = hit.decision();
+    ///     format!("{}%", (d.limit - d.remaining) * 100 / d.limit.max(1))
+    /// });
+    /// let headers = Headers::none()
+    ///     .with(Header::new("X-Quota-Used", used, When::Always))
+    ///     // The reference's `when=callable`: only when few units are left.
+    ///     .with(Header::new("X-Slow-Down", HeaderValue::Static("1".into()), When::Always)
+    ///         .only_if(|hit| hit.decision().remaining < 2));
+    /// let mut out = Vec::new();
+    /// let decision = Decision::allowed(10, 1, Duration::from_secs(3));
+    /// headers.render(&decision, None, |name, value| out.push(format!("{name}: {value}")));
+    /// assert_eq!(out, ["X-Quota-Used: 90%", "X-Slow-Down: 1"]);
+    /// ```
+    pub fn computed(value: impl Fn(&HeaderInput<'_>) -> String + Send + Sync + 'static) -> Self {
+        HeaderValue::Computed(HeaderFn(Arc::new(value)))
+    }
+}
+
+/// What a computed header value or condition sees: the hit's decision (limit, units left,
+/// reset, wait) and the throttle's fixed rate. The reference passes its `StrategyStat`; the
+/// decision carries the same figures for this hit, with no second backend read.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct HeaderInput<'a> {
+    decision: &'a Decision,
+    rate: Option<Rate>,
+}
+
+impl<'a> HeaderInput<'a> {
+    /// The hit's decision.
+    #[must_use]
+    pub fn decision(&self) -> &'a Decision {
+        self.decision
+    }
+
+    /// The throttle's fixed rate (`None` when chosen per hit).
+    #[must_use]
+    pub fn rate(&self) -> Option<Rate> {
+        self.rate
+    }
+}
+
+/// A user function over a [`HeaderInput`], returning `T`: a computed value (`String`) or a
+/// condition (`bool`). Compared by identity.
+pub struct HeaderFn<T>(Arc<dyn Fn(&HeaderInput<'_>) -> T + Send + Sync>);
+
+impl<T> Clone for HeaderFn<T> {
+    fn clone(&self) -> Self {
+        HeaderFn(Arc::clone(&self.0))
+    }
+}
+
+impl<T> PartialEq for HeaderFn<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<T> Eq for HeaderFn<T> {}
+
+impl<T> fmt::Debug for HeaderFn<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HeaderFn(..)")
+    }
 }
 
 /// One header: its name, its value and when it is sent.
@@ -67,6 +146,7 @@ pub struct Header {
     name: Cow<'static, str>,
     value: HeaderValue,
     when: When,
+    condition: Option<HeaderFn<bool>>,
 }
 
 impl Header {
@@ -76,7 +156,19 @@ impl Header {
             name: name.into(),
             value,
             when,
+            condition: None,
         }
+    }
+
+    /// Sent only when `condition` also holds for the hit (the reference's
+    /// `Header(when=callable)`; with [`When::Always`] the condition alone decides).
+    #[must_use]
+    pub fn only_if(
+        mut self,
+        condition: impl Fn(&HeaderInput<'_>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.condition = Some(HeaderFn(Arc::new(condition)));
+        self
     }
 
     /// A header that is never sent: in a per-call override it suppresses the throttle's
@@ -267,6 +359,7 @@ impl Headers {
             return;
         }
         let throttled = shadow || decision.is_throttled();
+        let input = HeaderInput { decision, rate };
         let mut value = String::new();
         for header in &self.headers {
             let due = match header.when {
@@ -274,11 +367,16 @@ impl Headers {
                 When::Throttled => throttled,
                 When::Never => false,
             };
-            if !due {
+            if !due
+                || header
+                    .condition
+                    .as_ref()
+                    .is_some_and(|condition| !(condition.0)(&input))
+            {
                 continue;
             }
             value.clear();
-            write_value(&mut value, &header.value, decision);
+            write_value(&mut value, &header.value, &input);
             emit(&header.name, &value);
         }
         if let Some(policy) = &self.policy {
@@ -315,7 +413,8 @@ impl Headers {
 const IETF_POLICY: &str = "RateLimit-Policy";
 const IETF_LIMIT: &str = "RateLimit";
 
-fn write_value(out: &mut String, value: &HeaderValue, decision: &Decision) {
+fn write_value(out: &mut String, value: &HeaderValue, input: &HeaderInput<'_>) {
+    let decision = input.decision;
     let wait = match decision.outcome {
         crate::Outcome::ShadowThrottled { wait } => wait,
         _ => decision.wait(),
@@ -331,6 +430,10 @@ fn write_value(out: &mut String, value: &HeaderValue, decision: &Decision) {
         HeaderValue::WaitMilliseconds => write!(out, "{wait_ms}"),
         HeaderValue::Static(text) => {
             out.push_str(text);
+            Ok(())
+        }
+        HeaderValue::Computed(value) => {
+            out.push_str(&(value.0)(input));
             Ok(())
         }
     };

@@ -101,7 +101,6 @@ pub struct Throttle<C: ?Sized + 'static = str> {
 
 struct Inner<C: ?Sized + 'static> {
     uid: Box<str>,
-    headers: Headers,
     extensions: Extensions,
     config: ConfigCell<C>,
     disabled: AtomicBool,
@@ -142,6 +141,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
             rules,
         } = extras;
         let mut config = config;
+        config.headers = headers;
         config.prepare(&uid)?;
         if config.backend.is_none()
             && let Some(default) = registry.default_backend().as_ref()
@@ -151,7 +151,6 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         }
         let inner = Arc::new(Inner {
             uid: uid.into_boxed_str(),
-            headers,
             extensions,
             config: ConfigCell::new(config),
             disabled: AtomicBool::new(false),
@@ -216,8 +215,8 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
     /// The rate-limit headers adapters write for this throttle's decisions
     /// ([`ThrottleBuilder::headers`]).
     #[must_use]
-    pub fn headers(&self) -> &Headers {
-        &self.inner.headers
+    pub fn headers(&self) -> impl std::ops::Deref<Target = Headers> + '_ {
+        config_cell::HeadersRef(self.inner.config.load())
     }
 
     /// The adapters' typed settings ([`ThrottleBuilder::extension`]).

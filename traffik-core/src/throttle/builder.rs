@@ -261,6 +261,7 @@ impl<C: ?Sized + Send + Sync + 'static, P: FromThrottle<C>> ThrottleBuilder<C, P
             context: self.context,
             min_wait: self.min_wait,
             on_error: self.on_error,
+            headers: Headers::none(),
             key_template: None,
             lane: None,
         };

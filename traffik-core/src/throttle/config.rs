@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::source::{CostSource, Identifier, RateSource};
 use crate::backend::{Backend, KeyValueStrategy, Lane};
+use crate::headers::Headers;
 use crate::key::KeyTemplate;
 use crate::strategy::DynStrategy;
 use crate::{ConfigError, Context, OnError};
@@ -19,6 +20,8 @@ pub(crate) struct Config<C: ?Sized> {
     pub(crate) context: Context,
     pub(crate) min_wait: Option<Duration>,
     pub(crate) on_error: Option<OnError>,
+    /// The rate-limit headers its responses carry.
+    pub(crate) headers: Headers,
     /// The fixed parts of the keys on `backend`, when the throttle has its own.
     pub(crate) key_template: Option<KeyTemplate>,
     /// The throttle's way into its own backend's entries, when that backend keeps them in
@@ -132,6 +135,7 @@ impl<C: ?Sized> Clone for Config<C> {
             context: self.context.clone(),
             min_wait: self.min_wait,
             on_error: self.on_error.clone(),
+            headers: self.headers.clone(),
             key_template: self.key_template.clone(),
             lane: self.lane.clone(),
         }

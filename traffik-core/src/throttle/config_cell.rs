@@ -43,6 +43,18 @@ impl<C: ?Sized> Deref for ConfigRef<'_, C> {
     }
 }
 
+/// The rate-limit headers of a configuration read from a [`ConfigCell`].
+pub(super) struct HeadersRef<'a, C: ?Sized + 'static>(pub(super) ConfigRef<'a, C>);
+
+impl<C: ?Sized> Deref for HeadersRef<'_, C> {
+    type Target = crate::headers::Headers;
+
+    #[inline]
+    fn deref(&self) -> &crate::headers::Headers {
+        &self.0.headers
+    }
+}
+
 impl<C: ?Sized> ConfigCell<C> {
     pub(super) fn new(config: Config<C>) -> Self {
         let initial = Arc::new(config);
