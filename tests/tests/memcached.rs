@@ -148,7 +148,9 @@ async fn a_killed_memcached_gives_typed_errors_then_recovers() {
     let backend = backend(&[server.url()], "outage");
     let raising = on(&backend, "outage", "100/min", OnError::Raise);
     assert!(raising.hit("a").await.unwrap().is_allowed());
+    assert!(backend.ready().await.is_ok());
     server.kill();
+    assert!(backend.ready().await.unwrap_err().is_outage());
     for _ in 0..3 {
         let started = Instant::now();
         match raising.hit("a").await.unwrap_err() {
@@ -174,6 +176,7 @@ async fn a_killed_memcached_gives_typed_errors_then_recovers() {
     loop {
         if let Ok(decision) = raising.hit("a").await {
             assert!(decision.is_allowed());
+            assert!(backend.ready().await.is_ok(), "ready again");
             break;
         }
         assert!(Instant::now() < deadline, "never reconnected");

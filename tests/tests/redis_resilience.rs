@@ -165,3 +165,45 @@ async fn a_paused_redis_opens_the_breaker_and_the_probes_close_it_after_the_paus
         "decided on Redis again"
     );
 }
+
+/// Polls `backend.ready()` until it answers `Ok` (bounded).
+async fn until_ready(backend: &dyn traffik_core::backend::Backend) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while backend.ready().await.is_err() {
+        assert!(Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_reports_a_killed_or_hung_redis_and_a_fallback_stays_ready() {
+    use traffik_core::backend::Backend;
+    let mut server = RedisServer::start();
+    let plain = redis(&server).await;
+    let wrapped = resilient(&server).await;
+    assert!(plain.ready().await.is_ok());
+    assert!(wrapped.ready().await.is_ok());
+
+    server.kill();
+    let error = plain.ready().await.unwrap_err();
+    assert!(error.is_outage(), "{error}");
+    assert!(
+        wrapped.ready().await.is_ok(),
+        "the in-memory fallback answers"
+    );
+
+    server.restart();
+    until_ready(&plain).await;
+
+    server.freeze();
+    let started = Instant::now();
+    let error = plain.ready().await.unwrap_err();
+    assert!(error.is_outage(), "{error}");
+    assert!(
+        started.elapsed() < COMMAND_TIMEOUT * 3,
+        "bounded by the command timeout"
+    );
+    server.thaw();
+    until_ready(&plain).await;
+    let _ = command(server.port(), "PING");
+}

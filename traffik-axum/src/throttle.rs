@@ -135,7 +135,7 @@ impl HttpThrottle {
     /// `"100/min"`), identifying clients by [`ClientIp`] (the TCP peer).
     pub fn builder(uid: impl Into<String>, rate: impl IntoRate) -> HttpThrottleBuilder {
         ThrottleBuilder::new(uid, rate)
-            .identifier(ClientIp::new().identifier())
+            .default_identifier(ClientIp::new().identifier())
             .builds::<HttpThrottle>()
     }
 

@@ -316,6 +316,37 @@ pub trait Backend: Send + Sync + Debug + 'static {
         hit: Hit<'a>,
     ) -> BackendFuture<'a, StrategyStat>;
 
+    /// Whether the backend answers now: a health check for readiness probes and start-up (the
+    /// reference's `ready()`). `Ok(())` when it is reachable and open; otherwise the error a hit
+    /// would meet ([`BackendError::Closed`], a connection error, a timeout, an open circuit).
+    ///
+    /// The default reads the state of a probe key (`{namespace}:__traffik_ready__`, never
+    /// written) with the fixed-window strategy: one real round trip through everything a hit
+    /// goes through (connection, scripts, wrappers such as [`Retry`], [`CircuitBreaker`] and
+    /// [`Fallback`], which is ready when either side is).
+    ///
+    /// ```
+    /// use traffik_core::MemoryBackend;
+    /// use traffik_core::backend::Backend;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let backend = MemoryBackend::new();
+    /// assert!(backend.ready().await.is_ok());
+    /// backend.close().await.unwrap();
+    /// assert!(backend.ready().await.is_err());
+    /// # }
+    /// ```
+    fn ready(&self) -> BackendFuture<'_, ()> {
+        MaybeReady::boxed(async move {
+            let strategy = crate::strategy::FixedWindow::new();
+            let context = crate::Context::new();
+            let key = format!("{}:__traffik_ready__", self.namespace());
+            let now = crate::Clock::now(&crate::SystemClock::new());
+            let probe = Hit::new(now, crate::Rate::per_second(1), 1, &context);
+            self.stat(&key, &strategy, probe).await.map(drop)
+        })
+    }
+
     /// Deletes every key in this backend's namespace (and nothing else).
     fn reset(&self) -> BackendFuture<'_, ()>;
 

@@ -459,7 +459,8 @@ impl Throttle<str> {
     ///
     /// For another connection type, use [`ThrottleBuilder::new`] and give an identifier.
     pub fn builder(uid: impl Into<String>, rate: impl IntoRate) -> ThrottleBuilder<str> {
-        ThrottleBuilder::new(uid, rate).identifier(Identifier::new(|key: &str| Identity::from(key)))
+        ThrottleBuilder::new(uid, rate)
+            .default_identifier(Identifier::new(|key: &str| Identity::from(key)))
     }
 }
 

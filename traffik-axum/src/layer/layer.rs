@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
+use traffik_core::backend::Backend;
+
 use super::ThrottleService;
+use crate::backend::RequestBackend;
 use crate::rule::ThrottleRule;
 use crate::throttle::HttpThrottle;
 
@@ -45,6 +48,7 @@ use crate::throttle::HttpThrottle;
 #[derive(Clone, Default)]
 pub struct ThrottleLayer {
     rules: Arc<[ThrottleRule]>,
+    backend: Option<RequestBackend>,
 }
 
 impl ThrottleLayer {
@@ -59,6 +63,7 @@ impl ThrottleLayer {
     pub fn from_rules(rules: impl IntoIterator<Item = ThrottleRule>) -> Self {
         ThrottleLayer {
             rules: rules.into_iter().collect(),
+            backend: None,
         }
     }
 
@@ -75,7 +80,34 @@ impl ThrottleLayer {
         rules.push(rule);
         ThrottleLayer {
             rules: rules.into(),
+            backend: self.backend,
         }
+    }
+
+    /// The backend of this layer's throttles that have none of their own (the reference's
+    /// middleware-level `backend`). It is placed in each request's extensions as a
+    /// [`RequestBackend`] unless an outer layer already put one there (a tenant's backend
+    /// wins), so extractors and `enforce` further in use it too. Resolution order stays: the
+    /// throttle's own backend, then the request's, then the registry's default.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use axum::{Router, routing::get};
+    /// use traffik_axum::{HttpThrottle, ThrottleLayer};
+    /// use traffik_axum::prelude::*;
+    ///
+    /// let api = HttpThrottle::builder("doc-layer-backend", "100/min")
+    ///     .registry(&ThrottleRegistry::new()) // no default backend there
+    ///     .build()?;
+    /// let app: Router = Router::new()
+    ///     .route("/", get(|| async { "hi" }))
+    ///     .layer(ThrottleLayer::new(api).backend(Arc::new(MemoryBackend::new())));
+    /// # Ok::<(), ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.backend = Some(RequestBackend::new(backend));
+        self
     }
 }
 
@@ -83,6 +115,7 @@ impl fmt::Debug for ThrottleLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThrottleLayer")
             .field("rules", &self.rules)
+            .field("backend", &self.backend)
             .finish()
     }
 }
@@ -91,6 +124,6 @@ impl<S> Layer<S> for ThrottleLayer {
     type Service = ThrottleService<S>;
 
     fn layer(&self, inner: S) -> ThrottleService<S> {
-        ThrottleService::new(inner, self.rules.clone())
+        ThrottleService::new(inner, self.rules.clone(), self.backend.clone())
     }
 }

@@ -57,6 +57,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_layer_backend_decides_for_throttles_without_one_unless_the_request_has_one() {
+        let throttle = HttpThrottle::builder("layer-backend", "2/min")
+            .registry(&traffik_core::ThrottleRegistry::new())
+            .build()
+            .unwrap();
+        let without = app(ThrottleLayer::new(throttle.clone()));
+        assert_eq!(statuses(&without, 1).await, [500], "no backend anywhere");
+        let layer_backend = std::sync::Arc::new(MemoryBackend::new());
+        let with = app(ThrottleLayer::new(throttle.clone()).backend(layer_backend.clone()));
+        assert_eq!(statuses(&with, 3).await, [200, 200, 429]);
+        // A tenant's backend put in the request by an outer layer wins: a fresh budget.
+        let tenant: std::sync::Arc<dyn traffik_core::backend::Backend> =
+            std::sync::Arc::new(MemoryBackend::new());
+        let outer = with.layer(axum::Extension(crate::RequestBackend::new(tenant)));
+        assert_eq!(statuses(&outer, 3).await, [200, 200, 429]);
+    }
+
+    #[tokio::test]
     async fn the_synchronous_path_admits_to_the_limit_then_answers_429() {
         let app = app(ThrottleLayer::new(throttle("layer-sync", "2/min")));
         assert_eq!(statuses(&app, 3).await, [200, 200, 429]);

@@ -11,6 +11,7 @@ use http::{HeaderMap, Request};
 use tower_service::Service;
 
 use super::future::{ResponseFuture, add_headers};
+use crate::backend::RequestBackend;
 use crate::call::CallOptions;
 use crate::charges::{Charge, Charges};
 use crate::request_identities::RequestIdentities;
@@ -23,11 +24,20 @@ use crate::throttle::HttpThrottle;
 pub struct ThrottleService<S> {
     inner: S,
     rules: Arc<[ThrottleRule]>,
+    backend: Option<RequestBackend>,
 }
 
 impl<S> ThrottleService<S> {
-    pub(super) fn new(inner: S, rules: Arc<[ThrottleRule]>) -> Self {
-        ThrottleService { inner, rules }
+    pub(super) fn new(
+        inner: S,
+        rules: Arc<[ThrottleRule]>,
+        backend: Option<RequestBackend>,
+    ) -> Self {
+        ThrottleService {
+            inner,
+            rules,
+            backend,
+        }
     }
 
     /// The inner service.
@@ -169,6 +179,11 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
+        if let Some(backend) = &self.backend
+            && parts.extensions.get::<RequestBackend>().is_none()
+        {
+            parts.extensions.insert(backend.clone());
+        }
         if self
             .rules
             .iter()

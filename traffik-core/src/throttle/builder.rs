@@ -46,6 +46,7 @@ pub struct ThrottleBuilder<C: ?Sized + 'static, P = Throttle<C>> {
     backend: Option<Arc<dyn Backend>>,
     cost: CostSource<C>,
     identifier: Option<Identifier<C>>,
+    default_identifier: Option<Identifier<C>>,
     context: Context,
     min_wait: Option<Duration>,
     on_error: Option<OnError>,
@@ -90,6 +91,7 @@ impl<C: ?Sized + Send + Sync + 'static> ThrottleBuilder<C> {
             backend: None,
             cost: CostSource::Fixed(1),
             identifier: None,
+            default_identifier: None,
             context: Context::new(),
             min_wait: None,
             on_error: None,
@@ -112,6 +114,7 @@ impl<C: ?Sized + Send + Sync + 'static> ThrottleBuilder<C> {
             backend: self.backend,
             cost: self.cost,
             identifier: self.identifier,
+            default_identifier: self.default_identifier,
             context: self.context,
             min_wait: self.min_wait,
             on_error: self.on_error,
@@ -171,6 +174,31 @@ impl<C: ?Sized + Send + Sync + 'static, P: FromThrottle<C>> ThrottleBuilder<C, P
     /// Who a hit belongs to.
     pub fn identifier(mut self, identifier: Identifier<C>) -> Self {
         self.identifier = Some(identifier);
+        self
+    }
+
+    /// The identifier used when neither [`identifier`](Self::identifier) nor the backend
+    /// deciding a hit names one: what adapters set (traffik-axum: the client's address). A
+    /// backend names one for the throttles on it that set none with a typed extension,
+    /// `.extension(identifier)` on its builder (the reference's backend-level `identifier`);
+    /// the throttle's own backend is read when the throttle is built or updated, a per-hit or
+    /// registry default backend at each hit.
+    ///
+    /// ```
+    /// use traffik_core::{Identity, MemoryBackend, Throttle};
+    /// use traffik_core::throttle::Identifier;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Every throttle on this backend counts per tenant (the part before `/`).
+    /// let per_tenant = Identifier::new(|key: &str| Identity::from(key.split('/').next().unwrap_or(key)));
+    /// let backend = MemoryBackend::builder().extension(per_tenant).build()?;
+    /// let api = Throttle::builder("doc-backend-identifier", "1/min").backend(backend).build()?;
+    /// assert!(api.hit("acme/alice").await?.is_allowed());
+    /// assert!(api.hit("acme/bob").await?.is_throttled(), "one budget for acme");
+    /// # Ok(()) }
+    /// ```
+    pub fn default_identifier(mut self, identifier: Identifier<C>) -> Self {
+        self.default_identifier = Some(identifier);
         self
     }
 
@@ -247,8 +275,15 @@ impl<C: ?Sized + Send + Sync + 'static, P: FromThrottle<C>> ThrottleBuilder<C, P
             uid: self.uid.clone(),
             source,
         })?;
+        let explicit_identifier = self.identifier.is_some();
+        let own_backend_identifier = self
+            .backend
+            .as_ref()
+            .and_then(|backend| backend.extensions().get::<Identifier<C>>().cloned());
         let identifier = self
             .identifier
+            .or(self.default_identifier)
+            .or(own_backend_identifier)
             .ok_or_else(|| ConfigError::MissingIdentifier {
                 uid: self.uid.clone(),
             })?;
@@ -257,7 +292,9 @@ impl<C: ?Sized + Send + Sync + 'static, P: FromThrottle<C>> ThrottleBuilder<C, P
             strategy: self.strategy,
             backend: self.backend,
             cost: self.cost,
-            identifier,
+            identifier: identifier.clone(),
+            base_identifier: identifier,
+            explicit_identifier,
             context: self.context,
             min_wait: self.min_wait,
             on_error: self.on_error,

@@ -16,7 +16,13 @@ pub(crate) struct Config<C: ?Sized> {
     pub(crate) strategy: StrategyRef,
     pub(crate) backend: Option<Arc<dyn Backend>>,
     pub(crate) cost: CostSource<C>,
+    /// The identifier hits on the throttle's own backend use: `base_identifier`, unless that
+    /// is not `explicit_identifier` and the backend names one (an `Identifier<C>` extension).
     pub(crate) identifier: Identifier<C>,
+    /// The identifier the builder or `update_identifier` gave (explicit or the default).
+    pub(crate) base_identifier: Identifier<C>,
+    /// Whether `base_identifier` was set on the throttle itself (then no backend's applies).
+    pub(crate) explicit_identifier: bool,
     pub(crate) context: Context,
     pub(crate) min_wait: Option<Duration>,
     pub(crate) on_error: Option<OnError>,
@@ -46,7 +52,7 @@ impl StrategyRef {
     }
 }
 
-impl<C: ?Sized> Config<C> {
+impl<C: ?Sized + 'static> Config<C> {
     /// Whether every input is synchronous and the strategy a pure transition: what the
     /// synchronous path needs (the backend decides whether it can too).
     #[inline]
@@ -70,6 +76,12 @@ impl<C: ?Sized> Config<C> {
     /// Validates the configuration and refreshes what is derived from it.
     pub(super) fn prepare(&mut self, uid: &str) -> Result<(), ConfigError> {
         self.validate(uid)?;
+        self.identifier = self
+            .backend
+            .as_ref()
+            .filter(|_| !self.explicit_identifier)
+            .and_then(|backend| backend.extensions().get::<Identifier<C>>().cloned())
+            .unwrap_or_else(|| self.base_identifier.clone());
         self.key_template = self
             .backend
             .as_ref()
@@ -132,6 +144,8 @@ impl<C: ?Sized> Clone for Config<C> {
             backend: self.backend.clone(),
             cost: self.cost.clone(),
             identifier: self.identifier.clone(),
+            base_identifier: self.base_identifier.clone(),
+            explicit_identifier: self.explicit_identifier,
             context: self.context.clone(),
             min_wait: self.min_wait,
             on_error: self.on_error.clone(),

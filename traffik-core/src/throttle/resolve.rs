@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use super::{Config, HitOptions, Throttle};
+use super::{Config, HitOptions, Identifier, Throttle};
 use crate::key::KeyIdentity;
 use crate::{Context, Identity, Rate, SkipReason};
 
@@ -64,6 +64,30 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         }
     }
 
+    /// The identifier of a hit: the throttle's (already the backend's when the throttle has a
+    /// backend of its own that names one), else, for a throttle that set none itself, the one
+    /// the hit's backend (the per-hit one, else the registry's default) names.
+    #[inline]
+    fn identifier_of<'c>(
+        &self,
+        config: &'c Config<C>,
+        options: &HitOptions<'_>,
+    ) -> Cow<'c, Identifier<C>> {
+        if config.explicit_identifier || config.backend.is_some() {
+            return Cow::Borrowed(&config.identifier);
+        }
+        let named = match options.backend {
+            Some(backend) => backend.extensions().get::<Identifier<C>>().cloned(),
+            None => self
+                .inner
+                .registry
+                .default_backend()
+                .as_ref()
+                .and_then(|slot| slot.0.extensions().get::<Identifier<C>>().cloned()),
+        };
+        named.map_or(Cow::Borrowed(&config.identifier), Cow::Owned)
+    }
+
     /// Identity, context, rate and cost of a hit, or why it is skipped (exempted, unlimited,
     /// cost 0).
     pub(super) async fn resolve<'a>(
@@ -74,8 +98,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         cost: Cost,
     ) -> Result<Resolved<'a>, SkipReason> {
         let client = Client::of(
-            config
-                .identifier
+            self.identifier_of(config, options)
                 .identify(connection, options.identities)
                 .await,
         )?;
@@ -101,6 +124,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
     /// `Option<Result<Resolved, _>>` (about 50 instructions a hit).
     #[inline]
     pub(super) fn resolve_now<'a, T>(
+        &self,
         config: &'a Config<C>,
         connection: &'a C,
         options: &HitOptions<'a>,
@@ -108,8 +132,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         then: impl FnOnce(Resolved<'a>) -> Option<T>,
     ) -> Option<T> {
         let client = match Client::of(
-            config
-                .identifier
+            self.identifier_of(config, options)
                 .identify_now(connection, options.identities)?,
         ) {
             Ok(client) => client,
@@ -168,5 +191,101 @@ pub(super) fn merged_context<'a>(call: Option<&'a Context>, base: &'a Context) -
         Some(call) if base.is_empty() => Cow::Borrowed(call),
         Some(call) if !call.is_empty() => Cow::Owned(call.merged_over(base)),
         _ => Cow::Borrowed(base),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::backend::Backend;
+    use crate::throttle::{HitOptions, Identifier};
+    use crate::{Identity, MemoryBackend, Throttle, ThrottleRegistry};
+
+    /// A backend whose throttles count per tenant (the part of the key before `/`).
+    fn per_tenant() -> MemoryBackend {
+        let tenant =
+            Identifier::new(|key: &str| Identity::from(key.split('/').next().unwrap_or(key)));
+        MemoryBackend::builder().extension(tenant).build().unwrap()
+    }
+
+    async fn shared(throttle: &Throttle, options: HitOptions<'_>) -> bool {
+        assert!(
+            throttle
+                .hit_with("acme/alice", options)
+                .await
+                .unwrap()
+                .is_allowed()
+        );
+        throttle
+            .hit_with("acme/bob", options)
+            .await
+            .unwrap()
+            .is_throttled()
+    }
+
+    #[tokio::test]
+    async fn a_backend_names_the_identifier_of_throttles_that_set_none() {
+        let registry = ThrottleRegistry::new();
+        registry.set_default_backend(per_tenant());
+        let on_default = Throttle::builder("backend-id-default", "1/min")
+            .registry(&registry)
+            .build()
+            .unwrap();
+        assert!(
+            shared(&on_default, HitOptions::new()).await,
+            "the registry's default"
+        );
+
+        let bare = ThrottleRegistry::new();
+        let per_hit = Throttle::builder("backend-id-per-hit", "1/min")
+            .registry(&bare)
+            .build()
+            .unwrap();
+        let backend: Arc<dyn Backend> = Arc::new(per_tenant());
+        assert!(
+            shared(&per_hit, HitOptions::new().backend(&backend)).await,
+            "per hit"
+        );
+
+        let updated = Throttle::builder("backend-id-updated", "1/min")
+            .registry(&bare)
+            .backend(MemoryBackend::new())
+            .build()
+            .unwrap();
+        assert!(
+            !shared(&updated, HitOptions::new()).await,
+            "its backend names none"
+        );
+        updated
+            .update_backend(Some(Arc::new(per_tenant())))
+            .unwrap();
+        assert!(
+            shared(&updated, HitOptions::new()).await,
+            "the new backend's"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_throttles_own_identifier_wins_over_the_backends() {
+        let explicit = Throttle::builder("backend-id-explicit", "1/min")
+            .registry(&ThrottleRegistry::new())
+            .identifier(Identifier::new(|key: &str| Identity::from(key)))
+            .backend(per_tenant())
+            .build()
+            .unwrap();
+        assert!(
+            !shared(&explicit, HitOptions::new()).await,
+            "per key, as it says"
+        );
+        let updated = Throttle::builder("backend-id-explicit-later", "1/min")
+            .registry(&ThrottleRegistry::new())
+            .backend(per_tenant())
+            .build()
+            .unwrap();
+        updated
+            .update_identifier(Identifier::new(|key: &str| Identity::from(key)))
+            .unwrap();
+        assert!(!shared(&updated, HitOptions::new()).await);
     }
 }

@@ -62,7 +62,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         let StrategyRef::Pure(strategy) = &config.strategy else {
             return None;
         };
-        Self::resolve_now(
+        self.resolve_now(
             &config,
             connection,
             options,
@@ -144,7 +144,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
                 return Some(Ok(Prepared::KeyValue(Arc::clone(strategy))));
             }
         };
-        Self::resolve_now(
+        self.resolve_now(
             &config,
             connection,
             options,

@@ -107,7 +107,10 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
     /// # Errors
     /// None today; the `Result` keeps every update reporting the same way.
     pub fn update_identifier(&self, identifier: Identifier<C>) -> Result<(), ConfigError> {
-        self.update(|config| config.identifier = identifier.clone())
+        self.update(|config| {
+            config.base_identifier = identifier.clone();
+            config.explicit_identifier = true;
+        })
     }
 
     /// Replaces the minimum wait of throttled hits.
