@@ -14,6 +14,8 @@
 
 use http::Extensions;
 use http::request::Parts;
+
+use crate::refund::RefundSlot;
 use traffik_core::{Decision, Millis, Outcome};
 
 use crate::scope::EntryPoint;
@@ -71,7 +73,7 @@ impl Charge {
     }
 
     /// Returns the charge; a failure is logged and the units stay consumed.
-    async fn refund(&self, parts: &Parts) {
+    pub(crate) async fn refund(&self, parts: &Parts) {
         let scope = match &self.fixed_scope {
             FixedScope::Yes(fixed) => fixed.clone(),
             FixedScope::No => self.throttle.scope_of(parts, self.entry),
@@ -83,7 +85,7 @@ impl Charge {
                 target: "traffik",
                 uid = self.throttle.uid(),
                 %error,
-                "could not return the charge of a refused request; it stays consumed"
+                "could not return a request's charge; it stays consumed"
             );
         }
     }
@@ -105,11 +107,15 @@ pub(crate) struct Charges {
 }
 
 impl Charges {
-    /// Records `charge` if `decision` consumed (a skipped hit, fail-open included, did not).
-    pub(crate) fn record(extensions: &mut Extensions, charge: Charge, decision: &Decision) {
+    /// Records `charge`, made on `parts`, if `decision` consumed (a skipped hit, fail-open
+    /// included, did not): for a later refusal of the request, and for a refund policy around
+    /// it ([`RefundSlot`]).
+    pub(crate) fn record(parts: &mut Parts, charge: Charge, decision: &Decision) {
         if decision.outcome != Outcome::Allowed {
             return;
         }
+        RefundSlot::keep(parts, &charge);
+        let extensions = &mut parts.extensions;
         match extensions.get_mut::<Charges>() {
             Some(charges) => charges.more.push(charge),
             None => {
@@ -131,6 +137,7 @@ impl Charges {
         let Some(charges) = parts.extensions.remove::<Charges>() else {
             return;
         };
+        RefundSlot::forget(parts);
         Box::pin(async {
             for charge in std::iter::once(&charges.first).chain(&charges.more) {
                 charge.refund(parts).await;

@@ -126,7 +126,7 @@ where
                 return Err(rejection);
             }
         };
-        Charges::record(&mut parts.extensions, charge, &decision);
+        Charges::record(parts, charge, &decision);
         let mut headers = HeaderMap::new();
         throttle.write_headers(&decision, &mut headers);
         if !headers.is_empty()

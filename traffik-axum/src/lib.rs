@@ -77,6 +77,7 @@ mod layer;
 mod macro_support;
 mod path_pattern;
 mod policy;
+mod refund;
 mod rejection;
 mod request_identities;
 mod request_match;
@@ -99,6 +100,7 @@ pub use headers_layer::{RateLimitHeadersLayer, RateLimitHeadersService};
 pub use layer::{ThrottleLayer, ThrottleService};
 pub use path_pattern::PathPattern;
 pub use policy::{ThrottlePolicies, ThrottlePolicy};
+pub use refund::{RefundLayer, RefundPolicy, RefundService};
 pub use rejection::{
     BackendUnavailable, Misconfigured, NoBackend, ThrottleRejection, TooManyRequests,
 };

@@ -123,7 +123,7 @@ where
             }
         };
         for (charge, decision) in charges.into_iter().zip(&decisions) {
-            Charges::record(&mut parts.extensions, charge, decision);
+            Charges::record(parts, charge, decision);
         }
         let mut headers = HeaderMap::new();
         HttpThrottle::write_all_headers(&throttles, &decisions, &mut headers);

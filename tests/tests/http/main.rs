@@ -23,6 +23,7 @@ mod all_or_nothing;
 mod budgets;
 mod client_ip;
 mod identity_once;
+mod refunds;
 mod rules;
 mod shadow;
 

@@ -9,6 +9,7 @@ use traffik_core::backend::Backend;
 
 use super::ThrottleService;
 use crate::backend::RequestBackend;
+use crate::refund::RefundPolicy;
 use crate::rule::ThrottleRule;
 use crate::throttle::HttpThrottle;
 
@@ -49,6 +50,7 @@ use crate::throttle::HttpThrottle;
 pub struct ThrottleLayer {
     rules: Arc<[ThrottleRule]>,
     backend: Option<RequestBackend>,
+    refund: Option<RefundPolicy>,
 }
 
 impl ThrottleLayer {
@@ -64,6 +66,7 @@ impl ThrottleLayer {
         ThrottleLayer {
             rules: rules.into_iter().collect(),
             backend: None,
+            refund: None,
         }
     }
 
@@ -81,7 +84,30 @@ impl ThrottleLayer {
         ThrottleLayer {
             rules: rules.into(),
             backend: self.backend,
+            refund: self.refund,
         }
+    }
+
+    /// Returns the request's charges when its response or its cancellation matches `policy`:
+    /// this layer's charges and those of every entry point inside it (`Throttled<T>`,
+    /// `ThrottledAll`, `#[throttled]`, inner layers). See [`RefundPolicy`]; the reference's
+    /// quota contexts let a handler do this by hand.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use traffik_axum::{HttpThrottle, RefundPolicy, ThrottleLayer};
+    /// use traffik_axum::prelude::*;
+    ///
+    /// let api = HttpThrottle::builder("doc-layer-refund", "100/min").backend(MemoryBackend::new()).build()?;
+    /// let app: Router = Router::new()
+    ///     .route("/", get(|| async { "hi" }))
+    ///     .layer(ThrottleLayer::new(api).refund(RefundPolicy::server_errors().on_cancel(true)));
+    /// # Ok::<(), ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn refund(mut self, policy: RefundPolicy) -> Self {
+        self.refund = Some(policy);
+        self
     }
 
     /// The backend of this layer's throttles that have none of their own (the reference's
@@ -116,6 +142,7 @@ impl fmt::Debug for ThrottleLayer {
         f.debug_struct("ThrottleLayer")
             .field("rules", &self.rules)
             .field("backend", &self.backend)
+            .field("refund", &self.refund)
             .finish()
     }
 }
@@ -124,6 +151,11 @@ impl<S> Layer<S> for ThrottleLayer {
     type Service = ThrottleService<S>;
 
     fn layer(&self, inner: S) -> ThrottleService<S> {
-        ThrottleService::new(inner, self.rules.clone(), self.backend.clone())
+        ThrottleService::new(
+            inner,
+            self.rules.clone(),
+            self.backend.clone(),
+            self.refund.clone(),
+        )
     }
 }

@@ -14,6 +14,7 @@ use super::future::{ResponseFuture, add_headers};
 use crate::backend::RequestBackend;
 use crate::call::CallOptions;
 use crate::charges::{Charge, Charges};
+use crate::refund::{RefundPolicy, RefundSlot, refunding};
 use crate::request_identities::RequestIdentities;
 use crate::rule::ThrottleRule;
 use crate::scope::EntryPoint;
@@ -25,6 +26,7 @@ pub struct ThrottleService<S> {
     inner: S,
     rules: Arc<[ThrottleRule]>,
     backend: Option<RequestBackend>,
+    refund: Option<RefundPolicy>,
 }
 
 impl<S> ThrottleService<S> {
@@ -32,11 +34,13 @@ impl<S> ThrottleService<S> {
         inner: S,
         rules: Arc<[ThrottleRule]>,
         backend: Option<RequestBackend>,
+        refund: Option<RefundPolicy>,
     ) -> Self {
         ThrottleService {
             inner,
             rules,
             backend,
+            refund,
         }
     }
 
@@ -125,7 +129,7 @@ fn sync_pass(
                 Some(Ok(decision)) => {
                     rule.throttle.write_headers(&decision, headers);
                     let charge = charge.fixing_scope(parts);
-                    Charges::record(&mut parts.extensions, charge, &decision);
+                    Charges::record(parts, charge, &decision);
                     Pass::Allowed
                 }
                 Some(Err(rejection)) => Pass::Refused(rejection.into_response()),
@@ -159,7 +163,7 @@ fn sync_pass(
 fn record(parts: &mut Parts, charges: Vec<Charge>, decisions: &[traffik_core::Decision]) {
     for (charge, decision) in charges.into_iter().zip(decisions) {
         let charge = charge.fixing_scope(parts);
-        Charges::record(&mut parts.extensions, charge, decision);
+        Charges::record(parts, charge, decision);
     }
 }
 
@@ -177,7 +181,26 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let Some(policy) = &self.refund else {
+            return self.decide(request);
+        };
+        let policy = policy.clone();
+        let slot = RefundSlot::default();
+        request.extensions_mut().insert(slot.clone());
+        let response = self.decide(request);
+        ResponseFuture::boxed(Box::pin(refunding(response, slot, policy)))
+    }
+}
+
+impl<S> ThrottleService<S> {
+    /// Decides the request and passes it on if every matching rule admits it.
+    fn decide<B>(&mut self, request: Request<B>) -> ResponseFuture<S::Future, S::Error>
+    where
+        S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        B: Send + 'static,
+    {
         let (mut parts, body) = request.into_parts();
         if let Some(backend) = &self.backend
             && parts.extensions.get::<RequestBackend>().is_none()
