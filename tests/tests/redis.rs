@@ -1407,3 +1407,57 @@ async fn the_fleet_clock_is_redis_s_clock_within_its_bound() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_reservation_is_one_round_trip_and_a_dropped_one_returns_its_charges() {
+    use traffik_core::throttle::{HitOptions, Limit, reserve};
+
+    let server = RedisServer::start();
+    // One handle: limits are grouped by backend handle.
+    let backend: Arc<dyn Backend> = Arc::new(backend(&server, "reserve").await);
+    let shared = |uid: &str, rate: &str| {
+        Throttle::builder(uid, rate)
+            .shared_backend(Arc::clone(&backend))
+            .on_error(OnError::Raise)
+            .registry(&ThrottleRegistry::new())
+            .build()
+            .unwrap()
+    };
+    let exports = shared("reserve-exports", "10/h");
+    let rows = shared("reserve-rows", "1000/h");
+    let limits = |rows_cost| {
+        [
+            Limit::new(&exports, "acme", HitOptions::new()),
+            Limit::new(&rows, "acme", HitOptions::new().cost(rows_cost)),
+        ]
+    };
+    reserve(&limits(1)).await.unwrap().commit(); // loads the script
+    let before = server.calls("evalsha");
+    let reservation = reserve(&limits(400)).await.unwrap();
+    assert_eq!(
+        server.calls("evalsha"),
+        before + 1,
+        "one script call for both limits"
+    );
+    assert_eq!(
+        rows.stat("acme").await.unwrap().unwrap().hits_remaining,
+        599
+    );
+    drop(reservation); // returned on a spawned task
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rows.stat("acme").await.unwrap().unwrap().hits_remaining != 999 {
+        assert!(Instant::now() < deadline, "never returned");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        exports.stat("acme").await.unwrap().unwrap().hits_remaining,
+        9
+    );
+    let refused = reserve(&limits(1000)).await.unwrap();
+    assert!(refused.is_refused());
+    assert_eq!(
+        exports.stat("acme").await.unwrap().unwrap().hits_remaining,
+        9,
+        "nothing"
+    );
+}

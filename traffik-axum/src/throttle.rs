@@ -9,8 +9,8 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use traffik_core::headers::Headers;
 use traffik_core::throttle::{
-    FromThrottle, HitOptions, IntoRate, Limit, Refusal, ThrottleBuilder, Verdict, hit_all_verdicts,
-    try_hit_all_verdicts_now,
+    FromThrottle, HitOptions, IntoRate, Limit, Refusal, Reservation, ThrottleBuilder, Verdict,
+    hit_all_verdicts, reserve, try_hit_all_verdicts_now,
 };
 use traffik_core::{ConfigError, Context, Decision, Millis, StrategyStat, Throttle};
 
@@ -306,6 +306,51 @@ impl HttpThrottle {
             .map(|throttle| Charge::new(throttle, EntryPoint::Enforce, None))
             .collect();
         Self::enforce_all_scoped(&charges, parts).await
+    }
+
+    /// Reserves a cost on several throttles for this request as one unit: every limit admits
+    /// and all are charged now, or none is and the first refusing throttle's 429 comes back.
+    /// Then [`commit`](Reservation::commit) keeps the charges and
+    /// [`cancel`](Reservation::cancel) (or dropping the reservation) returns them: "charge
+    /// only on success" across limits, with the guarantee of
+    /// [`reserve`](traffik_core::throttle::reserve) (one round trip on Redis). Each throttle
+    /// uses its own scope, as [`enforce_all`](Self::enforce_all) does.
+    ///
+    /// ```
+    /// use axum::{extract::State, http::request::Parts};
+    /// use traffik_axum::{HttpThrottle, ThrottleRejection};
+    /// use traffik_axum::prelude::*;
+    ///
+    /// #[derive(Clone)]
+    /// struct Limits { exports: HttpThrottle, rows: HttpThrottle }
+    ///
+    /// async fn export(State(limits): State<Limits>, parts: Parts) -> Result<String, ThrottleRejection> {
+    ///     let rows = 400; // counted from the request
+    ///     let reservation =
+    ///         HttpThrottle::reserve_all(&[(&limits.exports, 1), (&limits.rows, rows)], &parts).await?;
+    ///     match run_export(rows).await {
+    ///         Ok(file) => { reservation.commit(); Ok(file) }
+    ///         Err(_) => Ok("failed: nothing charged".into()), // the reservation drops: returned
+    ///     }
+    /// }
+    /// # async fn run_export(_: u64) -> Result<String, ()> { Err(()) }
+    /// ```
+    pub async fn reserve_all(
+        throttles: &[(&HttpThrottle, u64)],
+        parts: &Parts,
+    ) -> Result<Reservation<'static>, ThrottleRejection> {
+        let charges: Vec<Charge> = throttles
+            .iter()
+            .map(|(throttle, cost)| Charge::new(throttle, EntryPoint::Enforce, Some(*cost)))
+            .collect();
+        let batch = Batch::new(&charges, parts);
+        let reservation = reserve(&batch.limits())
+            .await
+            .map_err(ThrottleRejection::from_error)?;
+        if reservation.is_refused() {
+            batch.verdict(reservation.verdicts().to_vec())?;
+        }
+        Ok(reservation)
     }
 
     /// [`enforce_all`](Self::enforce_all) with per-throttle costs, default scopes and times.

@@ -24,6 +24,7 @@ mod budgets;
 mod client_ip;
 mod identity_once;
 mod refunds;
+mod reservations;
 mod rules;
 mod shadow;
 

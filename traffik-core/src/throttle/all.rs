@@ -23,6 +23,11 @@ pub struct Limit<'a, C: ?Sized + 'static> {
 }
 
 impl<'a, C: ?Sized + 'static> Limit<'a, C> {
+    /// The limit's throttle.
+    pub(super) fn throttle(&self) -> &'a Throttle<C> {
+        self.throttle
+    }
+
     /// `throttle` hit by `connection` with `options`.
     #[must_use]
     pub fn new(throttle: &'a Throttle<C>, connection: &'a C, options: HitOptions<'a>) -> Self {
@@ -165,6 +170,18 @@ where
     C: ?Sized + Send + Sync + 'static,
     R: Report,
 {
+    Ok(decide_all_prepared(limits).await?.0)
+}
+
+/// [`decide_all`], also returning what each limit was resolved to (a reservation keeps the
+/// charged ones, to return them on cancel).
+pub(super) async fn decide_all_prepared<C, R>(
+    limits: &[Limit<'_, C>],
+) -> Result<(Vec<R>, Vec<Prepared>), ThrottleError>
+where
+    C: ?Sized + Send + Sync + 'static,
+    R: Report,
+{
     let mut prepared = Vec::with_capacity(limits.len());
     for limit in limits {
         prepared.push(
@@ -187,7 +204,8 @@ where
             }
         }
         if refused {
-            return finish(limits, &prepared, decisions, true).await;
+            let reports = finish(limits, &prepared, decisions, true).await?;
+            return Ok((reports, prepared));
         }
     }
     for group in &groups.backends {
@@ -198,10 +216,12 @@ where
         };
         group.record(&prepared, &decided, &mut decisions);
         if decided.iter().any(Decision::is_throttled) {
-            return finish(limits, &prepared, decisions, true).await;
+            let reports = finish(limits, &prepared, decisions, true).await?;
+            return Ok((reports, prepared));
         }
     }
-    finish(limits, &prepared, decisions, false).await
+    let reports = finish(limits, &prepared, decisions, false).await?;
+    Ok((reports, prepared))
 }
 
 /// The reports of a batch in the limits' order. The limits not decided yet (key-value
