@@ -580,6 +580,16 @@ pub async fn strategies_match_at_the_edges_of_exact_ranges(
                 Rate::per_millis(E52, 1_000),
                 Rate::per_millis(E52 + 1, 1_000),
             ),
+            // Its limit doubles in the suite's 22:30–22:40 window: half the fixed window's edge.
+            "time-of-day" => (
+                Rate::per_millis(E52 / 2, 1_000),
+                Rate::per_millis(E52 + 1, 1_000),
+            ),
+            // The rollover fraction is kept in parts per million: the limit times a million.
+            "quota-rollover" => (
+                Rate::per_millis(E52 / 1_000_000, 1_000),
+                Rate::per_millis(E52 / 1_000_000 + 1, 1_000),
+            ),
             // GCRA (burst 10) keeps `τ + T` = 10 emission intervals below 2^53 on every backend.
             "gcra" => (Rate::per_millis(3, 1 << 49), Rate::per_millis(3, 1 << 50)),
             // The buckets keep their scaled units below 2^53 on every backend. (A

@@ -14,8 +14,9 @@ use std::sync::Arc;
 
 use traffik_core::backend::{Backend, KeyValueBackend, LockOptions};
 use traffik_core::strategy::{
-    Adaptive, FixedWindow, Gcra, LeakyBucket, LeakyBucketWithQueue, Priority, SlidingWindowCounter,
-    SlidingWindowLog, Strategy, Tiered, TokenBucket, TokenBucketWithDebt,
+    Adaptive, FixedWindow, Gcra, LeakyBucket, LeakyBucketWithQueue, Priority, QuotaWithRollover,
+    SlidingWindowCounter, SlidingWindowLog, Strategy, Tiered, TimeOfDay, TokenBucket,
+    TokenBucketWithDebt,
 };
 use traffik_core::throttle::ThrottleBuilder;
 use traffik_core::{ManualClock, MemoryBackend, Throttle, ThrottleRegistry};
@@ -71,7 +72,18 @@ pub fn every_strategy() -> Vec<(&'static str, Configure)> {
             )
         }),
         ("adaptive", |b| b.strategy(Adaptive::new())),
+        ("time-of-day", |b| b.strategy(time_of_day())),
+        ("quota-rollover", |b| {
+            b.strategy(QuotaWithRollover::new(0.5, 5))
+        }),
     ]
+}
+
+/// The time-of-day strategy as the suite runs it: the limit doubles from 22:30 to 22:40 UTC,
+/// which the differential checks (starting at 22:13 UTC on their clock) cross in their second
+/// seed; the other checks, which expect the rate's own limit, run outside it.
+pub fn time_of_day() -> TimeOfDay {
+    TimeOfDay::new("UTC").window("22:30", "22:40", 2.0)
 }
 
 /// Calls `$builder.strategy(..)` (on any throttle builder) with the built-in strategy named
@@ -96,6 +108,8 @@ macro_rules! with_strategy {
                     .share(PriorityLevel::High, 1.0),
             ),
             "adaptive" => $builder.strategy(Adaptive::new()),
+            "time-of-day" => $builder.strategy($crate::time_of_day()),
+            "quota-rollover" => $builder.strategy(QuotaWithRollover::new(0.5, 5)),
             other => panic!("unknown strategy {other}"),
         }
     }};
@@ -105,7 +119,8 @@ macro_rules! with_strategy {
 pub mod strategies {
     pub use traffik_core::strategy::{
         Adaptive, FixedWindow, Gcra, LeakyBucket, LeakyBucketWithQueue, Priority, PriorityLevel,
-        SlidingWindowCounter, SlidingWindowLog, Tiered, TokenBucket, TokenBucketWithDebt,
+        QuotaWithRollover, SlidingWindowCounter, SlidingWindowLog, Tiered, TokenBucket,
+        TokenBucketWithDebt,
     };
 }
 
@@ -146,6 +161,8 @@ pub fn strategy_by_name(name: &str) -> Box<dyn traffik_core::strategy::DynStrate
                 .share(traffik_core::strategy::PriorityLevel::High, 1.0),
         ),
         "adaptive" => boxed(Adaptive::new()),
+        "time-of-day" => boxed(time_of_day()),
+        "quota-rollover" => boxed(QuotaWithRollover::new(0.5, 5)),
         other => panic!("unknown strategy {other}"),
     }
 }

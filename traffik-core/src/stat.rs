@@ -78,6 +78,11 @@ pub enum StatMetadata {
     Gcra(GcraStat),
     /// From [`Tiered`](crate::strategy::Tiered).
     Tiered(TieredStat),
+    /// From [`QuotaWithRollover`](crate::strategy::QuotaWithRollover).
+    QuotaWithRollover(crate::strategy::QuotaWithRolloverStat),
+    /// From [`TimeOfDay`](crate::strategy::TimeOfDay).
+    #[cfg(feature = "time-of-day")]
+    TimeOfDay(crate::strategy::TimeOfDayStat),
     /// From [`Adaptive`](crate::strategy::Adaptive).
     Adaptive(AdaptiveStat),
     /// From [`Priority`](crate::strategy::Priority).

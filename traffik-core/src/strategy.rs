@@ -53,11 +53,14 @@ mod leaky_bucket_queue;
 #[cfg(feature = "redis")]
 pub(crate) mod native;
 mod priority;
+mod quota_rollover;
 mod refund;
 mod scale;
 mod sliding_window_counter;
 mod sliding_window_log;
 mod tiered;
+#[cfg(feature = "time-of-day")]
+mod time_of_day;
 mod token_bucket;
 mod token_bucket_debt;
 
@@ -81,12 +84,15 @@ pub use leaky_bucket_queue::{
     LeakyBucketQueueState, LeakyBucketWithQueue, LeakyBucketWithQueueStat,
 };
 pub use priority::{Priority, PriorityLevel, PriorityStat};
+pub use quota_rollover::{QuotaState, QuotaWithRollover, QuotaWithRolloverStat};
 pub use refund::Refund;
 pub use sliding_window_counter::{
     SlidingWindowCounter, SlidingWindowCounterStat, SlidingWindowCounterState,
 };
 pub use sliding_window_log::{SlidingWindowLog, SlidingWindowLogStat, SlidingWindowLogState};
 pub use tiered::{Tiered, TieredStat};
+#[cfg(feature = "time-of-day")]
+pub use time_of_day::{TimeOfDay, TimeOfDayStat};
 pub use token_bucket::{TokenBucket, TokenBucketStat, TokenBucketState};
 pub use token_bucket_debt::{TokenBucketWithDebt, TokenBucketWithDebtStat};
 

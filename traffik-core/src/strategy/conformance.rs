@@ -79,6 +79,12 @@ fn core_strategies() -> Vec<Maker> {
         ("tiered", probe(Tiered::new())),
         ("priority(critical)", probe(CriticalPriority)),
         ("adaptive", probe(Adaptive::new())),
+        ("quota-rollover(0)", probe(QuotaWithRollover::new(0.0, 0))),
+        #[cfg(feature = "time-of-day")]
+        (
+            "time-of-day",
+            probe(TimeOfDay::new("UTC").window("00:00", "24:00", 1.0)),
+        ),
     ]
 }
 

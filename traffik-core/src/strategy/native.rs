@@ -6,7 +6,8 @@
 use super::scale::Scale;
 use super::{
     Adaptive, DynStrategy, FixedWindow, Gcra, Hit, LeakyBucket, LeakyBucketWithQueue, Priority,
-    SlidingWindowCounter, SlidingWindowLog, Tiered, TokenBucket, TokenBucketWithDebt,
+    QuotaWithRollover, SlidingWindowCounter, SlidingWindowLog, Tiered, TokenBucket,
+    TokenBucketWithDebt,
 };
 
 /// One hit of a built-in strategy, as numbers.
@@ -42,6 +43,13 @@ pub(crate) enum Native {
         per_unit: u64,
         per_ms: u64,
         tau: u64,
+    },
+    /// Quota with rollover: the rollover fraction in parts per million, and its cap.
+    QuotaWithRollover {
+        period: u64,
+        limit: u64,
+        fraction_ppm: u64,
+        max_rollover: u64,
     },
     /// Adaptive.
     Adaptive {
@@ -87,6 +95,24 @@ impl Native {
                 too_large("the limit", u128::from(limit), LUA_EXACT / 2)
                     .or_else(|| too_large("the period in ms", u128::from(period), LUA_EXACT))
             }
+            Native::QuotaWithRollover {
+                period,
+                limit,
+                max_rollover,
+                ..
+            } => too_large(
+                "the limit times a million (the rollover fraction's scale)",
+                u128::from(limit) * 1_000_000,
+                LUA_EXACT,
+            )
+            .or_else(|| {
+                too_large(
+                    "the limit plus the rollover cap",
+                    u128::from(limit) + u128::from(max_rollover),
+                    LUA_EXACT,
+                )
+            })
+            .or_else(|| too_large("the period in ms", u128::from(period), LUA_EXACT / 2)),
             Native::TokenBucket { .. }
             | Native::LeakyBucket { .. }
             | Native::LeakyBucketQueue { .. }
@@ -106,6 +132,11 @@ impl Native {
         if let Some(tiered) = any.downcast_ref::<Tiered>() {
             let (_, multiplier) = tiered.resolve(hit);
             let limit = Tiered::effective(limit, multiplier);
+            return Some(Native::FixedWindow { period, limit });
+        }
+        #[cfg(feature = "time-of-day")]
+        if let Some(time_of_day) = any.downcast_ref::<super::TimeOfDay>() {
+            let limit = Tiered::effective(limit, time_of_day.multiplier_at(hit.now));
             return Some(Native::FixedWindow { period, limit });
         }
         if let Some(priority) = any.downcast_ref::<Priority>() {
@@ -158,6 +189,14 @@ impl Native {
                 per_unit: scale.per_unit,
                 per_ms: scale.per_ms,
                 tau: gcra.tau(&scale),
+            });
+        }
+        if let Some(quota) = any.downcast_ref::<QuotaWithRollover>() {
+            return Some(Native::QuotaWithRollover {
+                period,
+                limit,
+                fraction_ppm: quota.fraction_ppm(),
+                max_rollover: quota.max_rollover(),
             });
         }
         if let Some(adaptive) = any.downcast_ref::<Adaptive>() {

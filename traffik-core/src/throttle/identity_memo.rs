@@ -10,7 +10,7 @@ use crate::Identity;
 /// The identities computed for one connection, by identifier.
 ///
 /// An adapter keeps one per request (traffik-axum puts one in the request's extensions) or per
-/// WebSocket connection and passes it with each hit ([`HitOptions::identities`]); then a
+/// WebSocket connection and passes it with each hit ([`HitOptions::identities`](super::HitOptions::identities)); then a
 /// memoized [`Identifier`](super::Identifier) (every asynchronous one, by default) runs once
 /// for the connection instead of once per throttle or message. Identifiers are told apart by
 /// their function: throttles built with clones of one `Identifier` share its entry.

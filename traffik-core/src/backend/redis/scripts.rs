@@ -18,7 +18,7 @@ use redis::{Script, ScriptInvocation};
 use crate::strategy::native::Native;
 
 /// Every strategy's transition: its name in the multi-limit script, and its text.
-const TRANSITIONS: [(&str, &str); 8] = [
+const TRANSITIONS: [(&str, &str); 9] = [
     ("fixed_window", include_str!("lua/fixed_window.lua")),
     (
         "sliding_window_counter",
@@ -36,10 +36,11 @@ const TRANSITIONS: [(&str, &str); 8] = [
     ),
     ("gcra", include_str!("lua/gcra.lua")),
     ("adaptive", include_str!("lua/adaptive.lua")),
+    ("quota_rollover", include_str!("lua/quota_rollover.lua")),
 ];
 
 /// Every strategy's refund, in [`TRANSITIONS`] order.
-const REFUNDS: [&str; 8] = [
+const REFUNDS: [&str; 9] = [
     include_str!("lua/refund/fixed_window.lua"),
     include_str!("lua/refund/sliding_window_counter.lua"),
     include_str!("lua/refund/sliding_window_log.lua"),
@@ -48,6 +49,7 @@ const REFUNDS: [&str; 8] = [
     include_str!("lua/refund/leaky_bucket_queue.lua"),
     include_str!("lua/refund/gcra.lua"),
     include_str!("lua/refund/adaptive.lua"),
+    include_str!("lua/refund/quota_rollover.lua"),
 ];
 
 const CLOCK: &str = include_str!("lua/clock.lua");
@@ -95,7 +97,7 @@ fn calls(text: &str, name: &str) -> bool {
 }
 
 /// One refund script per strategy, in [`TRANSITIONS`] order.
-static REFUND: LazyLock<[Script; 8]> = LazyLock::new(|| {
+static REFUND: LazyLock<[Script; 9]> = LazyLock::new(|| {
     REFUNDS.map(|refund| {
         Script::new(&with_functions(
             &[CLOCK, DEADLINE],
@@ -105,7 +107,7 @@ static REFUND: LazyLock<[Script; 8]> = LazyLock::new(|| {
 });
 
 /// One script per strategy, in [`TRANSITIONS`] order.
-static SINGLE: LazyLock<[Script; 8]> =
+static SINGLE: LazyLock<[Script; 9]> =
     LazyLock::new(|| TRANSITIONS.map(|(_, transition)| Script::new(&single_source(transition))));
 
 fn single_source(transition: &str) -> String {
@@ -194,6 +196,7 @@ fn transition_of(native: &Native) -> usize {
         Native::LeakyBucketQueue { .. } => 5,
         Native::Gcra { .. } => 6,
         Native::Adaptive { .. } => 7,
+        Native::QuotaWithRollover { .. } => 8,
     }
 }
 
@@ -238,6 +241,17 @@ fn parameters(native: &Native) -> Vec<String> {
             per_ms,
             tau,
         } => vec![per_unit.to_string(), per_ms.to_string(), tau.to_string()],
+        Native::QuotaWithRollover {
+            period,
+            limit,
+            fraction_ppm,
+            max_rollover,
+        } => vec![
+            period.to_string(),
+            limit.to_string(),
+            fraction_ppm.to_string(),
+            max_rollover.to_string(),
+        ],
         // `{}` on f64 is the shortest text that parses back to the same double, which is what
         // Lua's `tonumber` reads.
         Native::Adaptive {
@@ -355,7 +369,7 @@ mod tests {
             .collect();
         hashes.sort_unstable();
         hashes.dedup();
-        assert_eq!(hashes.len(), 12);
+        assert_eq!(hashes.len(), SINGLE.len() + 4);
     }
 
     /// The names of the shared functions a script defines (before its transition).
