@@ -43,4 +43,11 @@ impl RequestBackend {
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.0
     }
+
+    /// The backend a request's extensions carry, if any.
+    pub(crate) fn of(extensions: &http::Extensions) -> Option<&Arc<dyn Backend>> {
+        extensions
+            .get::<RequestBackend>()
+            .map(RequestBackend::backend)
+    }
 }

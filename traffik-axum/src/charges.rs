@@ -12,6 +12,9 @@
 //! The limits inside one entry point (a `ThrottledAll`, an attribute's rates, the rules of one
 //! layer) are decided as one instead, atomically: no charge, no refund.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use http::Extensions;
 use http::request::Parts;
 
@@ -32,6 +35,9 @@ pub(crate) struct Charge {
     fixed_scope: FixedScope,
     cost: Option<u64>,
     at: Millis,
+    /// Whether the charge was returned, shared with the refund slots that keep it (`None`
+    /// when no refunding layer is around the request): a charge is returned once.
+    returned: Option<Arc<AtomicBool>>,
 }
 
 impl Charge {
@@ -45,6 +51,7 @@ impl Charge {
             fixed_scope: FixedScope::No,
             cost,
             at: throttle.core().now(),
+            returned: None,
         }
     }
 
@@ -72,8 +79,20 @@ impl Charge {
         self.entry
     }
 
+    /// Returns the charge unless a refund slot did already.
+    async fn refund(&self, parts: &Parts) {
+        if self
+            .returned
+            .as_ref()
+            .is_some_and(|returned| returned.swap(true, Ordering::AcqRel))
+        {
+            return;
+        }
+        self.return_now(parts).await;
+    }
+
     /// Returns the charge; a failure is logged and the units stay consumed.
-    pub(crate) async fn refund(&self, parts: &Parts) {
+    pub(crate) async fn return_now(&self, parts: &Parts) {
         let scope = match &self.fixed_scope {
             FixedScope::Yes(fixed) => fixed.clone(),
             FixedScope::No => self.throttle.scope_of(parts, self.entry),
@@ -110,11 +129,11 @@ impl Charges {
     /// Records `charge`, made on `parts`, if `decision` consumed (a skipped hit, fail-open
     /// included, did not): for a later refusal of the request, and for a refund policy around
     /// it ([`RefundSlot`]).
-    pub(crate) fn record(parts: &mut Parts, charge: Charge, decision: &Decision) {
+    pub(crate) fn record(parts: &mut Parts, mut charge: Charge, decision: &Decision) {
         if decision.outcome != Outcome::Allowed {
             return;
         }
-        RefundSlot::keep(parts, &charge);
+        charge.returned = RefundSlot::keep(parts, &charge);
         let extensions = &mut parts.extensions;
         match extensions.get_mut::<Charges>() {
             Some(charges) => charges.more.push(charge),
@@ -137,7 +156,6 @@ impl Charges {
         let Some(charges) = parts.extensions.remove::<Charges>() else {
             return;
         };
-        RefundSlot::forget(parts);
         Box::pin(async {
             for charge in std::iter::once(&charges.first).chain(&charges.more) {
                 charge.refund(parts).await;

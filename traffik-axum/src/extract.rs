@@ -9,6 +9,7 @@ use http::HeaderMap;
 use http::request::Parts;
 use traffik_core::Decision;
 
+use crate::backend::RequestBackend;
 use crate::call::CallOptions;
 use crate::charges::{Charge, Charges};
 use crate::headers_layer::HeaderSlot;
@@ -100,7 +101,10 @@ where
                 ));
             }
         };
-        if throttle.core().memoizes_identity() {
+        if throttle
+            .core()
+            .memoizes_identity(RequestBackend::of(&parts.extensions))
+        {
             RequestIdentities::ensure(&mut parts.extensions);
         }
         // Decide without a future when the throttle can (in memory, synchronous identifier);

@@ -9,6 +9,7 @@ use http::HeaderMap;
 use http::request::Parts;
 use traffik_core::Decision;
 
+use crate::backend::RequestBackend;
 use crate::charges::{Charge, Charges};
 use crate::headers_layer::HeaderSlot;
 use crate::policy::ThrottlePolicies;
@@ -100,10 +101,11 @@ where
                 ));
             }
         };
-        if throttles
-            .iter()
-            .any(|throttle| throttle.core().memoizes_identity())
-        {
+        if throttles.iter().any(|throttle| {
+            throttle
+                .core()
+                .memoizes_identity(RequestBackend::of(&parts.extensions))
+        }) {
             RequestIdentities::ensure(&mut parts.extensions);
         }
         let charges: Vec<Charge> = throttles

@@ -77,7 +77,7 @@ pub use lock::{
     LockOptions,
 };
 #[cfg(feature = "resilience")]
-pub use retry::{Backoff, Retry};
+pub use retry::{Backoff, Jitter, Retry};
 pub use settings::BackendSettings;
 pub use store_id::StoreId;
 

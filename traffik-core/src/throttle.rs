@@ -171,11 +171,16 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         Ok(Throttle { inner })
     }
 
-    /// Whether its identifier is [memoized](Identifier::memoized): an adapter gives its hits an
-    /// [`IdentityMemo`] per connection only then.
+    /// Whether the identifier of its hits is [memoized](Identifier::memoized) when they go to
+    /// `backend` (a per-hit backend, as [`HitOptions::backend`]; `None`: the throttle's own,
+    /// else the registry's default), a backend's named identifier included: an adapter gives
+    /// the hits an [`IdentityMemo`] per connection only then.
     #[must_use]
-    pub fn memoizes_identity(&self) -> bool {
-        self.inner.config.load().identifier.is_memoized()
+    pub fn memoizes_identity(&self, backend: Option<&Arc<dyn crate::backend::Backend>>) -> bool {
+        let config = self.inner.config.load();
+        let mut options = HitOptions::new();
+        options.backend = backend;
+        self.identifier_of(&config, &options).is_memoized()
     }
 
     /// The throttle whose shared state `any` is, if its connection type is `C`.

@@ -133,4 +133,29 @@ async fn a_synchronous_identifier_can_be_memoized_and_an_asynchronous_one_need_n
         2,
         "not memoized: once per throttle"
     );
+
+    // An expensive synchronous identifier, memoized (decided on the synchronous path).
+    let sync_calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&sync_calls);
+    let decode = Identifier::new(move |_: &Parts| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Identity::from("user")
+    })
+    .memoized(true);
+    let limits = Limits {
+        a: throttle("100/min").identifier(decode.clone()).build().unwrap(),
+        b: throttle("100/min").identifier(decode).build().unwrap(),
+        c: throttle("100/min").build().unwrap(),
+    };
+    let base = serve(
+        Router::new()
+            .route("/two", get(two_extractors))
+            .with_state(limits),
+    )
+    .await;
+    for n in 1..=3 {
+        let response = client.get(format!("{base}/two")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(sync_calls.load(Ordering::SeqCst), n, "once per request");
+    }
 }

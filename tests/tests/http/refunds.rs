@@ -175,3 +175,32 @@ async fn a_request_cancelled_by_its_client_is_refunded_when_the_policy_says_so()
         "on_cancel is off: the charge stays"
     );
 }
+
+async fn extracted_only(_: Throttled<FromState>) -> StatusCode {
+    StatusCode::OK
+}
+
+#[tokio::test]
+async fn a_charge_returned_by_a_later_refusal_is_not_returned_again_by_the_policy() {
+    // The layer's budget (2/min) is charged by every request; `/b` also meets an extractor
+    // (1/min) that refuses its second request. That refusal returns the layer's charge; the
+    // layer's policy, refunding every non-2xx, must not return it a second time.
+    let layer_throttle = throttle("2/min").build().unwrap();
+    let state = Limited {
+        throttle: throttle("1/min").build().unwrap(),
+        dropped: Dropped::default(),
+    };
+    let app = Router::new()
+        .route("/b", get(extracted_only))
+        .route("/free", get(|| async { StatusCode::OK }))
+        .with_state(state)
+        .layer(
+            ThrottleLayer::new(layer_throttle)
+                .refund(RefundPolicy::when(|response| !response.status().is_success())),
+        );
+    let base = serve(app).await;
+    assert_eq!(get_status(&base, "/b").await, 200);
+    assert_eq!(get_status(&base, "/b").await, 429);
+    assert_eq!(get_status(&base, "/free").await, 200, "the layer's second unit");
+    assert_eq!(get_status(&base, "/free").await, 429, "returned once, not twice");
+}

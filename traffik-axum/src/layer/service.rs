@@ -186,8 +186,7 @@ where
             return self.decide(request);
         };
         let policy = policy.clone();
-        let slot = RefundSlot::default();
-        request.extensions_mut().insert(slot.clone());
+        let slot = RefundSlot::enter(request.extensions_mut());
         let response = self.decide(request);
         ResponseFuture::boxed(Box::pin(refunding(response, slot, policy)))
     }
@@ -207,11 +206,11 @@ impl<S> ThrottleService<S> {
         {
             parts.extensions.insert(backend.clone());
         }
-        if self
-            .rules
-            .iter()
-            .any(|rule| rule.throttle.core().memoizes_identity())
-        {
+        if self.rules.iter().any(|rule| {
+            rule.throttle
+                .core()
+                .memoizes_identity(RequestBackend::of(&parts.extensions))
+        }) {
             RequestIdentities::ensure(&mut parts.extensions);
         }
         let mut headers = HeaderMap::new();

@@ -22,6 +22,23 @@ pub enum Backoff {
     Linear,
     /// `delay × 2ⁿ⁻¹` before the n-th retry.
     Exponential,
+    /// `delay × log₂(n + 1)` before the n-th retry: fast growth at first, slow later (the
+    /// reference's `LogarithmicBackoff` with base 2).
+    Logarithmic,
+}
+
+/// How a retry's wait is randomised, so a fleet that failed together does not retry together
+/// (AWS's "Exponential Backoff and Jitter").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Jitter {
+    /// The computed delay, exactly.
+    None,
+    /// A uniform random wait between 0 and the delay (the default).
+    Full,
+    /// Half the delay plus a uniform random wait up to the other half: never shorter than half
+    /// the delay (the reference's `EQUAL`).
+    Equal,
 }
 
 /// Retries a backend's failed calls: [`decide`](Backend::decide), [`decide_all`](Backend::decide_all),
@@ -80,7 +97,7 @@ pub struct Retry<B> {
     max_retries: u32,
     delay: Duration,
     backoff: Backoff,
-    jitter: bool,
+    jitter: Jitter,
     max_elapsed: Duration,
     retryable: fn(&BackendError) -> bool,
 }
@@ -94,7 +111,7 @@ impl<B: Backend> Retry<B> {
             max_retries: 2,
             delay: Duration::from_millis(10),
             backoff: Backoff::Exponential,
-            jitter: true,
+            jitter: Jitter::Full,
             max_elapsed: Duration::from_millis(100),
             retryable: retried_by_default,
         }
@@ -121,9 +138,17 @@ impl<B: Backend> Retry<B> {
         self
     }
 
-    /// Whether each wait is a uniform random time between 0 and the delay (default `true`).
+    /// Whether each wait is a uniform random time between 0 and the delay (default `true`):
+    /// [`Jitter::Full`] or [`Jitter::None`].
     #[must_use]
     pub fn jitter(mut self, jitter: bool) -> Self {
+        self.jitter = if jitter { Jitter::Full } else { Jitter::None };
+        self
+    }
+
+    /// How each wait is randomised (default [`Jitter::Full`]).
+    #[must_use]
+    pub fn jitter_kind(mut self, jitter: Jitter) -> Self {
         self.jitter = jitter;
         self
     }
@@ -172,6 +197,16 @@ impl<B: Backend> Retry<B> {
             Backoff::Exponential => self
                 .delay
                 .saturating_mul(2_u32.saturating_pow(retry.saturating_sub(1))),
+            Backoff::Logarithmic => self.delay.mul_f64((f64::from(retry) + 1.0).log2()),
+        }
+    }
+
+    /// `wait` randomised as [`Jitter`] says, drawing `uniform` in `[0, 1)`.
+    fn jittered(&self, wait: Duration, uniform: f64) -> Duration {
+        match self.jitter {
+            Jitter::None => wait,
+            Jitter::Full => wait.mul_f64(uniform),
+            Jitter::Equal => wait / 2 + (wait / 2).mul_f64(uniform),
         }
     }
 
@@ -193,10 +228,7 @@ impl<B: Backend> Retry<B> {
             }
             retry += 1;
             let remaining = self.max_elapsed.saturating_sub(started.elapsed());
-            let mut wait = self.delay_before(retry);
-            if self.jitter {
-                wait = wait.mul_f64(fastrand::f64());
-            }
+            let wait = self.jittered(self.delay_before(retry), fastrand::f64());
             if remaining.is_zero() || wait >= remaining {
                 return Err(error);
             }
@@ -329,10 +361,33 @@ mod tests {
         assert_eq!(waits(retry(Backoff::Constant)), [10, 10, 10, 10]);
         assert_eq!(waits(retry(Backoff::Linear)), [10, 20, 30, 40]);
         assert_eq!(waits(retry(Backoff::Exponential)), [10, 20, 40, 80]);
+        // 10 × log2(n + 1): 10, 15.8, 20, 23.2 ms.
+        assert_eq!(waits(retry(Backoff::Logarithmic)), [10, 15, 20, 23]);
         // No overflow at absurd retry counts.
         assert_eq!(
             retry(Backoff::Exponential).delay_before(u32::MAX),
             Duration::from_millis(10).saturating_mul(u32::MAX)
+        );
+    }
+
+    #[test]
+    fn jitter_keeps_each_wait_in_its_range() {
+        let wait = Duration::from_millis(100);
+        let with = |jitter| Retry::new(MemoryBackend::new()).jitter_kind(jitter);
+        for uniform in [0.0, 0.25, 0.5, 0.999_999] {
+            assert_eq!(with(Jitter::None).jittered(wait, uniform), wait);
+            let full = with(Jitter::Full).jittered(wait, uniform);
+            assert!(full <= wait && full == wait.mul_f64(uniform), "{full:?}");
+            let equal = with(Jitter::Equal).jittered(wait, uniform);
+            assert!(equal >= wait / 2 && equal <= wait, "{equal:?}");
+        }
+        assert_eq!(
+            with(Jitter::Equal).jittered(wait, 0.0),
+            Duration::from_millis(50)
+        );
+        assert_eq!(
+            Retry::new(MemoryBackend::new()).jitter(false).jitter,
+            Jitter::None
         );
     }
 

@@ -23,8 +23,8 @@ const PPM: u64 = 1_000_000;
 ///   a new client from an idle one, and granting the rollover to every unknown client would
 ///   hand `limit + cap` to anyone who rotates identities, and make a new client's first period
 ///   exceed the rate's limit.
-/// - Refused hits are not counted (as in the reference). A cost above `limit + cap` can never
-///   fit ([`Outcome::ExceedsCapacity`](crate::Outcome::ExceedsCapacity)); any other refusal
+/// - Refused hits are not counted (as in the reference). A cost above the largest possible
+///   quota, `limit + min(cap, limit × fraction)`, can never fit ([`Outcome::ExceedsCapacity`](crate::Outcome::ExceedsCapacity)); any other refusal
 ///   waits for the next period.
 /// - The fraction is kept to parts per million, and the rollover rounded down.
 ///
@@ -73,6 +73,7 @@ impl QuotaWithRollover {
     }
 
     /// The rollover cap.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // read by the Redis scripts' mapping
     pub(crate) fn max_rollover(&self) -> u64 {
         self.max_rollover
     }
@@ -150,7 +151,12 @@ impl Strategy for QuotaWithRollover {
         let period = hit.rate.period_ms();
         let (mut quota, rolled) = self.current(state.as_ref(), hit.now, &hit.rate);
         let limit = hit.rate.limit().saturating_add(quota.rollover);
-        let capacity = hit.rate.limit().saturating_add(self.max_rollover());
+        // The most a period can ever allow: the base limit and the largest rollover, that of a
+        // previous period left unused.
+        let capacity = hit
+            .rate
+            .limit()
+            .saturating_add(self.rollover(hit.rate.limit()));
         let reset = millis(u128::from(quota.end(period).saturating_sub(hit.now)));
         let remaining = limit.saturating_sub(quota.used);
         let decision = if hit.cost > capacity {
@@ -313,6 +319,12 @@ mod tests {
         let mut state = None;
         let refused = quota.apply(&mut state, &Hit::new(0, rate, 131, &context));
         assert!(refused.wait().is_none(), "131 > 100 + 30 can never fit");
+        let small_cap = QuotaWithRollover::new(0.1, 30);
+        let never = small_cap.apply(&mut None, &Hit::new(0, rate, 111, &context));
+        assert!(
+            never.wait().is_none(),
+            "the rollover is at most 10 % of 100, under the cap"
+        );
         let later = quota.apply(&mut state, &Hit::new(0, rate, 120, &context));
         assert_eq!(
             later.wait(),

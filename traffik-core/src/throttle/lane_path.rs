@@ -52,7 +52,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
         };
         // Read in place: moving the identity out of what the identifier wrote costs more than
         // the rest of the path (partial writes read back whole).
-        let identity = config.identifier.call(connection);
+        let identity = config.identifier.identify(connection, options.identities);
         let client = match identity.as_ready()? {
             Identity::Key(key) => KeyIdentity::Text(key),
             Identity::Address(ip) => KeyIdentity::Address(*ip),

@@ -214,8 +214,11 @@ impl<'p> Reservation<'p> {
 
     /// Returns every charge it holds, now.
     pub async fn cancel(self) {
-        let held = std::mem::take(&mut *self.charges());
-        for charge in held {
+        // One at a time: if this future is dropped meanwhile, the reservation's drop returns
+        // what is left.
+        loop {
+            let next = self.charges().pop();
+            let Some(charge) = next else { break };
             charge.refund().await;
         }
     }

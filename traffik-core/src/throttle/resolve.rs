@@ -68,7 +68,7 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
     /// backend of its own that names one), else, for a throttle that set none itself, the one
     /// the hit's backend (the per-hit one, else the registry's default) names.
     #[inline]
-    fn identifier_of<'c>(
+    pub(super) fn identifier_of<'c>(
         &self,
         config: &'c Config<C>,
         options: &HitOptions<'_>,

@@ -92,20 +92,21 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
     /// The rules that apply to this throttle now, `None` when there are none (one atomic load
     /// when neither the throttle nor its registry has any).
     #[inline]
-    fn rules(&self) -> Option<Arc<Merged<C>>> {
+    fn rules(&self) -> Option<arc_swap::Guard<Arc<Merged<C>>>> {
         let generation = self.inner.registry.rules_generation();
         let cell = &self.inner.rules;
         if generation == 0 && cell.own.is_empty() {
             return None;
         }
-        let mut merged = cell.merged.load_full();
+        // A guard, not a clone: no shared reference count written per hit.
+        let mut merged = cell.merged.load();
         if merged.generation != generation {
-            merged = Arc::new(Merged::new(
+            cell.merged.store(Arc::new(Merged::new(
                 generation,
                 &cell.own,
                 self.inner.registry.get_rules::<C>(&self.inner.uid),
-            ));
-            cell.merged.store(Arc::clone(&merged));
+            )));
+            merged = cell.merged.load();
         }
         (!merged.rules.is_empty()).then_some(merged)
     }

@@ -104,7 +104,9 @@ impl<C: ?Sized + 'static> Identifier<C> {
         memo: Option<&'a IdentityMemo>,
     ) -> Option<Identity<'a>> {
         if self.synchronous {
-            return self.call(conn).into_ready().ok();
+            // Through the memo when memoized: computed once, kept for the connection's other
+            // hits.
+            return self.identify(conn, memo).into_ready().ok();
         }
         memo.filter(|_| self.memoized)?.get(self.memo_key())
     }
@@ -115,6 +117,7 @@ impl<C: ?Sized + 'static> Identifier<C> {
 
     /// The identity of `conn`, from `memo` when this identifier is memoized and already ran
     /// for the connection (then stored there).
+    #[inline]
     pub(crate) fn identify<'a>(
         &self,
         conn: &'a C,
