@@ -132,8 +132,11 @@ impl IntoResponse for ThrottleRejection {
 /// rounded up, at least 1), the throttle's rate-limit headers, and the body
 /// `Too many requests. Retry in N seconds.`, as JSON
 /// (`{"detail": "...", "retry_after": N}`) when the request's `Accept` prefers
-/// `application/json`. A throttle's own handler replaces the response (`Retry-After` and the
-/// rate-limit headers are still added unless it set them).
+/// `application/json`. The hit's context can change the default response as the reference's
+/// default handler allows: `"status_code"` (400 to 599), `"detail"` (the message) and
+/// `"headers"` (an object of names to text values; `Retry-After` is always the wait). A
+/// throttle's own handler replaces the response (`Retry-After` and the rate-limit headers are
+/// still added unless it set them).
 pub struct TooManyRequests(Box<Refusal>);
 
 struct Refusal {
@@ -141,14 +144,61 @@ struct Refusal {
     headers: HeaderMap,
     json: bool,
     custom: Option<Response>,
+    look: Look,
+}
+
+/// What the hit's context asks of the default 429 (the reference's default handler reads the
+/// same keys): `"status_code"` (a number from 400 to 599), `"detail"` (the message) and
+/// `"headers"` (an object of header names to text values). Anything else is ignored.
+#[derive(Debug, Default)]
+pub(crate) struct Look {
+    status: Option<StatusCode>,
+    detail: Option<String>,
+    headers: HeaderMap,
+}
+
+impl Look {
+    /// Reads the keys from `context`; a value of the wrong type or range is ignored.
+    pub(crate) fn from_context(context: &traffik_core::Context) -> Look {
+        let status = context
+            .get("status_code")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|code| u16::try_from(code).ok())
+            .filter(|code| (400..=599).contains(code))
+            .and_then(|code| StatusCode::from_u16(code).ok());
+        let detail = context.get_str("detail").map(ToOwned::to_owned);
+        let mut headers = HeaderMap::new();
+        if let Some(object) = context
+            .get("headers")
+            .and_then(serde_json::Value::as_object)
+        {
+            for (name, value) in object {
+                if let (Ok(name), Some(Ok(value))) = (
+                    http::HeaderName::try_from(name.as_str()),
+                    value.as_str().map(HeaderValue::try_from),
+                ) {
+                    headers.insert(name, value);
+                }
+            }
+        }
+        // `Retry-After` is always the wait (the reference forces it too).
+        headers.remove(RETRY_AFTER);
+        Look {
+            status,
+            detail,
+            headers,
+        }
+    }
 }
 
 impl TooManyRequests {
+    /// A refusal answered by `custom`, else by the default response as `look` shapes it.
     pub(crate) fn new(
         decision: Decision,
         headers: HeaderMap,
         json: bool,
         custom: Option<Response>,
+        look: Look,
     ) -> Self {
         tracing::trace!(target: "traffik::rejection", ?decision, "client over its limit; answering 429");
         TooManyRequests(Box::new(Refusal {
@@ -156,6 +206,7 @@ impl TooManyRequests {
             headers,
             json,
             custom,
+            look,
         }))
     }
 
@@ -177,16 +228,19 @@ impl TooManyRequests {
         retry_after_secs(&self.0.decision)
     }
 
-    /// `429 Too Many Requests`.
+    /// `429 Too Many Requests`, or the hit's context's `"status_code"`.
     #[must_use]
     pub fn status(&self) -> StatusCode {
-        StatusCode::TOO_MANY_REQUESTS
+        self.0.look.status.unwrap_or(StatusCode::TOO_MANY_REQUESTS)
     }
 
-    /// The body of the default plain-text response (a custom handler's body is its own).
+    /// The body of the default plain-text response (a custom handler's body is its own): the
+    /// hit's context's `"detail"` when it has one.
     #[must_use]
     pub fn body_text(&self) -> String {
-        if self.0.decision.wait().is_none() {
+        if let Some(detail) = &self.0.look.detail {
+            detail.clone()
+        } else if self.0.decision.wait().is_none() {
             OVER_CAPACITY.to_owned()
         } else {
             self.to_string()
@@ -239,37 +293,42 @@ impl fmt::Display for TooManyRequests {
 impl IntoResponse for TooManyRequests {
     fn into_response(self) -> Response {
         let retry_after = self.retry_after_secs();
+        let status = self.status();
+        let text = self.body_text();
         let Refusal {
             decision,
             headers: rate_limit_headers,
             json,
             custom,
+            look,
         } = *self.0;
         if decision.wait().is_none() && custom.is_none() {
             // Over capacity: waiting cannot help, so no Retry-After.
-            let mut response = (StatusCode::TOO_MANY_REQUESTS, OVER_CAPACITY).into_response();
+            let mut response = (status, text).into_response();
+            response.headers_mut().extend(look.headers);
             response.headers_mut().extend(rate_limit_headers);
             return response;
         }
         let mut response = match custom {
             Some(response) => response,
             None if json => (
-                StatusCode::TOO_MANY_REQUESTS,
+                status,
                 [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
                 serde_json::json!({
-                    "detail": format!("Too many requests. Retry in {retry_after} seconds."),
+                    "detail": text,
                     "retry_after": retry_after,
                 })
                 .to_string(),
             )
                 .into_response(),
-            None => (
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("Too many requests. Retry in {retry_after} seconds."),
-            )
-                .into_response(),
+            None => (status, text).into_response(),
         };
         let headers = response.headers_mut();
+        for (name, value) in look.headers {
+            if let Some(name) = name {
+                headers.insert(name, value);
+            }
+        }
         if !headers.contains_key(RETRY_AFTER) {
             headers.insert(RETRY_AFTER, HeaderValue::from(retry_after));
         }
@@ -435,7 +494,63 @@ mod tests {
             HeaderMap::new(),
             false,
             None,
+            Look::default(),
         )
+    }
+
+    #[tokio::test]
+    async fn the_hits_context_shapes_the_default_429_as_the_reference_allows() {
+        let context = traffik_core::Context::new()
+            .with("status_code", 503)
+            .with("detail", "Slow down, please.")
+            .with(
+                "headers",
+                serde_json::json!({"X-Reason": "quota", "Retry-After": "999", "bad name": "x", "X-Num": 1}),
+            );
+        let decision =
+            Decision::throttled(2, 0, Duration::from_millis(2_500), Duration::from_secs(3));
+        let shaped = |json| {
+            TooManyRequests::new(
+                decision,
+                HeaderMap::new(),
+                json,
+                None,
+                Look::from_context(&context),
+            )
+            .into_response()
+        };
+        let response = shaped(false);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["x-reason"], "quota");
+        assert_eq!(
+            response.headers()[RETRY_AFTER],
+            "3",
+            "the wait, whatever the context says"
+        );
+        assert!(
+            !response.headers().contains_key("x-num"),
+            "not text: ignored"
+        );
+        assert_eq!(body(response).await, "Slow down, please.");
+        let json = body(shaped(true)).await;
+        assert_eq!(json, r#"{"detail":"Slow down, please.","retry_after":3}"#);
+        // Out of range or of the wrong type: the defaults.
+        let odd = traffik_core::Context::new()
+            .with("status_code", 200)
+            .with("detail", 5);
+        let response = TooManyRequests::new(
+            decision,
+            HeaderMap::new(),
+            false,
+            None,
+            Look::from_context(&odd),
+        )
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            body(response).await,
+            "Too many requests. Retry in 3 seconds."
+        );
     }
 
     async fn body(response: Response) -> String {

@@ -19,7 +19,7 @@ use crate::call::CallOptions;
 use crate::charges::Charge;
 use crate::client_ip::ClientIp;
 use crate::handler::ThrottledHandler;
-use crate::rejection::{ThrottleRejection, TooManyRequests, prefers_json};
+use crate::rejection::{Look, ThrottleRejection, TooManyRequests, prefers_json};
 use crate::request_identities::RequestIdentities;
 use crate::scope::{EntryPoint, PREFLIGHT_SCOPE, Scope, is_cors_preflight};
 
@@ -438,15 +438,20 @@ impl HttpThrottle {
         debug_assert!(refusal.is_some(), "a refused verdict carries its refusal");
         let mut headers = HeaderMap::new();
         self.write_headers_with(&decision, call.headers, &mut headers);
+        let context = refusal.map(Refusal::context);
         let custom = self.throttled_handler(refusal).map(|handler| {
-            let context = refusal.map(Refusal::context);
             handler.call(parts, &decision, self, context.unwrap_or(&Context::new()))
         });
+        let look = match (&custom, context) {
+            (None, Some(context)) if !context.is_empty() => Look::from_context(context),
+            _ => Look::default(),
+        };
         ThrottleRejection::TooManyRequests(TooManyRequests::new(
             decision,
             headers,
             prefers_json(&parts.headers),
             custom,
+            look,
         ))
     }
 

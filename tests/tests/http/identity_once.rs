@@ -143,7 +143,10 @@ async fn a_synchronous_identifier_can_be_memoized_and_an_asynchronous_one_need_n
     })
     .memoized(true);
     let limits = Limits {
-        a: throttle("100/min").identifier(decode.clone()).build().unwrap(),
+        a: throttle("100/min")
+            .identifier(decode.clone())
+            .build()
+            .unwrap(),
         b: throttle("100/min").identifier(decode).build().unwrap(),
         c: throttle("100/min").build().unwrap(),
     };

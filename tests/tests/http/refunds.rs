@@ -195,12 +195,21 @@ async fn a_charge_returned_by_a_later_refusal_is_not_returned_again_by_the_polic
         .route("/free", get(|| async { StatusCode::OK }))
         .with_state(state)
         .layer(
-            ThrottleLayer::new(layer_throttle)
-                .refund(RefundPolicy::when(|response| !response.status().is_success())),
+            ThrottleLayer::new(layer_throttle).refund(RefundPolicy::when(|response| {
+                !response.status().is_success()
+            })),
         );
     let base = serve(app).await;
     assert_eq!(get_status(&base, "/b").await, 200);
     assert_eq!(get_status(&base, "/b").await, 429);
-    assert_eq!(get_status(&base, "/free").await, 200, "the layer's second unit");
-    assert_eq!(get_status(&base, "/free").await, 429, "returned once, not twice");
+    assert_eq!(
+        get_status(&base, "/free").await,
+        200,
+        "the layer's second unit"
+    );
+    assert_eq!(
+        get_status(&base, "/free").await,
+        429,
+        "returned once, not twice"
+    );
 }

@@ -186,6 +186,9 @@ mod tests {
         let ok = async { Ok::<_, ()>(StatusCode::OK.into_response()) };
         let response = refunding(ok, slot.clone(), RefundPolicy::server_errors()).await;
         assert_eq!(response.unwrap().status(), StatusCode::OK);
-        assert!(slot.take().is_empty(), "emptied after a response it does not refund");
+        assert!(
+            slot.take().is_empty(),
+            "emptied after a response it does not refund"
+        );
     }
 }
