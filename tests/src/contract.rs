@@ -590,6 +590,12 @@ pub async fn strategies_match_at_the_edges_of_exact_ranges(
                 Rate::per_millis(E52 / 1_000_000, 1_000),
                 Rate::per_millis(E52 / 1_000_000 + 1, 1_000),
             ),
+            // Its tokens are millionths of scaled units, kept below 2^52 on every backend: at
+            // `L/1000ms` with `gcd(L, 1000) = 1`, `L × 1000 × 10^6`.
+            "cost-bucket" => (
+                Rate::per_millis(4_503_599, 1_000),
+                Rate::per_millis(4_503_601, 1_000),
+            ),
             // GCRA (burst 10) keeps `τ + T` = 10 emission intervals below 2^53 on every backend.
             "gcra" => (Rate::per_millis(3, 1 << 49), Rate::per_millis(3, 1 << 50)),
             // The buckets keep their scaled units below 2^53 on every backend. (A
@@ -609,7 +615,12 @@ pub async fn strategies_match_at_the_edges_of_exact_ranges(
         .build();
         let bucket = matches!(
             name,
-            "token-bucket" | "token-bucket-debt" | "leaky-bucket" | "leaky-bucket-queue" | "gcra"
+            "token-bucket"
+                | "token-bucket-debt"
+                | "leaky-bucket"
+                | "leaky-bucket-queue"
+                | "gcra"
+                | "cost-bucket"
         );
         match (&built, edges || bucket) {
             (Err(error), true) => assert!(

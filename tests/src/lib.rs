@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use traffik_core::backend::{Backend, KeyValueBackend, LockOptions};
 use traffik_core::strategy::{
-    Adaptive, FixedWindow, Gcra, LeakyBucket, LeakyBucketWithQueue, Priority, QuotaWithRollover,
-    SlidingWindowCounter, SlidingWindowLog, Strategy, Tiered, TimeOfDay, TokenBucket,
-    TokenBucketWithDebt,
+    Adaptive, CostBasedTokenBucket, FixedWindow, Gcra, LeakyBucket, LeakyBucketWithQueue, Priority,
+    QuotaWithRollover, SlidingWindowCounter, SlidingWindowLog, Strategy, Tiered, TimeOfDay,
+    TokenBucket, TokenBucketWithDebt,
 };
 use traffik_core::throttle::ThrottleBuilder;
 use traffik_core::{ManualClock, MemoryBackend, Throttle, ThrottleRegistry};
@@ -76,6 +76,9 @@ pub fn every_strategy() -> Vec<(&'static str, Configure)> {
         ("quota-rollover", |b| {
             b.strategy(QuotaWithRollover::new(0.5, 5))
         }),
+        ("cost-bucket", |b| {
+            b.strategy(CostBasedTokenBucket::new().cost_window(3))
+        }),
     ]
 }
 
@@ -110,6 +113,7 @@ macro_rules! with_strategy {
             "adaptive" => $builder.strategy(Adaptive::new()),
             "time-of-day" => $builder.strategy($crate::time_of_day()),
             "quota-rollover" => $builder.strategy(QuotaWithRollover::new(0.5, 5)),
+            "cost-bucket" => $builder.strategy(CostBasedTokenBucket::new().cost_window(3)),
             other => panic!("unknown strategy {other}"),
         }
     }};
@@ -118,9 +122,9 @@ macro_rules! with_strategy {
 /// The strategy types [`with_strategy!`] names.
 pub mod strategies {
     pub use traffik_core::strategy::{
-        Adaptive, FixedWindow, Gcra, LeakyBucket, LeakyBucketWithQueue, Priority, PriorityLevel,
-        QuotaWithRollover, SlidingWindowCounter, SlidingWindowLog, Tiered, TokenBucket,
-        TokenBucketWithDebt,
+        Adaptive, CostBasedTokenBucket, FixedWindow, Gcra, LeakyBucket, LeakyBucketWithQueue,
+        Priority, PriorityLevel, QuotaWithRollover, SlidingWindowCounter, SlidingWindowLog, Tiered,
+        TokenBucket, TokenBucketWithDebt,
     };
 }
 
@@ -163,6 +167,7 @@ pub fn strategy_by_name(name: &str) -> Box<dyn traffik_core::strategy::DynStrate
         "adaptive" => boxed(Adaptive::new()),
         "time-of-day" => boxed(time_of_day()),
         "quota-rollover" => boxed(QuotaWithRollover::new(0.5, 5)),
+        "cost-bucket" => boxed(CostBasedTokenBucket::new().cost_window(3)),
         other => panic!("unknown strategy {other}"),
     }
 }

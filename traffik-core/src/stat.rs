@@ -78,6 +78,8 @@ pub enum StatMetadata {
     Gcra(GcraStat),
     /// From [`Tiered`](crate::strategy::Tiered).
     Tiered(TieredStat),
+    /// From [`CostBasedTokenBucket`](crate::strategy::CostBasedTokenBucket).
+    CostBasedTokenBucket(crate::strategy::CostBasedTokenBucketStat),
     /// From [`QuotaWithRollover`](crate::strategy::QuotaWithRollover).
     QuotaWithRollover(crate::strategy::QuotaWithRolloverStat),
     /// From [`TimeOfDay`](crate::strategy::TimeOfDay).

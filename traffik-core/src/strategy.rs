@@ -45,6 +45,7 @@
 
 mod adaptive;
 mod codec;
+mod cost_bucket;
 mod erased;
 mod fixed_window;
 mod gcra;
@@ -76,6 +77,7 @@ use crate::{Context, Decision, Millis, Rate, StrategyStat};
 
 pub use adaptive::{Adaptive, AdaptiveStat, AdaptiveState};
 pub use codec::{StateDecodeError, decode_state, encode_state};
+pub use cost_bucket::{CostBasedTokenBucket, CostBasedTokenBucketStat, CostBucketState};
 pub use erased::{DynStrategy, EncodedRefund, EncodedTransition, ErasedState};
 pub use fixed_window::{FixedWindow, FixedWindowStat, WindowState};
 pub use gcra::{Gcra, GcraStat, GcraState};

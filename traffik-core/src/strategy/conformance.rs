@@ -80,6 +80,10 @@ fn core_strategies() -> Vec<Maker> {
         ("priority(critical)", probe(CriticalPriority)),
         ("adaptive", probe(Adaptive::new())),
         ("quota-rollover(0)", probe(QuotaWithRollover::new(0.0, 0))),
+        (
+            "cost-bucket",
+            probe(CostBasedTokenBucket::new().cost_window(3)),
+        ),
         #[cfg(feature = "time-of-day")]
         (
             "time-of-day",

@@ -5,9 +5,9 @@
 
 use super::scale::Scale;
 use super::{
-    Adaptive, DynStrategy, FixedWindow, Gcra, Hit, LeakyBucket, LeakyBucketWithQueue, Priority,
-    QuotaWithRollover, SlidingWindowCounter, SlidingWindowLog, Tiered, TokenBucket,
-    TokenBucketWithDebt,
+    Adaptive, CostBasedTokenBucket, DynStrategy, FixedWindow, Gcra, Hit, LeakyBucket,
+    LeakyBucketWithQueue, Priority, QuotaWithRollover, SlidingWindowCounter, SlidingWindowLog,
+    Tiered, TokenBucket, TokenBucketWithDebt,
 };
 
 /// One hit of a built-in strategy, as numbers.
@@ -43,6 +43,14 @@ pub(crate) enum Native {
         per_unit: u64,
         per_ms: u64,
         tau: u64,
+    },
+    /// Cost-based token bucket: its average's window (hits) and lowest refill factor (ppm).
+    CostBucket {
+        per_unit: u64,
+        per_ms: u64,
+        capacity: u64,
+        window: u64,
+        min_refill_ppm: u64,
     },
     /// Quota with rollover: the rollover fraction in parts per million, and its cap.
     QuotaWithRollover {
@@ -113,6 +121,9 @@ impl Native {
                 )
             })
             .or_else(|| too_large("the period in ms", u128::from(period), LUA_EXACT / 2)),
+            // `validate` keeps its fine tokens below 2^52 on every backend; the average's
+            // update stays below 2^53 with a window of at most 1,000 hits.
+            Native::CostBucket { .. } => None,
             Native::TokenBucket { .. }
             | Native::LeakyBucket { .. }
             | Native::LeakyBucketQueue { .. }
@@ -189,6 +200,15 @@ impl Native {
                 per_unit: scale.per_unit,
                 per_ms: scale.per_ms,
                 tau: gcra.tau(&scale),
+            });
+        }
+        if let Some(bucket) = any.downcast_ref::<CostBasedTokenBucket>() {
+            return Some(Native::CostBucket {
+                per_unit: scale.per_unit,
+                per_ms: scale.per_ms,
+                capacity: bucket.capacity(rate),
+                window: bucket.window(),
+                min_refill_ppm: bucket.min_refill_ppm(),
             });
         }
         if let Some(quota) = any.downcast_ref::<QuotaWithRollover>() {

@@ -18,7 +18,7 @@ use redis::{Script, ScriptInvocation};
 use crate::strategy::native::Native;
 
 /// Every strategy's transition: its name in the multi-limit script, and its text.
-const TRANSITIONS: [(&str, &str); 9] = [
+const TRANSITIONS: [(&str, &str); 10] = [
     ("fixed_window", include_str!("lua/fixed_window.lua")),
     (
         "sliding_window_counter",
@@ -37,10 +37,11 @@ const TRANSITIONS: [(&str, &str); 9] = [
     ("gcra", include_str!("lua/gcra.lua")),
     ("adaptive", include_str!("lua/adaptive.lua")),
     ("quota_rollover", include_str!("lua/quota_rollover.lua")),
+    ("cost_bucket", include_str!("lua/cost_bucket.lua")),
 ];
 
 /// Every strategy's refund, in [`TRANSITIONS`] order.
-const REFUNDS: [&str; 9] = [
+const REFUNDS: [&str; 10] = [
     include_str!("lua/refund/fixed_window.lua"),
     include_str!("lua/refund/sliding_window_counter.lua"),
     include_str!("lua/refund/sliding_window_log.lua"),
@@ -50,6 +51,7 @@ const REFUNDS: [&str; 9] = [
     include_str!("lua/refund/gcra.lua"),
     include_str!("lua/refund/adaptive.lua"),
     include_str!("lua/refund/quota_rollover.lua"),
+    include_str!("lua/refund/cost_bucket.lua"),
 ];
 
 const CLOCK: &str = include_str!("lua/clock.lua");
@@ -97,7 +99,7 @@ fn calls(text: &str, name: &str) -> bool {
 }
 
 /// One refund script per strategy, in [`TRANSITIONS`] order.
-static REFUND: LazyLock<[Script; 9]> = LazyLock::new(|| {
+static REFUND: LazyLock<[Script; 10]> = LazyLock::new(|| {
     REFUNDS.map(|refund| {
         Script::new(&with_functions(
             &[CLOCK, DEADLINE],
@@ -107,7 +109,7 @@ static REFUND: LazyLock<[Script; 9]> = LazyLock::new(|| {
 });
 
 /// One script per strategy, in [`TRANSITIONS`] order.
-static SINGLE: LazyLock<[Script; 9]> =
+static SINGLE: LazyLock<[Script; 10]> =
     LazyLock::new(|| TRANSITIONS.map(|(_, transition)| Script::new(&single_source(transition))));
 
 fn single_source(transition: &str) -> String {
@@ -197,6 +199,7 @@ fn transition_of(native: &Native) -> usize {
         Native::Gcra { .. } => 6,
         Native::Adaptive { .. } => 7,
         Native::QuotaWithRollover { .. } => 8,
+        Native::CostBucket { .. } => 9,
     }
 }
 
@@ -241,6 +244,19 @@ fn parameters(native: &Native) -> Vec<String> {
             per_ms,
             tau,
         } => vec![per_unit.to_string(), per_ms.to_string(), tau.to_string()],
+        Native::CostBucket {
+            per_unit,
+            per_ms,
+            capacity,
+            window,
+            min_refill_ppm,
+        } => vec![
+            per_unit.to_string(),
+            per_ms.to_string(),
+            capacity.to_string(),
+            window.to_string(),
+            min_refill_ppm.to_string(),
+        ],
         Native::QuotaWithRollover {
             period,
             limit,
