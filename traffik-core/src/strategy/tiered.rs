@@ -109,6 +109,32 @@ impl Tiered {
     }
 }
 
+/// Checks a limit multiplier of strategy `strategy` (named `what` in the error): a positive
+/// number that leaves the limit above 0 at `rate`.
+pub(crate) fn check_multiplier(
+    strategy: &'static str,
+    parameter: &'static str,
+    what: &str,
+    multiplier: f64,
+    rate: &Rate,
+) -> Result<(), StrategyConfigError> {
+    if !multiplier.is_finite() || multiplier <= 0.0 {
+        return Err(StrategyConfigError::new(
+            strategy,
+            parameter,
+            format!("{what} has multiplier {multiplier}; it must be a positive number"),
+        ));
+    }
+    if !rate.is_unlimited() && Tiered::effective(rate.limit(), multiplier) == 0 {
+        return Err(StrategyConfigError::new(
+            strategy,
+            parameter,
+            format!("{what} would have a limit of 0 at rate {rate}"),
+        ));
+    }
+    Ok(())
+}
+
 /// [`Tiered`]'s typed stat metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TieredStat {
@@ -172,22 +198,13 @@ impl Strategy for Tiered {
             ));
         }
         for (tier, multiplier) in self.multipliers.iter() {
-            if !multiplier.is_finite() || *multiplier <= 0.0 {
-                return Err(StrategyConfigError::new(
-                    Self::NAME,
-                    "tiers",
-                    format!(
-                        "tier `{tier}` has multiplier {multiplier}; it must be a positive number"
-                    ),
-                ));
-            }
-            if !rate.is_unlimited() && Self::effective(rate.limit(), *multiplier) == 0 {
-                return Err(StrategyConfigError::new(
-                    Self::NAME,
-                    "tiers",
-                    format!("tier `{tier}` would have a limit of 0 at rate {rate}"),
-                ));
-            }
+            check_multiplier(
+                Self::NAME,
+                "tiers",
+                &format!("tier `{tier}`"),
+                *multiplier,
+                rate,
+            )?;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use super::fixed_window::{WindowState, refund_window, step, window_stat};
-use super::tiered::Tiered;
+use super::tiered::{Tiered, check_multiplier};
 use super::{Hit, Refund, Strategy, StrategyConfigError};
 use crate::{Decision, Millis, Rate, StatMetadata, StrategyStat};
 
@@ -263,18 +263,7 @@ impl Strategy for TimeOfDay {
             .map(|(start, w)| (format!("the window from {start}"), w.multiplier))
             .chain([("the default".to_owned(), self.default_multiplier)]);
         for (what, multiplier) in all {
-            if !multiplier.is_finite() || multiplier <= 0.0 {
-                return error(
-                    "multiplier",
-                    format!("{what} has multiplier {multiplier}; it must be a positive number"),
-                );
-            }
-            if !rate.is_unlimited() && Tiered::effective(rate.limit(), multiplier) == 0 {
-                return error(
-                    "multiplier",
-                    format!("{what} would have a limit of 0 at rate {rate}"),
-                );
-            }
+            check_multiplier(Self::NAME, "multiplier", &what, multiplier, rate)?;
         }
         Ok(())
     }

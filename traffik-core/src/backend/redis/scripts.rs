@@ -58,12 +58,16 @@ const CLOCK: &str = include_str!("lua/clock.lua");
 const DEADLINE: &str = include_str!("lua/deadline.lua");
 /// The functions scripts share, by name, each in its own file; a function comes after those it
 /// calls. A script holds only those it calls ([`with_functions`]).
-const FUNCTIONS: [(&str, &str); 7] = [
+const FUNCTIONS: [(&str, &str); 8] = [
     ("idiv", include_str!("lua/integer/idiv.lua")),
     ("ceil_div", include_str!("lua/integer/ceil_div.lua")),
     ("int", include_str!("lua/integer/int.lua")),
     ("rescale", include_str!("lua/integer/rescale.lua")),
     ("ms_to_gain", include_str!("lua/integer/ms_to_gain.lua")),
+    (
+        "refill_factor",
+        include_str!("lua/integer/refill_factor.lua"),
+    ),
     ("decode", include_str!("lua/state/decode.lua")),
     ("store", include_str!("lua/state/store.lua")),
 ];

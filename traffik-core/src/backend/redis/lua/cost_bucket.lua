@@ -8,13 +8,6 @@ local cap = capacity * per_unit * 1000000
 if cost > capacity then
   return false
 end
-local function factor(average)
-  local inverse = 1000000
-  if average > 0 then
-    inverse = idiv(1000000000, average)
-  end
-  return math.max(min_ppm, math.min(inverse, 1000000))
-end
 local tokens, at, average, previous = cap, now, 1000, 1000
 if stored then
   local version, kept, was, updated, avg, prev = string.match(stored,
@@ -24,7 +17,7 @@ if stored then
     at = math.max(now, updated)
     kept = math.min(rescale(tonumber(kept), tonumber(was), per_unit, false), cap)
     avg, prev = tonumber(avg), tonumber(prev)
-    local refilled = kept + (at - updated) * per_ms * factor(avg)
+    local refilled = kept + (at - updated) * per_ms * refill_factor(avg, min_ppm)
     -- A bucket that refilled completely forgets its average.
     if refilled < cap then
       tokens, average, previous = refilled, avg, prev
@@ -41,4 +34,4 @@ average = idiv(average * (window - 1) + 2 * cost * 1000, window + 1)
 return true,
   string.format('[%s,{"tokens":%d,"per_unit":%d,"updated":%d,"average":%d,"previous":%d}]',
     ARGV[3], tokens, per_unit, at, average, previous),
-  at + ceil_div(cap - tokens, per_ms * factor(average))
+  at + ceil_div(cap - tokens, per_ms * refill_factor(average, min_ppm))

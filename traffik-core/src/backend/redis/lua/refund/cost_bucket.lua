@@ -4,19 +4,12 @@
 local per_unit, per_ms = tonumber(ARGV[6]), tonumber(ARGV[7])
 local capacity, window, min_ppm = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local cap = capacity * per_unit * 1000000
-local function factor(average)
-  local inverse = 1000000
-  if average > 0 then
-    inverse = idiv(1000000000, average)
-  end
-  return math.max(min_ppm, math.min(inverse, 1000000))
-end
 local updated = math.max(at, state.updated)
 local kept = math.min(rescale(state.tokens, state.per_unit, per_unit, false), cap)
 local average, previous = state.average, state.previous
-local tokens = kept + (updated - state.updated) * per_ms * factor(average)
+local tokens = kept + (updated - state.updated) * per_ms * refill_factor(average, min_ppm)
 -- Full (it forgot the charge), or last refilled a whole refill time after the charge.
-if tokens >= cap or state.updated >= at + ceil_div(cap, per_ms * factor(average)) then
+if tokens >= cap or state.updated >= at + ceil_div(cap, per_ms * refill_factor(average, min_ppm)) then
   return 0
 end
 tokens = math.min(tokens + cost * per_unit * 1000000, cap)
@@ -29,5 +22,5 @@ if tokens >= cap then
 end
 save('{"tokens":' .. int(tokens) .. ',"per_unit":' .. int(per_unit) .. ',"updated":' .. int(updated)
   .. ',"average":' .. int(average) .. ',"previous":' .. int(previous) .. '}',
-  updated + ceil_div(cap - tokens, per_ms * factor(average)))
+  updated + ceil_div(cap - tokens, per_ms * refill_factor(average, min_ppm)))
 return 1
