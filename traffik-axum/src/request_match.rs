@@ -27,7 +27,9 @@ type SyncPredicate = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
 /// are covered by a pattern `/items/1`, and `/items/%2e%2e` still by `/items/*`), then the
 /// client's networks, then the synchronous predicate, then the asynchronous one. Unlike the
 /// reference's rules, paths are globs anchored at both ends (`"/api"` does not cover `/apix`);
-/// regular expressions are opt-in ([`PathPattern`]).
+/// regular expressions are opt-in ([`PathPattern`]). In a bypass rule the path must match both
+/// as written and in canonical form, so an exemption never covers another spelling that the
+/// router may send to a different route (`/api/../health`).
 ///
 /// As an engine [`Rule`](traffik_core::rule::Rule), a bypass on every throttle at once:
 ///
@@ -103,8 +105,13 @@ impl RequestMatch {
         self
     }
 
-    /// Whether every criterion but the asynchronous predicate holds.
+    /// Whether every criterion but the asynchronous predicate holds, the path matching either
+    /// spelling (raw or canonical): a throttle covers every spelling of what it names.
     pub(crate) fn matches_cheap(&self, parts: &Parts) -> bool {
+        self.matches_cheap_as(parts, Spellings::Either)
+    }
+
+    fn matches_cheap_as(&self, parts: &Parts, spellings: Spellings) -> bool {
         let method = budget_method(&parts.method);
         if let Some(methods) = &self.methods
             && !methods.iter().any(|m| {
@@ -118,7 +125,10 @@ impl RequestMatch {
         // spelling of a covered path is covered, and normalising never uncovers one.
         self.path.as_ref().is_none_or(|pattern| {
             let raw = parts.uri.path();
-            pattern.matches(raw) || pattern.matches(&canonical_path(raw))
+            match spellings {
+                Spellings::Either => pattern.matches(raw) || pattern.matches(&canonical_path(raw)),
+                Spellings::Both => pattern.matches(raw) && pattern.matches(&canonical_path(raw)),
+            }
         }) && self.networks.as_ref().is_none_or(|(client_ip, networks)| {
             client_ip
                 .resolve(parts)
@@ -136,14 +146,14 @@ impl RequestMatch {
 
     /// Whether every criterion holds.
     pub async fn matches(&self, parts: &Parts) -> bool {
-        match self.holds_on(parts).into_ready() {
+        match self.holds_on(parts, Spellings::Either).into_ready() {
             Ok(holds) => holds,
             Err(pending) => pending.await,
         }
     }
 
-    fn holds_on<'a>(&'a self, parts: &'a Parts) -> MaybeReady<'a, bool> {
-        if !self.matches_cheap(parts) {
+    fn holds_on<'a>(&'a self, parts: &'a Parts, spellings: Spellings) -> MaybeReady<'a, bool> {
+        if !self.matches_cheap_as(parts, spellings) {
             return MaybeReady::ready(false);
         }
         match &self.async_predicate {
@@ -155,12 +165,32 @@ impl RequestMatch {
 
 impl Condition<Parts> for RequestMatch {
     fn holds<'a>(&'a self, parts: &'a Parts, _context: &'a Context) -> MaybeReady<'a, bool> {
-        self.holds_on(parts)
+        self.holds_on(parts, Spellings::Either)
+    }
+
+    /// For an exemption the path must match as the request spells it **and** in its canonical
+    /// form: `/api/../health` or `/health/.` (which the router may send elsewhere) is not
+    /// exempted by a bypass on `/health`.
+    fn holds_strictly<'a>(
+        &'a self,
+        parts: &'a Parts,
+        _context: &'a Context,
+    ) -> MaybeReady<'a, bool> {
+        self.holds_on(parts, Spellings::Both)
     }
 
     fn is_synchronous(&self) -> bool {
         self.async_predicate.is_none()
     }
+}
+
+/// Which spellings of a request's path a pattern must match.
+#[derive(Debug, Clone, Copy)]
+enum Spellings {
+    /// The raw path or its canonical form (a throttle covers both).
+    Either,
+    /// The raw path and its canonical form (an exemption names exactly what it exempts).
+    Both,
 }
 
 impl fmt::Debug for RequestMatch {

@@ -43,6 +43,19 @@ pub trait Condition<C: ?Sized>: Send + Sync + 'static {
     /// Whether the condition holds, at once when it can.
     fn holds<'a>(&'a self, connection: &'a C, context: &'a Context) -> MaybeReady<'a, bool>;
 
+    /// Whether the condition holds for a **bypass** rule. A condition that can match several
+    /// spellings of one connection (a request path and its canonical form, say) should hold
+    /// here only when every spelling matches, so that an exemption is never wider than what it
+    /// names; a `throttle_if` rule uses [`holds`](Self::holds), where matching more is the safe
+    /// side. The default is `holds`.
+    fn holds_strictly<'a>(
+        &'a self,
+        connection: &'a C,
+        context: &'a Context,
+    ) -> MaybeReady<'a, bool> {
+        self.holds(connection, context)
+    }
+
     /// Whether [`holds`](Self::holds) always answers at once: a hit whose rules are all
     /// synchronous can be decided without a future.
     fn is_synchronous(&self) -> bool {
@@ -143,7 +156,10 @@ impl<C: ?Sized + 'static> Rule<C> {
         connection: &'a C,
         context: &'a Context,
     ) -> MaybeReady<'a, bool> {
-        self.condition.holds(connection, context)
+        match self.kind {
+            RuleKind::ThrottleIf => self.condition.holds(connection, context),
+            RuleKind::BypassIf => self.condition.holds_strictly(connection, context),
+        }
     }
 }
 

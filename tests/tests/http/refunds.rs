@@ -213,3 +213,29 @@ async fn a_charge_returned_by_a_later_refusal_is_not_returned_again_by_the_polic
         "returned once, not twice"
     );
 }
+
+#[tokio::test]
+async fn an_outer_refunding_layer_sees_the_charges_made_inside_an_inner_one() {
+    // The inner layer refunds only 404s; the outer one refunds 5xx: an extractor's charge on a
+    // 500 is returned by the outer layer.
+    let state = Limited {
+        throttle: throttle("3/min").build().unwrap(),
+        dropped: Dropped::default(),
+    };
+    let app = Router::new()
+        .route("/{*path}", get(extracted))
+        .with_state(state)
+        .layer(RefundLayer::new(RefundPolicy::when(|r| r.status() == 404)))
+        .layer(RefundLayer::new(RefundPolicy::server_errors()));
+    let base = serve(app).await;
+    for _ in 0..4 {
+        assert_eq!(
+            get_status(&base, "/fail").await,
+            500,
+            "refunded by the outer layer"
+        );
+    }
+    for expected in [200, 200, 200, 429] {
+        assert_eq!(get_status(&base, "/ok").await, expected);
+    }
+}

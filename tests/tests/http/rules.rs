@@ -129,3 +129,35 @@ async fn a_throttles_own_rules_apply_only_where_they_hold() {
     );
     assert_eq!(thrice(&base, "/api", "203.0.113.9").await, [200, 429, 429]);
 }
+
+#[tokio::test]
+async fn an_exemption_covers_only_the_path_as_it_names_it_not_other_spellings() {
+    // `/api/../health` and `/health/.` are routed to the catch-all, not to `/health`: an
+    // exemption on `/health` must not reach them (a throttle rule may, an exemption may not).
+    let registry = exempting_registry();
+    let app = Router::new()
+        .route("/health", get(ok))
+        .route("/{*rest}", get(ok))
+        .layer(ThrottleLayer::new(one_per_minute(&registry)));
+    let base = serve(app).await;
+    let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let mut statuses = Vec::new();
+    for path in [
+        "/api/../health",
+        "/health/.",
+        "/api/%2e%2e/health",
+        "/health",
+    ] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let request =
+            format!("GET {path} HTTP/1.1\r\nhost: x\r\nx-forwarded-for: 203.0.113.9\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut buffer = vec![0; 4096];
+        let read = stream.read(&mut buffer).await.unwrap();
+        let head = String::from_utf8_lossy(&buffer[..read]).to_string();
+        statuses.push(head[9..12].to_owned());
+    }
+    assert_eq!(statuses, ["200", "429", "429", "200"]);
+}

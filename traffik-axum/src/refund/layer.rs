@@ -84,8 +84,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let slot = RefundSlot::default();
-        request.extensions_mut().insert(slot.clone());
+        let slot = RefundSlot::enter(request.extensions_mut());
         Box::pin(refunding(
             self.inner.call(request),
             slot,

@@ -12,7 +12,7 @@ use super::{HitFuture, HitOptions, OnError, Throttle, with_min_wait};
 use crate::backend::{Backend, BackendError, KeyValueStrategy, KeyedHit, Mode};
 use crate::strategy::{DynStrategy, Hit};
 use crate::telemetry;
-use crate::{Context, Decision, Millis, Rate, ThrottleError};
+use crate::{Context, Decision, Millis, Outcome, Rate, ThrottleError};
 
 /// One limit among several decided as one by [`hit_all`]: a throttle, the connection it looks
 /// at, and per-call options.
@@ -170,14 +170,22 @@ where
     C: ?Sized + Send + Sync + 'static,
     R: Report,
 {
-    Ok(decide_all_prepared(limits).await?.0)
+    Ok(decide_all_prepared(limits).await?.reports)
+}
+
+/// A decided batch: the reports, what each limit was resolved to, and which limits were
+/// charged (a refused batch on several backends may have charged some before the refusal).
+pub(super) struct Batch<R> {
+    pub(super) reports: Vec<R>,
+    pub(super) prepared: Vec<Prepared>,
+    pub(super) charged: Vec<bool>,
 }
 
 /// [`decide_all`], also returning what each limit was resolved to (a reservation keeps the
 /// charged ones, to return them on cancel).
 pub(super) async fn decide_all_prepared<C, R>(
     limits: &[Limit<'_, C>],
-) -> Result<(Vec<R>, Vec<Prepared>), ThrottleError>
+) -> Result<Batch<R>, ThrottleError>
 where
     C: ?Sized + Send + Sync + 'static,
     R: Report,
@@ -192,6 +200,7 @@ where
         );
     }
     let mut decisions = vec![None; limits.len()];
+    let mut charged = vec![false; limits.len()];
     let groups = Groups::of(&prepared, &mut decisions);
     if groups.backends.len() > 1 {
         // Check every backend first: a refusal found now charges nothing anywhere.
@@ -204,24 +213,41 @@ where
             }
         }
         if refused {
-            let reports = finish(limits, &prepared, decisions, true).await?;
-            return Ok((reports, prepared));
+            let reports = finish(limits, &prepared, decisions, true, &mut charged).await?;
+            return Ok(Batch {
+                reports,
+                prepared,
+                charged,
+            });
         }
     }
     for group in &groups.backends {
         let hits = group.hits(&prepared);
-        let decided = match group.timed(limits, Mode::Consume, &hits).await {
-            Ok(decided) => decided,
-            Err(error) => group.on_error(&prepared, error, limits).await?,
+        let (decided, consumed) = match group.timed(limits, Mode::Consume, &hits).await {
+            Ok(decided) => (decided, true),
+            // Decided by each limit's on-error policy: nothing was stored.
+            Err(error) => (group.on_error(&prepared, error, limits).await?, false),
         };
         group.record(&prepared, &decided, &mut decisions);
         if decided.iter().any(Decision::is_throttled) {
-            let reports = finish(limits, &prepared, decisions, true).await?;
-            return Ok((reports, prepared));
+            // One backend decides its group atomically: nothing of this group was charged.
+            let reports = finish(limits, &prepared, decisions, true, &mut charged).await?;
+            return Ok(Batch {
+                reports,
+                prepared,
+                charged,
+            });
+        }
+        if consumed {
+            group.mark_charged(&decisions, &mut charged);
         }
     }
-    let reports = finish(limits, &prepared, decisions, false).await?;
-    Ok((reports, prepared))
+    let reports = finish(limits, &prepared, decisions, false, &mut charged).await?;
+    Ok(Batch {
+        reports,
+        prepared,
+        charged,
+    })
 }
 
 /// The reports of a batch in the limits' order. The limits not decided yet (key-value
@@ -233,6 +259,7 @@ async fn finish<C, R>(
     prepared: &[Prepared],
     decisions: Vec<Option<Decision>>,
     mut refused: bool,
+    charged: &mut [bool],
 ) -> Result<Vec<R>, ThrottleError>
 where
     C: ?Sized + Send + Sync + 'static,
@@ -253,6 +280,7 @@ where
             }
             None => {
                 let report: R = decide_one(limit, refused).await?;
+                charged[index] = !refused && report.decision().outcome == Outcome::Allowed;
                 refused |= report.decision().is_throttled();
                 Some(report)
             }
@@ -260,7 +288,9 @@ where
         reports.push(report);
     }
     for index in shadows {
-        reports[index] = Some(decide_one(&limits[index], refused).await?);
+        let report: R = decide_one(&limits[index], refused).await?;
+        charged[index] = !refused && report.decision().outcome == Outcome::Allowed;
+        reports[index] = Some(report);
     }
     Ok(reports.into_iter().flatten().collect())
 }
@@ -458,6 +488,13 @@ impl Group {
             decisions[index] = decided
                 .get(slot)
                 .map(|decision| with_min_wait(*decision, ready.min_wait));
+        }
+    }
+
+    /// Marks the group's limits admitted by its (consuming) decision as charged.
+    fn mark_charged(&self, decisions: &[Option<Decision>], charged: &mut [bool]) {
+        for &(index, _) in &self.members {
+            charged[index] = decisions[index].is_some_and(|d| d.outcome == Outcome::Allowed);
         }
     }
 

@@ -5,11 +5,11 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::all::{Prepared, decide_all_prepared};
+use super::all::{Batch, Prepared, decide_all_prepared};
 use super::{Limit, Throttle, Verdict};
 use crate::backend::Backend;
 use crate::strategy::{DynStrategy, Hit, Refund};
-use crate::{Clock, Context, Decision, Millis, Outcome, Rate, ThrottleError};
+use crate::{Clock, Context, Decision, Millis, Rate, ThrottleError};
 
 /// Reserves `limits` as one unit: **either every limit admits and all are charged now, or
 /// none is charged** (exactly [`hit_all`](super::hit_all)'s guarantee), and returns the
@@ -41,8 +41,13 @@ use crate::{Clock, Context, Decision, Millis, Outcome, Rate, ThrottleError};
 /// - Limits with a key-value strategy (custom strategies on the key-value contract) have no
 ///   refund: their charges stay whatever happens.
 ///
-/// A refused reservation ([`is_refused`](Reservation::is_refused)) charged nothing and holds
-/// nothing.
+/// A refused reservation ([`is_refused`](Reservation::is_refused)) holds nothing: on one backend
+/// nothing was charged; across backends, the limits charged before another refused are returned
+/// before `reserve` answers.
+///
+/// Limits: a charge decided by a [`Fallback`](crate::backend::Fallback)'s fallback side is
+/// returned through the wrapper, which sends it to whichever side answers then; a reservation
+/// dropped as its runtime shuts down may not get to return its charges.
 ///
 /// ```
 /// use traffik_core::{MemoryBackend, Throttle, ThrottleRegistry};
@@ -130,32 +135,47 @@ impl<'p> Reservation<'p> {
     where
         C: ?Sized + Send + Sync + 'static,
     {
-        let (verdicts, prepared): (Vec<Verdict>, Vec<Prepared>) =
-            decide_all_prepared(limits).await?;
-        let refused = verdicts.iter().any(|v| v.decision().is_throttled());
-        let held = if refused {
-            Vec::new()
-        } else {
-            verdicts
-                .iter()
-                .zip(prepared)
-                .zip(limits)
-                .filter(|((verdict, _), _)| verdict.decision().outcome == Outcome::Allowed)
-                .filter_map(|((_, prepared), limit)| match prepared {
-                    Prepared::Ready(ready) => Some(Held {
-                        backend: ready.backend,
-                        key: ready.key,
-                        strategy: ready.strategy,
-                        rate: ready.rate,
-                        cost: ready.cost,
-                        context: ready.context,
-                        at: ready.now,
-                        clock: clock_of(limit.throttle()),
-                    }),
-                    _ => None,
-                })
-                .collect()
-        };
+        let batch: Batch<Verdict> = decide_all_prepared(limits).await?;
+        let mut held: Vec<Held> = Vec::new();
+        for ((prepared, charged), limit) in
+            batch.prepared.into_iter().zip(batch.charged).zip(limits)
+        {
+            let Prepared::Ready(ready) = prepared else {
+                continue;
+            };
+            if !charged {
+                continue;
+            }
+            // The same key twice was charged once with the summed cost: hold it (and return
+            // it) the same way.
+            if let Some(same) = held
+                .iter_mut()
+                .find(|h| Arc::ptr_eq(&h.backend, &ready.backend) && h.key == ready.key)
+            {
+                same.cost = same.cost.saturating_add(ready.cost);
+                continue;
+            }
+            held.push(Held {
+                backend: ready.backend,
+                key: ready.key,
+                strategy: ready.strategy,
+                rate: ready.rate,
+                cost: ready.cost,
+                context: ready.context,
+                at: ready.now,
+                clock: clock_of(limit.throttle()),
+            });
+        }
+        let verdicts = batch.reports;
+        if verdicts.iter().any(|v| v.decision().is_throttled()) {
+            // Refused: limits on another backend may have been charged before the refusal
+            // (there is no cross-backend transaction). Return them now: a refused reservation
+            // holds nothing.
+            for charge in held {
+                charge.refund().await;
+            }
+            held = Vec::new();
+        }
         Ok(Reservation {
             verdicts,
             held: Mutex::new(held),
@@ -377,6 +397,95 @@ mod tests {
             t.left().await,
             (10, 3),
             "the parent returned what was committed into it"
+        );
+    }
+
+    /// Memory, where a concurrent request charges a key once between a batch's check and its
+    /// charge (the first consuming decision only).
+    #[derive(Debug)]
+    struct Racing {
+        inner: MemoryBackend,
+        raced: std::sync::atomic::AtomicBool,
+    }
+
+    impl Backend for Racing {
+        fn name(&self) -> &str {
+            "racing"
+        }
+        fn settings(&self) -> &crate::backend::BackendSettings {
+            self.inner.settings()
+        }
+        fn decide<'a>(
+            &'a self,
+            key: &'a str,
+            strategy: &'a dyn DynStrategy,
+            hit: Hit<'a>,
+            mode: crate::backend::Mode,
+        ) -> crate::backend::BackendFuture<'a, Decision> {
+            crate::MaybeReady::boxed(async move {
+                let consume = mode == crate::backend::Mode::Consume;
+                if consume && !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    self.inner.decide(key, strategy, hit, mode).await?;
+                }
+                self.inner.decide(key, strategy, hit, mode).await
+            })
+        }
+        fn refund<'a>(
+            &'a self,
+            key: &'a str,
+            strategy: &'a dyn DynStrategy,
+            charge: Hit<'a>,
+            now: Millis,
+        ) -> crate::backend::BackendFuture<'a, Refund> {
+            self.inner.refund(key, strategy, charge, now)
+        }
+        fn stat<'a>(
+            &'a self,
+            key: &'a str,
+            strategy: &'a dyn DynStrategy,
+            hit: Hit<'a>,
+        ) -> crate::backend::BackendFuture<'a, crate::StrategyStat> {
+            self.inner.stat(key, strategy, hit)
+        }
+        fn reset(&self) -> crate::backend::BackendFuture<'_, ()> {
+            self.inner.reset()
+        }
+        fn close(&self) -> crate::backend::BackendFuture<'_, ()> {
+            self.inner.close()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_on_another_backend_after_a_charge_returns_the_charge() {
+        let registry = ThrottleRegistry::new();
+        let wide = Throttle::builder("resv-wide", "100/h")
+            .registry(&registry)
+            .backend(MemoryBackend::new())
+            .build()
+            .unwrap();
+        let narrow = Throttle::builder("resv-narrow", "1/h")
+            .registry(&registry)
+            .backend(Racing {
+                inner: MemoryBackend::new(),
+                raced: std::sync::atomic::AtomicBool::new(false),
+            })
+            .build()
+            .unwrap();
+        let reservation = reserve(&[
+            Limit::new(&wide, "c", HitOptions::new()),
+            Limit::new(&narrow, "c", HitOptions::new()),
+        ])
+        .await
+        .unwrap();
+        assert!(
+            reservation.is_refused(),
+            "the race took the narrow limit's unit"
+        );
+        assert_eq!(reservation.held(), 0);
+        assert_eq!(
+            wide.stat("c").await.unwrap().unwrap().hits_remaining,
+            100,
+            "the wide limit's charge came back"
         );
     }
 
