@@ -98,7 +98,8 @@ impl Charge {
             FixedScope::No => self.throttle.scope_of(parts, self.entry),
         };
         let options =
-            HttpThrottle::options(parts, scope.as_deref(), self.cost, None, Some(self.at));
+            self.throttle
+                .options(parts, scope.as_deref(), self.cost, None, Some(self.at));
         if let Err(error) = self.throttle.core().refund_with(parts, options).await {
             tracing::warn!(
                 target: "traffik",

@@ -103,7 +103,7 @@ where
         };
         if throttle
             .core()
-            .memoizes_identity(RequestBackend::of(&parts.extensions))
+            .memoizes_identity(|| RequestBackend::of(&parts.extensions))
         {
             RequestIdentities::ensure(&mut parts.extensions);
         }

@@ -49,7 +49,7 @@ impl<'a> Batch<'a> {
 
     fn options(&self, member: &'a Member<'a>) -> HitOptions<'a> {
         let charge = member.charge;
-        HttpThrottle::options(
+        charge.throttle().options(
             self.parts,
             member.scope.as_deref(),
             charge.cost(),
@@ -198,7 +198,7 @@ impl HttpThrottle {
     /// after success").
     pub async fn check_request(&self, parts: &Parts) -> Result<Decision, ThrottleRejection> {
         let scope = self.scope_of(parts, EntryPoint::Enforce);
-        let options = Self::options(parts, scope.as_deref(), None, None, None);
+        let options = self.options(parts, scope.as_deref(), None, None, None);
         self.throttle
             .check_with(parts, options)
             .await
@@ -211,7 +211,7 @@ impl HttpThrottle {
         parts: &Parts,
     ) -> Result<Option<StrategyStat>, ThrottleRejection> {
         let scope = self.scope_of(parts, EntryPoint::Enforce);
-        let options = Self::options(parts, scope.as_deref(), None, None, None);
+        let options = self.options(parts, scope.as_deref(), None, None, None);
         self.throttle
             .stat_with(parts, options)
             .await
@@ -228,7 +228,7 @@ impl HttpThrottle {
             Some(_) => None,
             None => self.scope_of(parts, entry),
         };
-        let options = Self::options(
+        let options = self.options(
             parts,
             call.scope.or(scope.as_deref()),
             call.cost,
@@ -252,7 +252,7 @@ impl HttpThrottle {
         now: Option<Millis>,
     ) -> Option<Result<Decision, ThrottleRejection>> {
         let decide = |scope: Option<&str>| {
-            let options = Self::options(parts, scope, cost, None, now);
+            let options = self.options(parts, scope, cost, None, now);
             Some(match self.throttle.try_hit_verdict_now(parts, options)? {
                 Ok(verdict) => self.verdict(parts, verdict, &CallOptions::cost(cost)),
                 Err(error) => Err(ThrottleRejection::from_error(error)),
@@ -389,6 +389,7 @@ impl HttpThrottle {
 
     #[inline]
     pub(crate) fn options<'a>(
+        &self,
         parts: &'a Parts,
         scope: Option<&'a str>,
         cost: Option<u64>,
@@ -400,7 +401,13 @@ impl HttpThrottle {
         options.cost = cost;
         options.context = context;
         options.now = now;
-        options.identities = RequestIdentities::of(&parts.extensions);
+        // The request's memo, only for a memoized identifier (no lookup per hit otherwise).
+        if self
+            .throttle
+            .memoizes_identity(|| RequestBackend::of(&parts.extensions))
+        {
+            options.identities = RequestIdentities::of(&parts.extensions);
+        }
         options.backend = parts
             .extensions
             .get::<RequestBackend>()

@@ -104,7 +104,7 @@ where
         if throttles.iter().any(|throttle| {
             throttle
                 .core()
-                .memoizes_identity(RequestBackend::of(&parts.extensions))
+                .memoizes_identity(|| RequestBackend::of(&parts.extensions))
         }) {
             RequestIdentities::ensure(&mut parts.extensions);
         }

@@ -172,14 +172,27 @@ impl<C: ?Sized + Send + Sync + 'static> Throttle<C> {
     }
 
     /// Whether the identifier of its hits is [memoized](Identifier::memoized) when they go to
-    /// `backend` (a per-hit backend, as [`HitOptions::backend`]; `None`: the throttle's own,
-    /// else the registry's default), a backend's named identifier included: an adapter gives
-    /// the hits an [`IdentityMemo`] per connection only then.
+    /// the backend `backend` returns (a per-hit backend, as [`HitOptions::backend`]; `None`:
+    /// the throttle's own, else the registry's default), a backend's named identifier
+    /// included: an adapter gives the hits an [`IdentityMemo`] per connection only then.
+    ///
+    /// `backend` is only called when the answer depends on it (the throttle has no backend and
+    /// no identifier of its own), so a lookup behind it costs nothing on the common path.
     #[must_use]
-    pub fn memoizes_identity(&self, backend: Option<&Arc<dyn crate::backend::Backend>>) -> bool {
+    #[inline]
+    pub fn memoizes_identity<'b>(
+        &self,
+        backend: impl FnOnce() -> Option<&'b Arc<dyn crate::backend::Backend>>,
+    ) -> bool {
         let config = self.inner.config.load();
+        if config.identifier.is_memoized() {
+            return true;
+        }
+        if config.explicit_identifier || config.backend.is_some() {
+            return false;
+        }
         let mut options = HitOptions::new();
-        options.backend = backend;
+        options.backend = backend();
         self.identifier_of(&config, &options).is_memoized()
     }
 

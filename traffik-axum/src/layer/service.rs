@@ -209,7 +209,7 @@ impl<S> ThrottleService<S> {
         if self.rules.iter().any(|rule| {
             rule.throttle
                 .core()
-                .memoizes_identity(RequestBackend::of(&parts.extensions))
+                .memoizes_identity(|| RequestBackend::of(&parts.extensions))
         }) {
             RequestIdentities::ensure(&mut parts.extensions);
         }

@@ -9,7 +9,6 @@ use traffik_core::{Context, Decision, ThrottleError};
 use super::handler::send_rate_limit_frame;
 use super::{MessageHandler, MessageThrottle, ThrottledSocket};
 use crate::scope::EntryPoint;
-use crate::throttle::HttpThrottle;
 
 /// Why a message hit did not come back with a decision.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +90,7 @@ impl<'a> MessageHit<'a> {
             route = http.scope_of(socket.parts(), EntryPoint::WebSocket);
             route.as_deref()
         };
-        let options = HttpThrottle::options(socket.parts(), scope, cost, context, None);
+        let options = http.options(socket.parts(), scope, cost, context, None);
         let (decision, refusal) = http
             .core()
             .hit_verdict(socket.parts(), options)
