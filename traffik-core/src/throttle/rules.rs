@@ -332,3 +332,30 @@ mod tests {
         assert_eq!(again.uid(), "findable", "the uid is free again");
     }
 }
+
+#[cfg(test)]
+mod registry_switches {
+    use crate::{MemoryBackend, SkipReason, Throttle, ThrottleRegistry};
+
+    #[tokio::test]
+    async fn disable_all_and_enable_all_switch_every_throttle_of_the_registry() {
+        let registry = ThrottleRegistry::new();
+        let build = |uid: &str| {
+            Throttle::builder(uid, "1/min")
+                .registry(&registry)
+                .backend(MemoryBackend::new())
+                .build()
+                .unwrap()
+        };
+        let (a, b) = (build("switch-a"), build("switch-b"));
+        registry.disable_all();
+        for throttle in [&a, &b] {
+            assert!(throttle.is_disabled());
+            let decision = throttle.hit("c").await.unwrap();
+            assert_eq!(decision.skip_reason(), Some(SkipReason::Disabled));
+        }
+        registry.enable_all();
+        assert!(a.hit("c").await.unwrap().is_allowed());
+        assert!(!b.is_disabled());
+    }
+}
