@@ -1,7 +1,8 @@
 //! Exempting `/health` and internal networks from every throttle at once: bypass rules added
 //! to the registry for the uid glob `*` (the reference's `BypassThrottleRule` and
 //! `registry.add_rules`), honoured by the extractor, the layer, `#[throttled]` and WebSocket
-//! message throttles alike. Bypassed requests spend nothing.
+//! message throttles alike (`#[throttled]` throttles live in `ThrottleRegistry::global()`: add
+//! the rules there for them). Bypassed requests spend nothing.
 //!
 //! ```text
 //! cargo run -p traffik-examples --example exemptions

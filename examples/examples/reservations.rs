@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run -p traffik-examples --example reservations
-//! curl -i 'http://127.0.0.1:3000/export?rows=400'          # 3 exports or 1,000 rows per hour
+//! curl -i 'http://127.0.0.1:3000/export?rows=400'          # at most 3 exports and 1,000 rows an hour
 //! curl -i 'http://127.0.0.1:3000/export?rows=400&fail=1'   # fails: nothing charged
 //! curl -i http://127.0.0.1:3000/flaky                      # 500: refunded by the layer
 //! ```
