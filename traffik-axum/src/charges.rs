@@ -157,11 +157,140 @@ impl Charges {
         let Some(charges) = parts.extensions.remove::<Charges>() else {
             return;
         };
+        let mut left = Left {
+            charges: std::iter::once(charges.first).chain(charges.more).collect(),
+            parts: parts.clone(),
+        };
         Box::pin(async {
-            for charge in std::iter::once(&charges.first).chain(&charges.more) {
-                charge.refund(parts).await;
+            // One at a time: if this future is dropped meanwhile (the client went away), the
+            // guard returns the rest.
+            while let Some(charge) = left.charges.pop() {
+                charge.refund(&left.parts).await;
             }
         })
         .await;
+    }
+}
+
+/// The charges of a refused request not returned yet, and the request they were made on:
+/// returned on a spawned task if the refund is dropped part-way.
+struct Left {
+    charges: Vec<Charge>,
+    parts: Parts,
+}
+
+impl Drop for Left {
+    fn drop(&mut self) {
+        if self.charges.is_empty() {
+            return;
+        }
+        let (charges, parts) = (std::mem::take(&mut self.charges), self.parts.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for charge in charges {
+                    charge.refund(&parts).await;
+                }
+            });
+        } else {
+            tracing::warn!(
+                target: "traffik",
+                "a refused request's charges could not be returned outside a Tokio runtime; they \
+                 stay consumed"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context as TaskContext, Waker};
+
+    use http::Request;
+    use traffik_core::backend::{Backend, BackendFuture, BackendSettings, Mode};
+    use traffik_core::strategy::{DynStrategy, Hit, Refund};
+    use traffik_core::{Decision, MaybeReady, MemoryBackend, Millis, StrategyStat};
+
+    use super::*;
+    use crate::HttpThrottle;
+
+    /// Memory whose refunds never finish.
+    #[derive(Debug)]
+    struct StalledRefunds(MemoryBackend);
+
+    impl Backend for StalledRefunds {
+        fn name(&self) -> &str {
+            "stalled"
+        }
+        fn settings(&self) -> &BackendSettings {
+            self.0.settings()
+        }
+        fn decide<'a>(
+            &'a self,
+            key: &'a str,
+            strategy: &'a dyn DynStrategy,
+            hit: Hit<'a>,
+            mode: Mode,
+        ) -> BackendFuture<'a, Decision> {
+            self.0.decide(key, strategy, hit, mode)
+        }
+        fn refund<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a dyn DynStrategy,
+            _: Hit<'a>,
+            _: Millis,
+        ) -> BackendFuture<'a, Refund> {
+            MaybeReady::boxed(std::future::pending())
+        }
+        fn stat<'a>(
+            &'a self,
+            key: &'a str,
+            strategy: &'a dyn DynStrategy,
+            hit: Hit<'a>,
+        ) -> BackendFuture<'a, StrategyStat> {
+            self.0.stat(key, strategy, hit)
+        }
+        fn reset(&self) -> BackendFuture<'_, ()> {
+            self.0.reset()
+        }
+        fn close(&self) -> BackendFuture<'_, ()> {
+            self.0.close()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refund_dropped_part_way_returns_the_rest_on_a_task() {
+        let returned = HttpThrottle::builder("charges-drop-returned", "2/min")
+            .backend(MemoryBackend::new())
+            .build()
+            .unwrap();
+        let stalled = HttpThrottle::builder("charges-drop-stalled", "2/min")
+            .backend(StalledRefunds(MemoryBackend::new()))
+            .build()
+            .unwrap();
+        let (mut parts, ()) = Request::new(()).into_parts();
+        for throttle in [&returned, &stalled] {
+            let charge = Charge::new(throttle, EntryPoint::Enforce, None);
+            let decision = throttle.enforce(&parts).await.unwrap();
+            Charges::record(&mut parts, charge, &decision);
+        }
+        {
+            // The stalled refund comes first (last recorded) and never finishes: the request
+            // is dropped there, as when its client goes away.
+            let mut refund = pin!(Charges::refund(&mut parts));
+            let mut context = TaskContext::from_waker(Waker::noop());
+            assert!(refund.as_mut().poll(&mut context).is_pending());
+        }
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        // A check answers as a hit would: 1 left after it means both units are free again.
+        let left = returned.check_request(&parts).await.unwrap();
+        assert_eq!(
+            left.remaining, 1,
+            "the charge not yet returned came back on a task"
+        );
     }
 }
